@@ -1,0 +1,134 @@
+# dronepipe build. `make` builds every binary; `make test` runs the whole suite (unit tests
+# normal and under ASan+UBSan, fault tests on librdkafka's mock cluster, a short fuzz run,
+# integration tests against a real Kafka, Redis and FerretDB started on their own ports).
+# `make up` / `make down` run the embedded stack (scripts/stack.sh).
+
+PKGS      := rdkafka avro-c hiredis libmongoc-1.0 libmicrohttpd jansson uuid
+CC        ?= cc
+WARN      := -Wall -Wextra -Werror -Wno-missing-field-initializers
+CSTD      := -std=c11 -D_GNU_SOURCE
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgnutls -lpthread -lm
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+# B is the build folder; the sanitizer build uses build-san with SAN=1.
+ifeq ($(SAN),1)
+B      := build-san
+OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDSAN  := -fsanitize=address,undefined
+else
+B      := build
+OPT    := -O2 -g
+LDSAN  :=
+endif
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ipipeline -I$(B)/gen -MMD -MP
+LDFLAGS_ALL := $(LDSAN)
+
+PIPE_SRC := $(sort $(wildcard pipeline/*.c))
+PIPE_OBJ := $(PIPE_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/schemas.o
+SCHEMAS  := $(sort $(wildcard schemas/*.avsc))
+LIB      := $(B)/libpipeline.a
+
+# Every folder producers/<x> or consumers/<x> with a main.c is one binary.
+SVC_DIRS := $(patsubst %/main.c,%,$(wildcard producers/*/main.c consumers/*/main.c))
+svc_bin   = $(B)/bin/$(if $(filter producers/replay,$(1)),dronepipe,dronepipe-$(notdir $(1)))
+BINS     := $(foreach d,$(SVC_DIRS),$(call svc_bin,$(d)))
+
+# Unit tests: tests/unit/<source path>/test_*.c, one binary each. A test of a service module
+# links that service's objects except main.o.
+UNIT_SRC := $(sort $(shell find tests/unit -name 'test_*.c' 2>/dev/null))
+UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
+# Test programs used by the integration tests (tests/it/*.c with their own main).
+IT_SRC   := $(sort $(wildcard tests/it/*.c))
+IT_BIN   := $(IT_SRC:%.c=$(B)/%)
+
+.PHONY: all test unit unit-san fuzz it up down clean clean-data fmt fmt-check bins deps help
+all: $(BINS) $(UNIT_BIN) $(IT_BIN)
+bins: $(BINS)
+
+$(B)/gen/schemas.c: $(SCHEMAS) scripts/embed-schemas.sh
+	@mkdir -p $(@D)
+	scripts/embed-schemas.sh $@ $(SCHEMAS)
+
+$(B)/obj/gen/schemas.o: $(B)/gen/schemas.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIB): $(PIPE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define svc_rule
+$(call svc_bin,$(1)): $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(1)/*.c)) $(LIB)
+	@mkdir -p $$(@D)
+	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB) $(PKG_LIBS)
+endef
+$(foreach d,$(SVC_DIRS),$(eval $(call svc_rule,$(d))))
+
+# tests/unit/<dir>/test_x.c links the non-main objects of <dir> (when <dir> is a service).
+define unit_rule
+$(B)/$(1:%.c=%): $(B)/obj/$(1:%.c=%.o) $(patsubst %.c,$(B)/obj/%.o,$(filter-out %/main.c,$(wildcard $(patsubst tests/unit/%,%,$(dir $(1)))*.c))) $(LIB)
+	@mkdir -p $$(@D)
+	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+endef
+$(foreach t,$(UNIT_SRC),$(if $(findstring tests/unit/pipeline/,$(t)),,$(eval $(call unit_rule,$(t)))))
+# pipeline tests link only the library
+$(B)/tests/unit/pipeline/%: $(B)/obj/tests/unit/pipeline/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+$(B)/tests/it/%: $(B)/obj/tests/it/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# Object files of tests may include service headers.
+$(B)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Iproducers -Iconsumers -c $< -o $@
+
+deps:
+	scripts/install-deps.sh
+
+unit: $(UNIT_BIN)
+	@scripts/run-unit.sh $(B) $(UNIT_BIN)
+
+unit-san:
+	$(MAKE) SAN=1 unit
+
+fuzz:
+	@scripts/fuzz.sh
+
+it: all
+	@scripts/test-it.sh $(B)
+
+# The whole suite. Each part prints a closing "N passed, N failed" line.
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) unit-san
+	$(MAKE) fuzz
+	$(MAKE) it
+
+up: deps all
+	scripts/stack.sh up
+
+down:
+	scripts/stack.sh down
+
+clean-data:
+	scripts/stack.sh clean-data
+
+clean:
+	rm -rf build build-san
+
+fmt:
+	clang-format -i $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+fmt-check:
+	clang-format --dry-run -Werror $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,91 @@
+/* http.h — HTTP server glue over libmicrohttpd: routing, bodies, problem+json, health, metrics.
+ *
+ * The server runs MHD's internal thread pool with epoll. Routes are matched by method and a
+ * pattern whose segments may be "{name}" (one path segment). Every request gets /healthz,
+ * /readyz and /metrics for free, an X-Request-Id (echoed or generated), 404 for unknown paths and
+ * 405 with Allow for a known path with the wrong method. Bodies are buffered up to max_body
+ * (413 past it); a body with a non-JSON Content-Type on a route that wants JSON gets 415.
+ *
+ * Asynchronous answers: a handler may call pl_http_suspend() and return; any thread later calls
+ * pl_http_respond() (or pl_http_problem()) on the same request, which resumes the connection.
+ * No server thread is blocked while the request waits.
+ *
+ * Ownership: pl_http_req_t is owned by the server; it stays valid until a response was given and
+ * the connection finished with it. Handlers must respond exactly once, synchronously or after
+ * suspending. Thread rules: handlers run on MHD pool threads; pl_http_respond may be called from
+ * any thread. */
+#ifndef PL_HTTP_H
+#define PL_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "metrics.h"
+
+typedef struct pl_http_server pl_http_server_t;
+typedef struct pl_http_req pl_http_req_t;
+
+typedef void (*pl_http_handler_fn)(pl_http_req_t *req, void *arg);
+
+/* Readiness: return true when ready; else write the reason into reason. */
+typedef bool (*pl_http_ready_fn)(void *arg, char *reason, size_t reason_size);
+
+typedef enum pl_http_body { PL_HTTP_BODY_NONE = 0, PL_HTTP_BODY_JSON } pl_http_body_t;
+
+typedef struct pl_http_route {
+	const char *method;  /* "GET", "POST", ... */
+	const char *pattern; /* "/api/deliveryrequests/{deliveryId}" */
+	pl_http_handler_fn handler;
+	void *arg;
+	pl_http_body_t body; /* PL_HTTP_BODY_JSON: Content-Type must be JSON when a body is sent */
+	const char *name;    /* metrics label, defaults to pattern */
+} pl_http_route_t;
+
+typedef struct pl_http_opts {
+	const char *svc;  /* metrics prefix: dronepipe_<svc>_http_... */
+	const char *addr; /* listen address, e.g. "127.0.0.1" or "0.0.0.0" */
+	uint16_t port;	  /* 0 = pick a free port (tests); see pl_http_port */
+	unsigned threads; /* pool size */
+	size_t max_body;
+	const char *tls_cert_file; /* both set = HTTPS */
+	const char *tls_key_file;
+	pl_http_ready_fn ready;
+	void *ready_arg;
+	pl_metrics_t *metrics; /* rendered at /metrics; NULL = pl_metrics_default() */
+	unsigned connection_limit; /* 0 = default 10000 */
+} pl_http_opts_t;
+
+/* Starts listening. routes (count entries) are copied. NULL + errstr on failure. */
+pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http_route_t *routes,
+				       size_t count, char *errstr, size_t errstr_size);
+/* Stops accepting, finishes or cancels connections, frees everything. NULL is a no-op. */
+void pl_http_server_stop(pl_http_server_t *server);
+uint16_t pl_http_port(const pl_http_server_t *server);
+
+/* Request accessors (valid while the request is). */
+const char *pl_http_method(const pl_http_req_t *req);
+const char *pl_http_path(const pl_http_req_t *req);
+const char *pl_http_param(const pl_http_req_t *req, const char *name);	/* {name} in pattern */
+const char *pl_http_query(const pl_http_req_t *req, const char *name);	/* NULL when absent */
+const char *pl_http_header(const pl_http_req_t *req, const char *name); /* case-insensitive */
+const char *pl_http_body(const pl_http_req_t *req, size_t *len);	/* NUL-terminated; may be "" */
+const char *pl_http_request_id(const pl_http_req_t *req);
+
+/* Adds a response header (copied) for the response about to be given. */
+void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value);
+/* Responds; body is copied. Safe from any thread; resumes a suspended request. */
+void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_type,
+		     const char *body, size_t len);
+/* application/problem+json: {"type","title","status","detail","errors":[...]} .
+ * errors_json is a JSON array text (may be NULL for none). */
+void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
+		     const char *errors_json);
+/* Marks the request as answered later (from any thread) with pl_http_respond. */
+void pl_http_suspend(pl_http_req_t *req);
+
+/* Standard reason phrase for a status ("Not Found"). */
+const char *pl_http_reason(unsigned status);
+
+#endif

@@ -1,0 +1,97 @@
+/* stage.h — the consumer-stage loop: poll -> decode -> handle -> store offset; retry; dead-letter.
+ *
+ * One stage = one consumer group member with its own producer for replies and dead letters.
+ * Delivery semantics (DESIGN.md): at-least-once. enable.auto.offset.store=false; a record's offset
+ * is stored only after its handler returned OK or DEAD and every reply it produced (and its
+ * dead letter) was acknowledged by the broker. Stored offsets are committed on an interval
+ * (auto.commit.interval.ms) and on partition revoke and close.
+ *
+ * Handler outcomes:
+ *   PL_STAGE_OK    effects done; replies sent with pl_stage_produce.
+ *   PL_STAGE_RETRY transient: the partition is paused and the same record is handled again after
+ *                  an exponential backoff with jitter (DP_RETRY_BACKOFF_MIN_MS..MAX_MS); records of
+ *                  other partitions keep flowing; order within the partition is kept.
+ *   PL_STAGE_DEAD  poison: the record is produced to "<topic>.dlq" with its key, value, original
+ *                  headers and dp_error, dp_error_class, dp_source_topic, dp_source_partition,
+ *                  dp_source_offset, dp_group, dp_dead_at; then its offset advances.
+ * Records whose value does not decode (pl_avro_decode) are dead-lettered without calling the
+ * handler, unless the stage was created with raw = true.
+ *
+ * Shutdown: pl_stage_stop (async-signal-safe) makes pl_stage_run finish the batch in hand, wait
+ * for its acknowledgements, store and commit offsets, and leave the group.
+ * Thread rules: pl_stage_run runs on the caller's thread; handlers run on it too, one record at
+ * a time. pl_stage_produce may only be called from inside a handler. */
+#ifndef PL_STAGE_H
+#define PL_STAGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "avro.h"
+#include "cfg.h"
+#include "err.h"
+#include "kafka.h"
+#include "metrics.h"
+
+typedef enum pl_stage_outcome { PL_STAGE_OK = 0, PL_STAGE_RETRY, PL_STAGE_DEAD } pl_stage_outcome_t;
+
+typedef struct pl_stage pl_stage_t;
+typedef struct pl_stage_ctx pl_stage_ctx_t; /* per-record handler context */
+
+/* event is the decoded value (borrowed; NULL when raw) and schema its reader schema. */
+typedef pl_stage_outcome_t (*pl_stage_handler_fn)(pl_stage_ctx_t *ctx, const pl_record_t *record,
+						   const json_t *event, const pl_avro_schema_t *schema,
+						   void *arg);
+
+/* Partition assignment hooks (e.g. restore saga state). Called on the stage thread. A non-OK
+ * return from on_assign is fatal (pl_stage_run returns it). */
+typedef pl_err_t (*pl_stage_assign_fn)(const char *topic, int32_t partition, void *arg);
+
+typedef struct pl_stage_opts {
+	const char *group;	    /* consumer group id, e.g. "workflow" */
+	const char *const *topics;  /* NULL-terminated */
+	pl_stage_handler_fn handler;
+	void *handler_arg;
+	pl_stage_assign_fn on_assign; /* optional, per partition */
+	pl_stage_assign_fn on_revoke; /* optional, per partition */
+	void *assign_arg;
+	const pl_avro_registry_t *registry; /* for decoding; borrowed */
+	bool raw;			    /* do not decode; handler gets event == NULL */
+	pl_metrics_t *metrics;		    /* NULL = default */
+	const char *const *extra_consumer_props; /* NULL-terminated key/value list, may be NULL */
+	int max_batch;			    /* records per batch (default 500) */
+} pl_stage_opts_t;
+
+/* Config options the stage reads (DP_RETRY_BACKOFF_MIN_MS, DP_RETRY_BACKOFF_MAX_MS,
+ * DP_COMMIT_INTERVAL_MS, DP_STATS_INTERVAL_MS, DP_SHUTDOWN_TIMEOUT_MS); add to a binary's tables. */
+extern const pl_cfg_opt_t pl_stage_cfg[];
+
+pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char *errstr,
+			 size_t errstr_size);
+/* Runs until pl_stage_stop. Returns PL_OK after a clean shutdown, or the fatal error. */
+pl_err_t pl_stage_run(pl_stage_t *stage);
+/* Async-signal-safe. */
+void pl_stage_stop(pl_stage_t *stage);
+void pl_stage_destroy(pl_stage_t *stage);
+
+/* Readiness: partitions assigned (or group joined with nothing to assign yet). */
+bool pl_stage_ready(pl_stage_t *stage, char *reason, size_t reason_size);
+/* The stage's producer (for services that also produce outside handlers). Owned by the stage. */
+pl_producer_t *pl_stage_producer(pl_stage_t *stage);
+
+/* Inside a handler: produce a reply that must be acknowledged before the record's offset is
+ * stored. Copies its arguments. A send error other than a full queue makes the record RETRY. */
+pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *key, const void *value,
+			  size_t value_len, const pl_event_meta_t *meta);
+/* Encodes event with the latest schema of schema_name and produces it (event_type = short name).
+ * The record's traceparent is continued. */
+pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const char *key,
+				const char *schema_name, const json_t *event, const char *event_id);
+/* Sets the reason recorded with a DEAD or RETRY outcome (copied). */
+void pl_stage_set_reason(pl_stage_ctx_t *ctx, pl_err_t err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The trace-id / traceparent of the record being handled ("" when none). */
+const char *pl_stage_traceparent(const pl_stage_ctx_t *ctx);
+
+#endif

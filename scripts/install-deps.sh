@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Installs everything dronepipe needs on a bare Debian 12 machine. Idempotent: each step checks
+# first and does nothing when its result is already there.
+#   Debian packages (C libraries, redis-server, kcat, wrk, clang for sanitizers/fuzzing)
+#   Apache Kafka broker jars from Maven Central  -> .deps/kafka-<ver>/lib
+#   FerretDB built from the Go module proxy       -> .deps/bin/ferretdb
+# Usage: scripts/install-deps.sh [apt|kafka|ferretdb|all]   (default all)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/versions.env"
+deps="$root/.deps"
+mkdir -p "$deps/bin"
+
+log() { printf '[install] %s\n' "$*" >&2; }
+
+APT_PKGS="build-essential pkg-config librdkafka-dev libavro-dev libhiredis-dev libmongoc-dev
+  libbson-dev libmicrohttpd-dev libcmocka-dev libjansson-dev uuid-dev libgnutls28-dev
+  redis-server redis-tools kcat wrk clang libclang-rt-14-dev clang-format curl ca-certificates
+  openjdk-17-jre-headless maven golang-go python3 procps psmisc openssl"
+
+install_apt() {
+	local missing=()
+	for p in $APT_PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	# java/mvn/go may come from elsewhere on the machine (e.g. an SDK in PATH): keep those.
+	local want=()
+	for p in "${missing[@]}"; do
+		case $p in
+		openjdk-17-jre-headless) command -v java >/dev/null && continue ;;
+		maven) command -v mvn >/dev/null && continue ;;
+		golang-go) command -v go >/dev/null && continue ;;
+		python3) command -v python3 >/dev/null && continue ;;
+		esac
+		want+=("$p")
+	done
+	if [ ${#want[@]} -eq 0 ]; then
+		log "debian packages: present"
+		return
+	fi
+	log "debian packages: installing ${want[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+	# The packaged redis-server starts a system instance on 6379; the project runs its own.
+	if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+		systemctl stop redis-server || true
+		systemctl disable redis-server >/dev/null 2>&1 || true
+	fi
+	if [ -f /var/run/redis/redis-server.pid ]; then
+		kill "$(cat /var/run/redis/redis-server.pid)" 2>/dev/null || true
+	fi
+}
+
+install_kafka() {
+	local dir="$deps/kafka-$KAFKA_VERSION"
+	if [ -f "$dir/.complete" ]; then
+		log "kafka $KAFKA_VERSION: present"
+		return
+	fi
+	log "kafka $KAFKA_VERSION: fetching jars from Maven Central"
+	rm -rf "$dir" && mkdir -p "$dir/lib"
+	local pom="$dir/pom.xml"
+	cat >"$pom" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dronepipe</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_$KAFKA_SCALA</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>1.7.36</version></dependency>
+  </dependencies>
+</project>
+POM
+	(cd "$dir" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib -DincludeScope=runtime)
+	touch "$dir/.complete"
+}
+
+install_ferretdb() {
+	local bin="$deps/bin/ferretdb"
+	if [ -x "$bin" ] && [ -f "$deps/bin/.ferretdb-$FERRETDB_VERSION" ]; then
+		log "ferretdb $FERRETDB_VERSION: present"
+		return
+	fi
+	log "ferretdb $FERRETDB_VERSION: building with go install"
+	GOBIN="$deps/bin" GOFLAGS=-mod=mod go install "github.com/FerretDB/FerretDB/cmd/ferretdb@$FERRETDB_VERSION"
+	touch "$deps/bin/.ferretdb-$FERRETDB_VERSION"
+}
+
+what=${1:-all}
+case $what in
+apt) install_apt ;;
+kafka) install_kafka ;;
+ferretdb) install_ferretdb ;;
+all)
+	install_apt
+	install_kafka
+	install_ferretdb
+	;;
+*)
+	echo "usage: $0 [apt|kafka|ferretdb|all]" >&2
+	exit 2
+	;;
+esac
