@@ -35,7 +35,7 @@
 #define PL_AVRO_HEADER_LEN 10
 #define PL_AVRO_MAX_ALLOC (1u << 20) /* largest single allocation avro-c may make while decoding */
 
-/* One embedded schema file (generated from schemas/*.avsc by the build). */
+/* One embedded schema file (generated from the schemas folder by the build). */
 typedef struct pl_avro_source {
 	const char *file; /* e.g. "DeliveryRequested.v1.avsc" */
 	const char *json; /* the file's text */

@@ -64,7 +64,7 @@ typedef struct pl_stage_opts {
 } pl_stage_opts_t;
 
 /* Config options the stage reads (DP_RETRY_BACKOFF_MIN_MS, DP_RETRY_BACKOFF_MAX_MS,
- * DP_COMMIT_INTERVAL_MS, DP_STATS_INTERVAL_MS, DP_SHUTDOWN_TIMEOUT_MS); add to a binary's tables. */
+ * DP_COMMIT_INTERVAL_MS, DP_STATS_INTERVAL_MS); add to a binary's tables. */
 extern const pl_cfg_opt_t pl_stage_cfg[];
 
 pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char *errstr,

@@ -1,0 +1,606 @@
+/* http.c — libmicrohttpd glue: routing, body buffering, problem+json, health/readiness/metrics,
+ * suspend/resume for answers produced on another thread (see http.h).
+ *
+ * Owns: the MHD daemon and every pl_http_req_t (created on a request's first callback, freed in
+ * MHD's request-completed callback). A request's response is built once, stored in the request
+ * under its lock, and queued by the access handler on the MHD thread: directly after the handler
+ * returned, or on the callback that follows MHD_resume_connection.
+ * Request states: NEW -> (handler) -> ANSWERED | SUSPEND_WANTED -> SUSPENDED -> ANSWERED.
+ * Invariant: MHD_suspend_connection is called only by the access handler and only while no
+ * response is stored; MHD_resume_connection only by pl_http_respond for a SUSPENDED request. */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http.h"
+#include "kafka.h"
+#include "log.h"
+#include "mem.h"
+
+#define MAX_PARAMS 4
+#define MAX_EXTRA_HEADERS 8
+
+enum req_state { REQ_NEW, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_ANSWERED };
+
+struct pl_http_req {
+	pl_http_server_t *server;
+	struct MHD_Connection *conn;
+	const pl_http_route_t *route;
+	char *method, *path;
+	char *param_names[MAX_PARAMS], *param_values[MAX_PARAMS];
+	size_t nparams;
+	char *body;
+	size_t body_len, body_cap;
+	bool too_large;
+	char request_id[130];
+	struct timespec started;
+	pthread_mutex_t lock;
+	enum req_state state;
+	bool queued;
+	/* the response, once given */
+	unsigned status;
+	char *resp_body;
+	size_t resp_len;
+	char *resp_type;
+	char *hdr_names[MAX_EXTRA_HEADERS], *hdr_values[MAX_EXTRA_HEADERS];
+	size_t nhdrs;
+};
+
+struct pl_http_server {
+	struct MHD_Daemon *daemon;
+	pl_http_opts_t opts;
+	pl_http_route_t *routes;
+	size_t nroutes;
+	uint16_t port;
+	char *tls_cert, *tls_key;
+	pl_metric_family_t *m_requests, *m_latency, *m_inflight;
+	pl_metric_t *inflight;
+};
+
+static const struct {
+	unsigned code;
+	const char *text;
+} reasons[] = {
+	{200, "OK"},		      {201, "Created"},		     {202, "Accepted"},
+	{204, "No Content"},	      {400, "Bad Request"},	     {401, "Unauthorized"},
+	{403, "Forbidden"},	      {404, "Not Found"},	     {405, "Method Not Allowed"},
+	{409, "Conflict"},	      {413, "Payload Too Large"},    {415, "Unsupported Media Type"},
+	{422, "Unprocessable Entity"}, {429, "Too Many Requests"},    {500, "Internal Server Error"},
+	{502, "Bad Gateway"},	      {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+};
+
+const char *pl_http_reason(unsigned status)
+{
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].code == status)
+			return reasons[i].text;
+	return "Unknown";
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+/* Matches path against pattern; on success fills params (copies). */
+static bool route_match(const char *pattern, const char *path, pl_http_req_t *req)
+{
+	size_t np = 0;
+	char *names[MAX_PARAMS], *values[MAX_PARAMS];
+	const char *p = pattern, *u = path;
+	while (*p && *u) {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			const char *ue = strchr(u, '/');
+			if (!pe || np == MAX_PARAMS)
+				goto fail;
+			if (!ue)
+				ue = u + strlen(u);
+			if (ue == u)
+				goto fail; /* empty segment */
+			names[np] = pl_strndup(p + 1, (size_t)(pe - p - 1));
+			values[np] = pl_strndup(u, (size_t)(ue - u));
+			np++;
+			p = pe + 1;
+			u = ue;
+			continue;
+		}
+		if (*p != *u)
+			goto fail;
+		p++;
+		u++;
+	}
+	if (*p || *u)
+		goto fail;
+	if (req) {
+		for (size_t i = 0; i < np; i++) {
+			req->param_names[i] = names[i];
+			req->param_values[i] = values[i];
+		}
+		req->nparams = np;
+	} else {
+		for (size_t i = 0; i < np; i++) {
+			pl_free(names[i]);
+			pl_free(values[i]);
+		}
+	}
+	return true;
+fail:
+	for (size_t i = 0; i < np; i++) {
+		pl_free(names[i]);
+		pl_free(values[i]);
+	}
+	return false;
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value)
+{
+	pthread_mutex_lock(&req->lock);
+	if (req->nhdrs < MAX_EXTRA_HEADERS) {
+		req->hdr_names[req->nhdrs] = pl_strdup(name);
+		req->hdr_values[req->nhdrs] = pl_strdup(value);
+		req->nhdrs++;
+	}
+	pthread_mutex_unlock(&req->lock);
+}
+
+void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_type,
+		     const char *body, size_t len)
+{
+	pthread_mutex_lock(&req->lock);
+	if (req->resp_type) { /* answered twice: a programming error, keep the first */
+		pthread_mutex_unlock(&req->lock);
+		pl_log(PL_LOG_ERROR, "http_double_response",
+		       PL_LOG_FIELDS(PL_LS("path", req->path)), "second response ignored");
+		return;
+	}
+	req->status = status;
+	req->resp_type = pl_strdup(content_type ? content_type : "text/plain");
+	req->resp_body = pl_strndup(body ? body : "", body ? len : 0);
+	req->resp_len = body ? len : 0;
+	enum req_state prev = req->state;
+	req->state = REQ_ANSWERED;
+	if (prev == REQ_SUSPENDED)
+		MHD_resume_connection(req->conn);
+	pthread_mutex_unlock(&req->lock);
+}
+
+void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
+		     const char *errors_json)
+{
+	json_t *errors = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
+	if (!json_is_array(errors)) {
+		json_decref(errors);
+		errors = json_array();
+	}
+	json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:o}", "type", "about:blank", "title",
+				pl_http_reason(status), "status", (int)status, "detail",
+				detail ? detail : pl_http_reason(status), "errors", errors);
+	char *text = json_dumps(doc, JSON_COMPACT);
+	pl_http_respond(req, status, "application/problem+json", text, strlen(text));
+	free(text);
+	json_decref(doc);
+}
+
+void pl_http_suspend(pl_http_req_t *req)
+{
+	pthread_mutex_lock(&req->lock);
+	if (req->state == REQ_NEW)
+		req->state = REQ_SUSPEND_WANTED;
+	pthread_mutex_unlock(&req->lock);
+}
+
+/* On the MHD thread: queue the stored response. */
+static enum MHD_Result queue_stored(pl_http_req_t *req)
+{
+	pl_http_server_t *s = req->server;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		req->resp_len, req->resp_body, MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
+	MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+	for (size_t i = 0; i < req->nhdrs; i++)
+		MHD_add_response_header(resp, req->hdr_names[i], req->hdr_values[i]);
+	enum MHD_Result r = MHD_queue_response(req->conn, req->status, resp);
+	MHD_destroy_response(resp);
+	req->queued = true;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	const char *route = req->route ? (req->route->name ? req->route->name : req->route->pattern)
+				       : "unmatched";
+	char status[8];
+	snprintf(status, sizeof(status), "%u", req->status);
+	const char *l2[] = {route, status};
+	pl_metric_inc(pl_metric_get(s->m_requests, l2));
+	const char *l1[] = {route};
+	pl_metric_observe(pl_metric_get(s->m_latency, l1),
+			  (double)(now.tv_sec - req->started.tv_sec) +
+				  (double)(now.tv_nsec - req->started.tv_nsec) / 1e9);
+	return r;
+}
+
+/* ---- built-in routes ---------------------------------------------------------------------- */
+
+static void on_healthz(pl_http_req_t *req, void *arg)
+{
+	(void)arg;
+	static const char body[] = "{\"status\":\"UP\"}";
+	pl_http_respond(req, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static void on_readyz(pl_http_req_t *req, void *arg)
+{
+	pl_http_server_t *s = arg;
+	char reason[256] = "not ready";
+	if (!s->opts.ready || s->opts.ready(s->opts.ready_arg, reason, sizeof(reason))) {
+		static const char body[] = "{\"status\":\"READY\"}";
+		pl_http_respond(req, 200, "application/json", body, sizeof(body) - 1);
+		return;
+	}
+	pl_http_problem(req, 503, reason, NULL);
+}
+
+static void on_metrics(pl_http_req_t *req, void *arg)
+{
+	pl_http_server_t *s = arg;
+	size_t len = 0;
+	char *text = pl_metrics_render(s->opts.metrics, &len);
+	pl_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+	pl_free(text);
+}
+
+/* ---- request accessors -------------------------------------------------------------------- */
+
+const char *pl_http_method(const pl_http_req_t *req)
+{
+	return req->method;
+}
+const char *pl_http_path(const pl_http_req_t *req)
+{
+	return req->path;
+}
+const char *pl_http_request_id(const pl_http_req_t *req)
+{
+	return req->request_id;
+}
+const char *pl_http_param(const pl_http_req_t *req, const char *name)
+{
+	for (size_t i = 0; i < req->nparams; i++)
+		if (strcmp(req->param_names[i], name) == 0)
+			return req->param_values[i];
+	return NULL;
+}
+const char *pl_http_query(const pl_http_req_t *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+const char *pl_http_header(const pl_http_req_t *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+const char *pl_http_body(const pl_http_req_t *req, size_t *len)
+{
+	if (len)
+		*len = req->body_len;
+	return req->body ? req->body : "";
+}
+
+/* ---- MHD callbacks ------------------------------------------------------------------------ */
+
+static bool json_content_type(const char *ct)
+{
+	if (!ct)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	size_t n = strcspn(ct, "; ");
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	/* application/<anything>+json */
+	return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+	       strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static bool sane_request_id(const char *id)
+{
+	size_t n = 0;
+	for (; id[n]; n++)
+		if (id[n] < 0x21 || id[n] > 0x7e || n >= 128)
+			return false;
+	return n > 0;
+}
+
+static pl_http_req_t *req_new(pl_http_server_t *s, struct MHD_Connection *conn, const char *url,
+			      const char *method)
+{
+	pl_http_req_t *req = pl_calloc(1, sizeof(*req));
+	req->server = s;
+	req->conn = conn;
+	req->method = pl_strdup(method);
+	req->path = pl_strdup(url);
+	pthread_mutex_init(&req->lock, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &req->started);
+	const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+	if (rid && sane_request_id(rid))
+		snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
+	else
+		pl_uuid_v4(req->request_id);
+	pl_metric_add(s->inflight, 1);
+	return req;
+}
+
+static void req_free(pl_http_req_t *req)
+{
+	for (size_t i = 0; i < req->nparams; i++) {
+		pl_free(req->param_names[i]);
+		pl_free(req->param_values[i]);
+	}
+	for (size_t i = 0; i < req->nhdrs; i++) {
+		pl_free(req->hdr_names[i]);
+		pl_free(req->hdr_values[i]);
+	}
+	pl_metric_add(req->server->inflight, -1);
+	pthread_mutex_destroy(&req->lock);
+	pl_free(req->method);
+	pl_free(req->path);
+	pl_free(req->body);
+	pl_free(req->resp_body);
+	pl_free(req->resp_type);
+	pl_free(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	pl_http_req_t *req = *con_cls;
+	if (!req)
+		return;
+	*con_cls = NULL;
+	/* A suspended request whose connection died still owes nobody anything: the async side
+	 * holds no pointer after pl_http_respond returned, and it must respond before this runs
+	 * (MHD never completes a suspended connection). */
+	req_free(req);
+}
+
+/* Finds the route; on no match answers 404/405 into req and returns false. */
+static bool dispatch_lookup(pl_http_req_t *req)
+{
+	pl_http_server_t *s = req->server;
+	char allow[128] = "";
+	for (size_t i = 0; i < s->nroutes; i++) {
+		const pl_http_route_t *r = &s->routes[i];
+		if (!route_match(r->pattern, req->path, NULL))
+			continue;
+		if (strcmp(r->method, req->method) == 0 ||
+		    (strcmp(req->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
+			route_match(r->pattern, req->path, req);
+			req->route = r;
+			return true;
+		}
+		if (!strstr(allow, r->method)) {
+			size_t n = strlen(allow);
+			snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", r->method);
+		}
+	}
+	if (allow[0]) {
+		pl_http_add_header(req, "Allow", allow);
+		char detail[256];
+		snprintf(detail, sizeof(detail), "%s is not allowed on %s; allowed: %s", req->method,
+			 req->path, allow);
+		pl_http_problem(req, 405, detail, NULL);
+	} else {
+		char detail[300];
+		snprintf(detail, sizeof(detail), "no route for %.200s", req->path);
+		pl_http_problem(req, 404, detail, NULL);
+	}
+	return false;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	pl_http_server_t *s = cls;
+	pl_http_req_t *req = *con_cls;
+	if (!req) {
+		req = req_new(s, conn, url, method);
+		*con_cls = req;
+		if (dispatch_lookup(req)) {
+			const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+								     MHD_HTTP_HEADER_CONTENT_LENGTH);
+			if (cl && strtoull(cl, NULL, 10) > s->opts.max_body)
+				req->too_large = true;
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!req->too_large && !req->resp_type) {
+			size_t need = req->body_len + *upload_data_size;
+			if (need > s->opts.max_body) {
+				req->too_large = true;
+				pl_free(req->body);
+				req->body = NULL;
+				req->body_len = 0;
+			} else {
+				if (need + 1 > req->body_cap) {
+					req->body_cap = need + 1 > 2 * req->body_cap
+								? need + 1
+								: 2 * req->body_cap;
+					req->body = pl_realloc(req->body, req->body_cap);
+				}
+				memcpy(req->body + req->body_len, upload_data, *upload_data_size);
+				req->body_len = need;
+				req->body[need] = '\0';
+			}
+		}
+		*upload_data_size = 0; /* discard, keep reading */
+		return MHD_YES;
+	}
+	/* Whole request read. */
+	if (req->queued)
+		return MHD_YES;
+	pthread_mutex_lock(&req->lock);
+	enum req_state st = req->state;
+	pthread_mutex_unlock(&req->lock);
+	if (st == REQ_NEW && !req->resp_type) {
+		if (req->too_large) {
+			char detail[128];
+			snprintf(detail, sizeof(detail), "request body exceeds the limit of %zu bytes",
+				 s->opts.max_body);
+			pl_http_problem(req, 413, detail, NULL);
+		} else if (req->route->body == PL_HTTP_BODY_JSON && req->body_len > 0 &&
+			   !json_content_type(MHD_lookup_connection_value(
+				   conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+			pl_http_problem(req, 415, "Content-Type must be application/json", NULL);
+		} else {
+			req->route->handler(req, req->route->arg);
+		}
+	}
+	pthread_mutex_lock(&req->lock);
+	if (req->state == REQ_SUSPEND_WANTED) {
+		req->state = REQ_SUSPENDED;
+		MHD_suspend_connection(conn);
+		pthread_mutex_unlock(&req->lock);
+		return MHD_YES;
+	}
+	pthread_mutex_unlock(&req->lock);
+	if (!req->resp_type) {
+		pl_log(PL_LOG_ERROR, "http_no_response", PL_LOG_FIELDS(PL_LS("path", req->path)),
+		       "handler returned without a response");
+		pl_http_problem(req, 500, "the handler gave no response", NULL);
+	}
+	return queue_stored(req);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	size_t n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	pl_log(PL_LOG_WARN, "http_log", NULL, "%s", buf);
+}
+
+static char *read_file(const char *path, char *errstr, size_t errstr_size)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(errstr, errstr_size, "cannot read %s", path);
+		return NULL;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	char chunk[4096];
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			buf = pl_realloc(buf, cap);
+		}
+		memcpy(buf + len, chunk, n);
+		len += n;
+	}
+	fclose(f);
+	if (!buf)
+		buf = pl_strdup("");
+	buf[len] = '\0';
+	return buf;
+}
+
+pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http_route_t *routes,
+				       size_t count, char *errstr, size_t errstr_size)
+{
+	pl_http_server_t *s = pl_calloc(1, sizeof(*s));
+	s->opts = *opts;
+	if (!s->opts.metrics)
+		s->opts.metrics = pl_metrics_default();
+	if (!s->opts.max_body)
+		s->opts.max_body = 65536;
+	if (!s->opts.threads)
+		s->opts.threads = 2;
+	s->nroutes = count + 3;
+	s->routes = pl_calloc(s->nroutes, sizeof(*s->routes));
+	memcpy(s->routes, routes, count * sizeof(*routes));
+	s->routes[count] = (pl_http_route_t){"GET", "/healthz", on_healthz, s};
+	s->routes[count + 1] = (pl_http_route_t){"GET", "/readyz", on_readyz, s};
+	s->routes[count + 2] = (pl_http_route_t){"GET", "/metrics", on_metrics, s};
+	char name[160];
+	snprintf(name, sizeof(name), "dronepipe_%s_http_requests_total", opts->svc);
+	s->m_requests = pl_metrics_family(s->opts.metrics, name, "HTTP requests by route and status",
+					  PL_METRIC_COUNTER, "route,status", NULL, 0);
+	snprintf(name, sizeof(name), "dronepipe_%s_http_request_seconds", opts->svc);
+	s->m_latency = pl_metrics_family(s->opts.metrics, name, "HTTP request latency",
+					 PL_METRIC_HISTOGRAM, "route", NULL, 0);
+	snprintf(name, sizeof(name), "dronepipe_%s_http_in_flight", opts->svc);
+	s->m_inflight = pl_metrics_family(s->opts.metrics, name, "HTTP requests being served",
+					  PL_METRIC_GAUGE, "", NULL, 0);
+	s->inflight = pl_metric_get0(s->m_inflight);
+
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(opts->port)};
+	if (inet_pton(AF_INET, opts->addr ? opts->addr : "127.0.0.1", &sa.sin_addr) != 1) {
+		snprintf(errstr, errstr_size, "bad listen address %s", opts->addr);
+		goto fail;
+	}
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
+	bool tls = opts->tls_cert_file && *opts->tls_cert_file && opts->tls_key_file &&
+		   *opts->tls_key_file;
+	if (tls) {
+		s->tls_cert = read_file(opts->tls_cert_file, errstr, errstr_size);
+		s->tls_key = s->tls_cert ? read_file(opts->tls_key_file, errstr, errstr_size) : NULL;
+		if (!s->tls_key)
+			goto fail;
+		flags |= MHD_USE_TLS;
+	}
+	struct MHD_OptionItem tls_opts[] = {
+		{MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	s->daemon = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->opts.threads, MHD_OPTION_CONNECTION_LIMIT,
+		opts->connection_limit ? opts->connection_limit : 10000u,
+		MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+		MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+	if (!s->daemon) {
+		snprintf(errstr, errstr_size, "cannot listen on %s:%u%s",
+			 opts->addr ? opts->addr : "127.0.0.1", opts->port,
+			 tls ? " (check the TLS certificate and key)" : " (port in use?)");
+		goto fail;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : opts->port;
+	return s;
+fail:
+	pl_http_server_stop(s);
+	return NULL;
+}
+
+void pl_http_server_stop(pl_http_server_t *s)
+{
+	if (!s)
+		return;
+	if (s->daemon)
+		MHD_stop_daemon(s->daemon);
+	pl_free(s->routes);
+	pl_free(s->tls_cert);
+	pl_free(s->tls_key);
+	pl_free(s);
+}
+
+uint16_t pl_http_port(const pl_http_server_t *s)
+{
+	return s->port;
+}

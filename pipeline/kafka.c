@@ -1,0 +1,339 @@
+/* kafka.c — the idempotent producer and librdkafka configuration/log glue.
+ *
+ * Owns: the rd_kafka_t producer handle and its poll thread. Each enqueued record carries a small
+ * heap "completion" (callback + opaque) as its librdkafka opaque; the delivery-report callback
+ * runs the completion once and frees it. So every successful pl_producer_send completes exactly
+ * once, even when the producer is destroyed with records in flight (librdkafka reports them as
+ * purged). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "kafka_int.h"
+#include "log.h"
+#include "mem.h"
+
+struct pl_producer {
+	rd_kafka_t *rk;
+	pthread_t poller;
+	atomic_bool stop;
+	/* readiness cache: metadata is asked at most every 2 s */
+	pthread_mutex_t ready_lock;
+	int64_t ready_checked_ms;
+	bool ready_ok;
+	char ready_reason[160];
+};
+
+typedef struct completion {
+	pl_producer_done_fn done;
+	void *opaque;
+} completion_t;
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	/* syslog levels: 0..3 error, 4 warning, 5..6 info, 7 debug */
+	pl_log_level_t lvl = level <= 3 ? PL_LOG_ERROR : level == 4 ? PL_LOG_WARN
+					   : level <= 6 ? PL_LOG_INFO : PL_LOG_DEBUG;
+	pl_log(lvl, "kafka_log", PL_LOG_FIELDS(PL_LS("facility", fac)), "%s", buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	/* all-brokers-down and transport errors are expected while a broker restarts */
+	pl_log(PL_LOG_WARN, "kafka_error",
+	       PL_LOG_FIELDS(PL_LS("err", rd_kafka_err2name((rd_kafka_resp_err_t)err))), "%s", reason);
+}
+
+rd_kafka_conf_t *pl_kafka_conf_new(const pl_cfg_t *cfg, const char *const *extra, char *errstr,
+				   size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", pl_cfg_str(cfg, "DP_KAFKA_BROKERS"), errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK)
+		goto fail;
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	for (size_t i = 0; extra && extra[i]; i += 2) {
+		if (rd_kafka_conf_set(conf, extra[i], extra[i + 1], errstr, errstr_size) !=
+		    RD_KAFKA_CONF_OK)
+			goto fail;
+	}
+	for (size_t i = 0; i < pl_cfg_kafka_prop_count(cfg); i++) {
+		const char *k, *v;
+		pl_cfg_kafka_prop(cfg, i, &k, &v);
+		char err[256];
+		if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+			snprintf(errstr, errstr_size, "DP_KAFKA_PROP for %s: %s", k, err);
+			goto fail;
+		}
+	}
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+pl_err_t pl_kafka_err(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return PL_OK;
+	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+		return PL_ERR_QUEUE_FULL;
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return PL_ERR_TIMEOUT;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+		return PL_ERR_REJECTED;
+	case RD_KAFKA_RESP_ERR__FATAL:
+		return PL_ERR_FATAL;
+	default:
+		return PL_ERR_TRANSIENT;
+	}
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	completion_t *c = msg->_private;
+	if (!c)
+		return;
+	pl_err_t err = pl_kafka_err(msg->err);
+	const char *reason = msg->err ? rd_kafka_err2str(msg->err) : NULL;
+	if (c->done)
+		c->done(c->opaque, err, reason, msg->partition, msg->offset);
+	pl_free(c);
+}
+
+static void *poll_main(void *arg)
+{
+	pl_producer_t *p = arg;
+	while (!atomic_load(&p->stop))
+		rd_kafka_poll(p->rk, 50);
+	return NULL;
+}
+
+pl_producer_t *pl_producer_new(const pl_cfg_t *cfg, const char *client_id,
+			       const char *const *extra_props, char *errstr, size_t errstr_size)
+{
+	const char *base[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
+			      "client.id", client_id ? client_id : "dronepipe", NULL};
+	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, base, errstr, errstr_size);
+	if (!conf)
+		return NULL;
+	for (size_t i = 0; extra_props && extra_props[i]; i += 2) {
+		if (rd_kafka_conf_set(conf, extra_props[i], extra_props[i + 1], errstr,
+				      errstr_size) != RD_KAFKA_CONF_OK) {
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
+	}
+	/* The pass-through must win over extra_props too: apply it again. */
+	for (size_t i = 0; i < pl_cfg_kafka_prop_count(cfg); i++) {
+		const char *k, *v;
+		pl_cfg_kafka_prop(cfg, i, &k, &v);
+		rd_kafka_conf_set(conf, k, v, NULL, 0);
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	pl_producer_t *p = pl_calloc(1, sizeof(*p));
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	if (!p->rk) {
+		rd_kafka_conf_destroy(conf);
+		pl_free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->ready_lock, NULL);
+	if (pthread_create(&p->poller, NULL, poll_main, p) != 0) {
+		snprintf(errstr, errstr_size, "cannot start producer poll thread");
+		rd_kafka_destroy(p->rk);
+		pl_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void pl_producer_destroy(pl_producer_t *p, int timeout_ms)
+{
+	if (!p)
+		return;
+	rd_kafka_flush(p->rk, timeout_ms);
+	atomic_store(&p->stop, true);
+	pthread_join(p->poller, NULL);
+	/* Whatever is still queued completes (with an error) through dr_msg_cb. */
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(p->rk, 0);
+	rd_kafka_destroy(p->rk);
+	pthread_mutex_destroy(&p->ready_lock);
+	pl_free(p);
+}
+
+pl_err_t pl_producer_send(pl_producer_t *p, const char *topic, const void *key, size_t key_len,
+			  const void *value, size_t value_len, const pl_header_t *headers,
+			  size_t header_count, pl_producer_done_fn done, void *opaque)
+{
+	completion_t *c = pl_malloc(sizeof(*c));
+	c->done = done;
+	c->opaque = opaque;
+	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(header_count ? header_count : 1);
+	for (size_t i = 0; i < header_count; i++)
+		rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+				    (ssize_t)headers[i].len);
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+		p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
+		RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
+	if (err) {
+		rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
+		pl_free(c);
+		return pl_kafka_err(err);
+	}
+	return PL_OK;
+}
+
+pl_err_t pl_producer_send_event(pl_producer_t *p, const char *topic, const char *key,
+				const void *value, size_t value_len, const pl_event_meta_t *meta,
+				pl_producer_done_fn done, void *opaque)
+{
+	char event_id[37], traceparent[56], produced_at[24];
+	if (meta->event_id)
+		snprintf(event_id, sizeof(event_id), "%s", meta->event_id);
+	else
+		pl_uuid_v4(event_id);
+	if (meta->traceparent && pl_traceparent_parse(meta->traceparent, NULL))
+		snprintf(traceparent, sizeof(traceparent), "%s", meta->traceparent);
+	else
+		pl_traceparent_child(NULL, traceparent);
+	snprintf(produced_at, sizeof(produced_at), "%lld", (long long)pl_now_ms());
+	pl_header_t h[PL_MAX_HEADERS];
+	size_t n = 0;
+	h[n++] = (pl_header_t){"event_type", meta->event_type, strlen(meta->event_type)};
+	h[n++] = (pl_header_t){"event_id", event_id, strlen(event_id)};
+	h[n++] = (pl_header_t){"traceparent", traceparent, strlen(traceparent)};
+	h[n++] = (pl_header_t){"produced_at", produced_at, strlen(produced_at)};
+	for (size_t i = 0; i < meta->extra_count && n < PL_MAX_HEADERS; i++)
+		h[n++] = meta->extra[i];
+	return pl_producer_send(p, topic, key, key ? strlen(key) : 0, value, value_len, h, n, done,
+				opaque);
+}
+
+typedef struct sync_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	pl_err_t err;
+	char reason[200];
+} sync_wait_t;
+
+static void sync_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
+		      int64_t offset)
+{
+	(void)partition;
+	(void)offset;
+	sync_wait_t *w = opaque;
+	pthread_mutex_lock(&w->lock);
+	w->err = err;
+	snprintf(w->reason, sizeof(w->reason), "%s", reason ? reason : "");
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+pl_err_t pl_producer_send_sync(pl_producer_t *p, const char *topic, const void *key, size_t key_len,
+			       const void *value, size_t value_len, const pl_header_t *headers,
+			       size_t header_count, int timeout_ms, char *errstr,
+			       size_t errstr_size)
+{
+	sync_wait_t *w = pl_calloc(1, sizeof(*w));
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	pl_err_t err = pl_producer_send(p, topic, key, key_len, value, value_len, headers,
+					header_count, sync_done, w);
+	if (err != PL_OK) {
+		snprintf(errstr, errstr_size, "produce to %s: %s", topic, pl_err_str(err));
+		goto out;
+	}
+	int64_t deadline = pl_now_ms() + timeout_ms;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && pl_now_ms() < deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	}
+	bool done = w->done;
+	err = done ? w->err : PL_ERR_TIMEOUT;
+	if (err != PL_OK)
+		snprintf(errstr, errstr_size, "produce to %s: %s", topic,
+			 done ? w->reason : "no delivery report in time");
+	pthread_mutex_unlock(&w->lock);
+	if (!done) {
+		/* The completion still references w: wait for it (librdkafka always reports), so
+		 * the memory is never used after free. */
+		rd_kafka_flush(p->rk, -1);
+		pthread_mutex_lock(&w->lock);
+		while (!w->done)
+			pthread_cond_wait(&w->cond, &w->lock);
+		pthread_mutex_unlock(&w->lock);
+	}
+out:
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	pl_free(w);
+	return err;
+}
+
+bool pl_producer_ready(pl_producer_t *p, char *reason, size_t reason_size)
+{
+	pthread_mutex_lock(&p->ready_lock);
+	int64_t now = pl_now_ms();
+	if (now - p->ready_checked_ms > 2000) {
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, 1000);
+		p->ready_ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->broker_cnt > 0;
+		snprintf(p->ready_reason, sizeof(p->ready_reason), "kafka: %s",
+			 err ? rd_kafka_err2str(err) : "no broker known");
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		p->ready_checked_ms = now;
+	}
+	bool ok = p->ready_ok;
+	if (!ok && reason)
+		snprintf(reason, reason_size, "%s", p->ready_reason);
+	pthread_mutex_unlock(&p->ready_lock);
+	return ok;
+}
+
+int pl_producer_outq_len(pl_producer_t *p)
+{
+	return rd_kafka_outq_len(p->rk);
+}
+
+const char *pl_record_header(const pl_record_t *r, const char *name, char *buf, size_t buf_size)
+{
+	for (size_t i = 0; i < r->header_count; i++) {
+		if (strcmp(r->headers[i].name, name) != 0)
+			continue;
+		size_t n = r->headers[i].len < buf_size - 1 ? r->headers[i].len : buf_size - 1;
+		if (n)
+			memcpy(buf, r->headers[i].value, n);
+		buf[n] = '\0';
+		return buf;
+	}
+	return NULL;
+}

@@ -1,0 +1,767 @@
+/* stage.c — the consumer-stage loop (see stage.h for the delivery contract).
+ *
+ * Owns: the consumer handle, the stage's producer (replies, dead letters), the per-partition
+ * table (retry state, lag) and the per-batch acknowledgement tracker.
+ *
+ * Loop: poll a batch (first poll waits up to 100 ms, the rest take what is already fetched) ->
+ * for each record: skip if its partition is blocked in this batch or the record predates the
+ * latest rebalance; decode; handle; on DEAD produce the dead letter -> wait until every produce of
+ * the batch completed -> store, per partition, the offset after the last record whose handler
+ * finished and whose produces were all acknowledged, in order. A RETRY, or a produce that failed,
+ * blocks its partition at that record: seek back to it, pause, resume after the backoff.
+ * Invariant: an offset is stored only if every earlier record of the partition was stored
+ * before or in the same batch (records of a partition are handled in order and the first
+ * non-completed one stops the partition's store). */
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "kafka_int.h"
+#include "log.h"
+#include "mem.h"
+#include "stage.h"
+
+const pl_cfg_opt_t pl_stage_cfg[] = {
+	{"DP_RETRY_BACKOFF_MIN_MS", PL_CFG_INT, "100", 1, 600000, .help = "first retry delay of a transient failure"},
+	{"DP_RETRY_BACKOFF_MAX_MS", PL_CFG_INT, "30000", 1, 3600000, .help = "retry delay cap (exponential backoff with jitter)"},
+	{"DP_COMMIT_INTERVAL_MS", PL_CFG_INT, "1000", 10, 600000, .help = "how often stored offsets are committed"},
+	{"DP_STATS_INTERVAL_MS", PL_CFG_INT, "5000", 0, 600000, .help = "consumer statistics (lag metrics) interval, 0 = off"},
+	{NULL},
+};
+
+typedef struct part {
+	char *topic;
+	int32_t partition;
+	bool assigned;
+	bool paused;
+	int64_t resume_at_ms;
+	int attempt;		/* consecutive retries of retry_offset */
+	int64_t retry_offset;	/* offset being retried, -1 none */
+	int64_t last_ts_ms;	/* timestamp of the last record handled */
+	pl_metric_t *lag_records, *lag_seconds;
+} part_t;
+
+/* One record of the batch whose produces are awaited. */
+typedef struct entry {
+	struct batch *batch;
+	struct pl_stage *stage;
+	size_t part; /* index into stage->parts */
+	int64_t offset;
+	bool completed; /* handler OK or DEAD (not RETRY) */
+	atomic_int pending;
+	atomic_int failed;
+} entry_t;
+
+typedef struct batch {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int outstanding;
+} batch_t;
+
+struct pl_stage_ctx {
+	pl_stage_t *stage;
+	const pl_record_t *record;
+	entry_t *entry;
+	pl_err_t err;
+	char reason[512];
+	char traceparent[64];
+};
+
+struct pl_stage {
+	const pl_cfg_t *cfg;
+	pl_stage_opts_t opts;
+	char *group;
+	char **topics;
+	rd_kafka_t *rk;
+	pl_producer_t *producer;
+	atomic_bool stop;
+	atomic_bool joined;
+	atomic_int assigned_count;
+	unsigned epoch; /* incremented on every rebalance */
+	part_t *parts;
+	size_t nparts;
+	int64_t backoff_min, backoff_max;
+	pl_err_t fatal;
+	pl_metric_family_t *m_records, *m_latency, *m_retries, *m_dead, *m_lag_records,
+		*m_lag_seconds;
+	batch_t batch;
+};
+
+static part_t *part_get(pl_stage_t *s, const char *topic, int32_t partition)
+{
+	for (size_t i = 0; i < s->nparts; i++)
+		if (s->parts[i].partition == partition && strcmp(s->parts[i].topic, topic) == 0)
+			return &s->parts[i];
+	/* The array may move when it grows: entries keep an index, never a pointer. */
+	s->parts = pl_realloc(s->parts, (s->nparts + 1) * sizeof(*s->parts));
+	part_t *p = &s->parts[s->nparts++];
+	memset(p, 0, sizeof(*p));
+	p->topic = pl_strdup(topic);
+	p->partition = partition;
+	p->retry_offset = -1;
+	char pbuf[16];
+	snprintf(pbuf, sizeof(pbuf), "%d", partition);
+	const char *labels[] = {s->group, topic, pbuf};
+	p->lag_records = pl_metric_get(s->m_lag_records, labels);
+	p->lag_seconds = pl_metric_get(s->m_lag_seconds, labels);
+	return p;
+}
+
+static int64_t backoff_ms(pl_stage_t *s, int attempt)
+{
+	int64_t d = s->backoff_min;
+	for (int i = 0; i < attempt && d < s->backoff_max; i++)
+		d *= 2;
+	if (d > s->backoff_max)
+		d = s->backoff_max;
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)rand();
+	/* "equal jitter": half fixed, half random, so retries of many partitions spread out */
+	return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	pl_stage_t *s = opaque;
+	s->epoch++;
+	atomic_store(&s->joined, true);
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (int i = 0; i < parts->cnt; i++) {
+			part_t *p = part_get(s, parts->elems[i].topic, parts->elems[i].partition);
+			p->assigned = true;
+			p->paused = false;
+			p->attempt = 0;
+			p->retry_offset = -1;
+			if (s->opts.on_assign && s->fatal == PL_OK) {
+				pl_err_t e = s->opts.on_assign(p->topic, p->partition,
+							       s->opts.assign_arg);
+				if (e != PL_OK)
+					s->fatal = e;
+			}
+		}
+		pl_log(PL_LOG_INFO, "partitions_assigned",
+		       PL_LOG_FIELDS(PL_LS("group", s->group), PL_LI("count", parts->cnt)),
+		       "assigned %d partitions", parts->cnt);
+		rd_kafka_assign(rk, parts);
+		atomic_store(&s->assigned_count, parts->cnt);
+	} else {
+		/* Offsets stored so far belong to fully handled records: commit them before the
+		 * partitions go to another member. */
+		rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+		if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+			pl_log(PL_LOG_WARN, "commit_on_revoke_failed",
+			       PL_LOG_FIELDS(PL_LS("group", s->group),
+					     PL_LS("err", rd_kafka_err2name(cerr))),
+			       "%s", rd_kafka_err2str(cerr));
+		for (int i = 0; i < parts->cnt; i++) {
+			part_t *p = part_get(s, parts->elems[i].topic, parts->elems[i].partition);
+			p->assigned = false;
+			p->paused = false;
+			pl_metric_set(p->lag_records, 0);
+			pl_metric_set(p->lag_seconds, 0);
+			if (s->opts.on_revoke)
+				s->opts.on_revoke(p->topic, p->partition, s->opts.assign_arg);
+		}
+		pl_log(PL_LOG_INFO, "partitions_revoked",
+		       PL_LOG_FIELDS(PL_LS("group", s->group), PL_LI("count", parts->cnt)),
+		       "revoked %d partitions", parts->cnt);
+		rd_kafka_assign(rk, NULL);
+		atomic_store(&s->assigned_count, 0);
+	}
+}
+
+/* Consumer lag per partition from librdkafka statistics (runs on the stage thread). */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	pl_stage_t *s = opaque;
+	json_t *root = json_loadb(json, len, 0, NULL);
+	json_t *topics = json_object_get(root, "topics");
+	const char *tname;
+	json_t *t;
+	int64_t now = pl_now_ms();
+	json_object_foreach(topics, tname, t)
+	{
+		const char *pname;
+		json_t *pj;
+		json_object_foreach(json_object_get(t, "partitions"), pname, pj)
+		{
+			int32_t pid = atoi(pname);
+			if (pid < 0)
+				continue; /* the internal UA partition */
+			for (size_t i = 0; i < s->nparts; i++) {
+				part_t *p = &s->parts[i];
+				if (p->partition != pid || strcmp(p->topic, tname) != 0 ||
+				    !p->assigned)
+					continue;
+				json_int_t lag =
+					json_integer_value(json_object_get(pj, "consumer_lag"));
+				if (lag < 0)
+					lag = 0;
+				pl_metric_set(p->lag_records, (double)lag);
+				double secs = 0;
+				if (lag > 0 && p->last_ts_ms > 0 && now > p->last_ts_ms)
+					secs = (double)(now - p->last_ts_ms) / 1000.0;
+				pl_metric_set(p->lag_seconds, secs);
+			}
+		}
+	}
+	json_decref(root);
+	return 0; /* librdkafka frees json */
+}
+
+pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char *errstr,
+			 size_t errstr_size)
+{
+	pl_stage_t *s = pl_calloc(1, sizeof(*s));
+	rd_kafka_conf_t *conf = NULL;
+	s->cfg = cfg;
+	s->opts = *opts;
+	s->group = pl_strdup(opts->group);
+	size_t n = 0;
+	while (opts->topics[n])
+		n++;
+	s->topics = pl_calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		s->topics[i] = pl_strdup(opts->topics[i]);
+	s->opts.topics = (const char *const *)s->topics;
+	if (s->opts.max_batch <= 0)
+		s->opts.max_batch = 500;
+	s->backoff_min = pl_cfg_int(cfg, "DP_RETRY_BACKOFF_MIN_MS");
+	s->backoff_max = pl_cfg_int(cfg, "DP_RETRY_BACKOFF_MAX_MS");
+	if (s->backoff_max < s->backoff_min)
+		s->backoff_max = s->backoff_min;
+	pl_metrics_t *m = opts->metrics ? opts->metrics : pl_metrics_default();
+	s->m_records = pl_metrics_family(m, "dronepipe_stage_records_total",
+					 "Records handled, by outcome (ok, dead, retry)",
+					 PL_METRIC_COUNTER, "group,topic,outcome", NULL, 0);
+	s->m_latency = pl_metrics_family(m, "dronepipe_stage_handler_seconds",
+					 "Handler latency per record", PL_METRIC_HISTOGRAM,
+					 "group,topic", NULL, 0);
+	s->m_retries = pl_metrics_family(m, "dronepipe_stage_retries_total",
+					 "Records paused for a retry (transient failures)",
+					 PL_METRIC_COUNTER, "group,topic", NULL, 0);
+	s->m_dead = pl_metrics_family(m, "dronepipe_stage_dead_letters_total",
+				      "Records sent to the dead-letter topic", PL_METRIC_COUNTER,
+				      "group,topic", NULL, 0);
+	s->m_lag_records = pl_metrics_family(m, "dronepipe_consumer_lag_records",
+					     "Records behind the end of the partition",
+					     PL_METRIC_GAUGE, "group,topic,partition", NULL, 0);
+	s->m_lag_seconds = pl_metrics_family(
+		m, "dronepipe_consumer_lag_seconds",
+		"Age of the last handled record while the partition lags (0 when caught up)",
+		PL_METRIC_GAUGE, "group,topic,partition", NULL, 0);
+	pthread_mutex_init(&s->batch.lock, NULL);
+	pthread_cond_init(&s->batch.cond, NULL);
+
+	char commit_ms[24], stats_ms[24];
+	snprintf(commit_ms, sizeof(commit_ms), "%lld",
+		 (long long)pl_cfg_int(cfg, "DP_COMMIT_INTERVAL_MS"));
+	snprintf(stats_ms, sizeof(stats_ms), "%lld",
+		 (long long)pl_cfg_int(cfg, "DP_STATS_INTERVAL_MS"));
+	const char *base[] = {"group.id", s->group, "client.id", s->group,
+			      "enable.auto.offset.store", "false", "enable.auto.commit", "true",
+			      "auto.commit.interval.ms", commit_ms, "auto.offset.reset", "earliest",
+			      "statistics.interval.ms", stats_ms, "enable.partition.eof", "false",
+			      NULL};
+	conf = pl_kafka_conf_new(cfg, base, errstr, errstr_size);
+	if (!conf)
+		goto fail;
+	for (size_t i = 0; opts->extra_consumer_props && opts->extra_consumer_props[i]; i += 2) {
+		if (rd_kafka_conf_set(conf, opts->extra_consumer_props[i],
+				      opts->extra_consumer_props[i + 1], errstr,
+				      errstr_size) != RD_KAFKA_CONF_OK)
+			goto fail;
+	}
+	rd_kafka_conf_set_opaque(conf, s);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	if (!s->rk)
+		goto fail;
+	conf = NULL; /* owned by rk now */
+	rd_kafka_poll_set_consumer(s->rk);
+	const char *pprops[] = {"message.timeout.ms", "30000", NULL};
+	s->producer = pl_producer_new(cfg, s->group, pprops, errstr, errstr_size);
+	if (!s->producer)
+		goto fail;
+	rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)n);
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(subs, s->topics[i], RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, subs);
+	rd_kafka_topic_partition_list_destroy(subs);
+	if (err) {
+		snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+		goto fail;
+	}
+	return s;
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	pl_stage_destroy(s);
+	return NULL;
+}
+
+void pl_stage_destroy(pl_stage_t *s)
+{
+	if (!s)
+		return;
+	if (s->rk)
+		rd_kafka_destroy(s->rk);
+	pl_producer_destroy(s->producer, 5000);
+	for (size_t i = 0; i < s->nparts; i++)
+		pl_free(s->parts[i].topic);
+	pl_free(s->parts);
+	for (size_t i = 0; s->topics && s->topics[i]; i++)
+		pl_free(s->topics[i]);
+	pl_free(s->topics);
+	pl_free(s->group);
+	pthread_mutex_destroy(&s->batch.lock);
+	pthread_cond_destroy(&s->batch.cond);
+	pl_free(s);
+}
+
+void pl_stage_stop(pl_stage_t *s)
+{
+	atomic_store(&s->stop, true);
+}
+
+bool pl_stage_ready(pl_stage_t *s, char *reason, size_t reason_size)
+{
+	if (!atomic_load(&s->joined)) {
+		snprintf(reason, reason_size, "consumer group %s: waiting for partition assignment",
+			 s->group);
+		return false;
+	}
+	return true;
+}
+
+pl_producer_t *pl_stage_producer(pl_stage_t *s)
+{
+	return s->producer;
+}
+
+/* ---- produce completions ---------------------------------------------------------------- */
+
+static void entry_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
+		       int64_t offset)
+{
+	(void)partition;
+	(void)offset;
+	entry_t *e = opaque;
+	if (err != PL_OK) {
+		atomic_fetch_add(&e->failed, 1);
+		pl_log(PL_LOG_WARN, "reply_not_acknowledged",
+		       PL_LOG_FIELDS(PL_LS("topic", e->stage->parts[e->part].topic),
+				     PL_LI("partition", e->stage->parts[e->part].partition),
+				     PL_LI("offset", e->offset),
+				     PL_LS("err", pl_err_str(err))),
+		       "a produced reply failed: %s; the record will be retried", reason);
+	}
+	atomic_fetch_sub(&e->pending, 1);
+	batch_t *b = e->batch;
+	pthread_mutex_lock(&b->lock);
+	if (--b->outstanding == 0)
+		pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static pl_err_t entry_send(pl_stage_t *s, entry_t *e, const char *topic, const void *key,
+			   size_t key_len, const void *value, size_t value_len, const pl_header_t *h,
+			   size_t nh)
+{
+	pthread_mutex_lock(&e->batch->lock);
+	e->batch->outstanding++;
+	pthread_mutex_unlock(&e->batch->lock);
+	atomic_fetch_add(&e->pending, 1);
+	pl_err_t err;
+	for (int tries = 0;; tries++) {
+		err = pl_producer_send(s->producer, topic, key, key_len, value, value_len, h, nh,
+				       entry_done, e);
+		if (err != PL_ERR_QUEUE_FULL || tries > 100)
+			break;
+		struct timespec ts = {0, 10 * 1000000}; /* let the queue drain */
+		nanosleep(&ts, NULL);
+	}
+	if (err != PL_OK) {
+		atomic_fetch_sub(&e->pending, 1);
+		pthread_mutex_lock(&e->batch->lock);
+		e->batch->outstanding--;
+		pthread_mutex_unlock(&e->batch->lock);
+	}
+	return err;
+}
+
+pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *key,
+			  const void *value, size_t value_len, const pl_event_meta_t *meta)
+{
+	char event_id[37], produced_at[24];
+	if (meta->event_id)
+		snprintf(event_id, sizeof(event_id), "%s", meta->event_id);
+	else
+		pl_uuid_v4(event_id);
+	char traceparent[56];
+	pl_traceparent_child(meta->traceparent ? meta->traceparent : ctx->traceparent, traceparent);
+	snprintf(produced_at, sizeof(produced_at), "%lld", (long long)pl_now_ms());
+	pl_header_t h[PL_MAX_HEADERS];
+	size_t n = 0;
+	h[n++] = (pl_header_t){"event_type", meta->event_type, strlen(meta->event_type)};
+	h[n++] = (pl_header_t){"event_id", event_id, strlen(event_id)};
+	h[n++] = (pl_header_t){"traceparent", traceparent, strlen(traceparent)};
+	h[n++] = (pl_header_t){"produced_at", produced_at, strlen(produced_at)};
+	for (size_t i = 0; i < meta->extra_count && n < PL_MAX_HEADERS; i++)
+		h[n++] = meta->extra[i];
+	pl_err_t err = entry_send(ctx->stage, ctx->entry, topic, key, key ? strlen(key) : 0, value,
+				  value_len, h, n);
+	if (err != PL_OK)
+		atomic_fetch_add(&ctx->entry->failed, 1);
+	return err;
+}
+
+pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const char *key,
+				const char *schema_name, const json_t *event, const char *event_id)
+{
+	const pl_avro_schema_t *schema = pl_avro_schema_get(ctx->stage->opts.registry, schema_name);
+	if (!schema) {
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "no schema named %s", schema_name);
+		return PL_ERR_SCHEMA;
+	}
+	void *buf = NULL;
+	size_t len = 0;
+	char err[256];
+	pl_err_t e = pl_avro_encode(schema, event, &buf, &len, err, sizeof(err));
+	if (e != PL_OK) {
+		pl_stage_set_reason(ctx, e, "encode %s: %s", schema_name, err);
+		return e;
+	}
+	pl_event_meta_t meta = {.event_type = pl_avro_schema_short_name(schema),
+				.event_id = event_id};
+	e = pl_stage_produce(ctx, topic, key, buf, len, &meta);
+	pl_free(buf);
+	return e;
+}
+
+void pl_stage_set_reason(pl_stage_ctx_t *ctx, pl_err_t err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->reason, sizeof(ctx->reason), fmt, ap);
+	va_end(ap);
+	ctx->err = err;
+}
+
+const char *pl_stage_traceparent(const pl_stage_ctx_t *ctx)
+{
+	return ctx->traceparent;
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static void fill_record(pl_record_t *r, const rd_kafka_message_t *m)
+{
+	memset(r, 0, sizeof(*r));
+	r->topic = rd_kafka_topic_name(m->rkt);
+	r->partition = m->partition;
+	r->offset = m->offset;
+	rd_kafka_timestamp_type_t tstype;
+	r->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+	r->key = m->key;
+	r->key_len = m->key_len;
+	r->value = m->payload;
+	r->value_len = m->len;
+	rd_kafka_headers_t *hdrs = NULL;
+	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+		const char *name;
+		const void *val;
+		size_t size;
+		for (size_t i = 0; r->header_count < PL_MAX_HEADERS &&
+				   rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
+		     i++)
+			r->headers[r->header_count++] = (pl_header_t){name, val ? val : "", size};
+	}
+}
+
+/* Produces the record to <topic>.dlq with its key, value, headers and the reason. */
+static pl_err_t dead_letter(pl_stage_t *s, entry_t *e, const pl_record_t *r, pl_err_t err,
+			    const char *reason)
+{
+	char dlq[300], part[16], off[24], at[24];
+	snprintf(dlq, sizeof(dlq), "%s.dlq", r->topic);
+	snprintf(part, sizeof(part), "%d", r->partition);
+	snprintf(off, sizeof(off), "%lld", (long long)r->offset);
+	snprintf(at, sizeof(at), "%lld", (long long)pl_now_ms());
+	pl_header_t h[PL_MAX_HEADERS + 7];
+	size_t n = 0;
+	for (size_t i = 0; i < r->header_count; i++)
+		if (strncmp(r->headers[i].name, "dp_", 3) != 0) /* a redriven record's old reason */
+			h[n++] = r->headers[i];
+	const char *cls = pl_err_str(err);
+	h[n++] = (pl_header_t){"dp_error", reason, strlen(reason)};
+	h[n++] = (pl_header_t){"dp_error_class", cls, strlen(cls)};
+	h[n++] = (pl_header_t){"dp_source_topic", r->topic, strlen(r->topic)};
+	h[n++] = (pl_header_t){"dp_source_partition", part, strlen(part)};
+	h[n++] = (pl_header_t){"dp_source_offset", off, strlen(off)};
+	h[n++] = (pl_header_t){"dp_group", s->group, strlen(s->group)};
+	h[n++] = (pl_header_t){"dp_dead_at", at, strlen(at)};
+	return entry_send(s, e, dlq, r->key, r->key_len, r->value, r->value_len, h, n);
+}
+
+static void block_partition(pl_stage_t *s, size_t pi, int64_t offset, const char *why)
+{
+	part_t *p = &s->parts[pi];
+	if (p->retry_offset == offset)
+		p->attempt++;
+	else
+		p->attempt = 0;
+	p->retry_offset = offset;
+	int64_t wait = backoff_ms(s, p->attempt);
+	p->resume_at_ms = pl_now_ms() + wait;
+	p->paused = true;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = offset;
+	rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, l, 5000);
+	if (err) {
+		pl_log(PL_LOG_ERROR, "seek_failed",
+		       PL_LOG_FIELDS(PL_LS("topic", p->topic), PL_LI("partition", p->partition),
+				     PL_LI("offset", offset)),
+		       "%s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
+	}
+	rd_kafka_pause_partitions(s->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	const char *labels[] = {s->group, p->topic};
+	pl_metric_inc(pl_metric_get(s->m_retries, labels));
+	pl_log(p->attempt < 3 ? PL_LOG_INFO : PL_LOG_WARN, "record_retry",
+	       PL_LOG_FIELDS(PL_LS("topic", p->topic), PL_LI("partition", p->partition),
+			     PL_LI("offset", offset), PL_LI("attempt", p->attempt + 1),
+			     PL_LI("backoff_ms", wait)),
+	       "retrying in %lld ms: %s", (long long)wait, why);
+}
+
+static void resume_due(pl_stage_t *s)
+{
+	int64_t now = pl_now_ms();
+	for (size_t i = 0; i < s->nparts; i++) {
+		part_t *p = &s->parts[i];
+		if (!p->paused || !p->assigned || now < p->resume_at_ms)
+			continue;
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+		rd_kafka_resume_partitions(s->rk, l);
+		rd_kafka_topic_partition_list_destroy(l);
+		p->paused = false;
+	}
+}
+
+static int poll_timeout_ms(pl_stage_t *s)
+{
+	int64_t now = pl_now_ms(), t = 100;
+	for (size_t i = 0; i < s->nparts; i++)
+		if (s->parts[i].paused && s->parts[i].assigned && s->parts[i].resume_at_ms - now < t)
+			t = s->parts[i].resume_at_ms - now;
+	return t < 0 ? 0 : (int)t;
+}
+
+/* Handles one record into entry e (its produces are pending in the batch). */
+static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e, bool *blocked)
+{
+	pl_record_t r;
+	fill_record(&r, m);
+	pl_stage_ctx_t ctx = {.stage = s, .record = &r, .entry = e};
+	char tp[60], trace_id[33] = "", key[128];
+	if (pl_record_header(&r, "traceparent", tp, sizeof(tp)) &&
+	    pl_traceparent_parse(tp, trace_id))
+		snprintf(ctx.traceparent, sizeof(ctx.traceparent), "%s", tp);
+	size_t klen = r.key_len < sizeof(key) - 1 ? r.key_len : sizeof(key) - 1;
+	memcpy(key, r.key ? r.key : "", klen);
+	key[klen] = '\0';
+	pl_log_ctx_set(trace_id, key);
+	s->parts[e->part].last_ts_ms = r.timestamp_ms;
+
+	json_t *event = NULL;
+	const pl_avro_schema_t *schema = NULL;
+	pl_stage_outcome_t out;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!s->opts.raw) {
+		char err[256];
+		pl_err_t de = pl_avro_decode(s->opts.registry, r.value, r.value_len, &event,
+					     &schema, err, sizeof(err));
+		if (de != PL_OK) {
+			pl_stage_set_reason(&ctx, de, "undecodable record: %s", err);
+			out = PL_STAGE_DEAD;
+			goto decided;
+		}
+	}
+	out = s->opts.handler(&ctx, &r, event, schema, s->opts.handler_arg);
+	if (out == PL_STAGE_DEAD && !ctx.reason[0])
+		pl_stage_set_reason(&ctx, PL_ERR_REJECTED, "handler rejected the record");
+	if (out == PL_STAGE_OK && atomic_load(&e->failed))
+		out = PL_STAGE_RETRY; /* a reply could not even be enqueued */
+decided:
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	const char *labels[] = {s->group, r.topic};
+	pl_metric_observe(pl_metric_get(s->m_latency, labels),
+			  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	const char *outcome = out == PL_STAGE_OK ? "ok" : out == PL_STAGE_DEAD ? "dead" : "retry";
+	const char *olabels[] = {s->group, r.topic, outcome};
+	pl_metric_inc(pl_metric_get(s->m_records, olabels));
+	if (out == PL_STAGE_DEAD) {
+		pl_err_t cls = ctx.err != PL_OK ? ctx.err : PL_ERR_REJECTED;
+		pl_log(PL_LOG_WARN, "record_dead_lettered",
+		       PL_LOG_FIELDS(PL_LS("topic", r.topic), PL_LI("partition", r.partition),
+				     PL_LI("offset", r.offset), PL_LS("err", pl_err_str(cls))),
+		       "%s", ctx.reason);
+		pl_metric_inc(pl_metric_get(s->m_dead, labels));
+		if (dead_letter(s, e, &r, cls, ctx.reason) != PL_OK)
+			out = PL_STAGE_RETRY;
+	}
+	if (out == PL_STAGE_RETRY) {
+		*blocked = true;
+		block_partition(s, e->part, r.offset,
+				ctx.reason[0] ? ctx.reason : "transient failure");
+	} else {
+		e->completed = true;
+	}
+	json_decref(event);
+	pl_log_ctx_clear();
+}
+
+static void wait_batch(pl_stage_t *s)
+{
+	pthread_mutex_lock(&s->batch.lock);
+	while (s->batch.outstanding > 0)
+		pthread_cond_wait(&s->batch.cond, &s->batch.lock);
+	pthread_mutex_unlock(&s->batch.lock);
+}
+
+/* Stores offsets of completed, acknowledged records; blocks partitions whose produces failed. */
+static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	for (size_t i = 0; i < n; i++) {
+		entry_t *e = &entries[i];
+		part_t *p = &s->parts[e->part];
+		rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, p->topic,
+										    p->partition);
+		if (tp && tp->err)
+			continue; /* partition stopped at an earlier record */
+		if (!e->completed || atomic_load(&e->failed)) {
+			if (!tp)
+				tp = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+			tp->err = RD_KAFKA_RESP_ERR__FAIL; /* marker: nothing more for it */
+			if (e->completed) /* handled, but a reply was not acknowledged */
+				block_partition(s, e->part, e->offset, "a reply was not acknowledged");
+			continue;
+		}
+		if (!tp) {
+			tp = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+			tp->offset = -1;
+		}
+		tp->offset = e->offset + 1;
+		if (p->retry_offset == e->offset) {
+			p->retry_offset = -1;
+			p->attempt = 0;
+		}
+	}
+	rd_kafka_topic_partition_list_t *st = rd_kafka_topic_partition_list_new(l->cnt);
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].offset >= 0)
+			rd_kafka_topic_partition_list_add(st, l->elems[i].topic,
+							  l->elems[i].partition)
+				->offset = l->elems[i].offset;
+	if (st->cnt > 0) {
+		rd_kafka_resp_err_t err = rd_kafka_offsets_store(s->rk, st);
+		if (err)
+			pl_log(PL_LOG_WARN, "offset_store_failed",
+			       PL_LOG_FIELDS(PL_LS("group", s->group),
+					     PL_LS("err", rd_kafka_err2name(err))),
+			       "%s", rd_kafka_err2str(err));
+	}
+	rd_kafka_topic_partition_list_destroy(st);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+pl_err_t pl_stage_run(pl_stage_t *s)
+{
+	size_t cap = (size_t)s->opts.max_batch;
+	rd_kafka_message_t **msgs = pl_calloc(cap, sizeof(*msgs));
+	entry_t *entries = pl_calloc(cap, sizeof(*entries));
+	size_t *blocked = pl_calloc(cap, sizeof(*blocked)); /* part indexes blocked this batch */
+	unsigned *msg_epoch = pl_calloc(cap, sizeof(*msg_epoch));
+	pl_log(PL_LOG_INFO, "stage_started", PL_LOG_FIELDS(PL_LS("group", s->group)),
+	       "consuming as group %s", s->group);
+	while (!atomic_load(&s->stop) && s->fatal == PL_OK) {
+		resume_due(s);
+		size_t n = 0;
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, poll_timeout_ms(s));
+		while (m) {
+			msg_epoch[n] = s->epoch;
+			msgs[n++] = m;
+			if (n == cap)
+				break;
+			m = rd_kafka_consumer_poll(s->rk, 0);
+		}
+		/* A rebalance during the polls restarts every partition from its committed
+		 * offset (eager protocol): records returned before it are dropped unhandled and
+		 * fetched again; those returned after it are current. */
+		unsigned epoch = s->epoch;
+		size_t nentries = 0, nblocked = 0;
+		for (size_t i = 0; i < n; i++) {
+			m = msgs[i];
+			if (m->err) {
+				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+					pl_log(PL_LOG_WARN, "consume_error",
+					       PL_LOG_FIELDS(PL_LS("group", s->group),
+							     PL_LS("err", rd_kafka_err2name(m->err))),
+					       "%s", rd_kafka_message_errstr(m));
+				continue;
+			}
+			if (msg_epoch[i] != epoch || s->fatal != PL_OK)
+				continue;
+			part_t *p = part_get(s, rd_kafka_topic_name(m->rkt), m->partition);
+			size_t pi = (size_t)(p - s->parts);
+			bool skip = !p->assigned;
+			for (size_t b = 0; b < nblocked && !skip; b++)
+				skip = blocked[b] == pi;
+			if (skip)
+				continue;
+			entry_t *e = &entries[nentries++];
+			memset(e, 0, sizeof(*e));
+			e->batch = &s->batch;
+			e->stage = s;
+			e->part = pi;
+			e->offset = m->offset;
+			bool blk = false;
+			handle_one(s, m, e, &blk);
+			if (blk)
+				blocked[nblocked++] = pi;
+		}
+		wait_batch(s);
+		store_batch(s, entries, nentries);
+		for (size_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+	}
+	pl_free(msgs);
+	pl_free(entries);
+	pl_free(blocked);
+	pl_free(msg_epoch);
+	pl_err_t result = s->fatal;
+	pl_log(PL_LOG_INFO, "stage_stopping", PL_LOG_FIELDS(PL_LS("group", s->group)),
+	       "committing offsets and leaving the group");
+	rd_kafka_resp_err_t err = rd_kafka_consumer_close(s->rk);
+	if (err)
+		pl_log(PL_LOG_WARN, "consumer_close_failed",
+		       PL_LOG_FIELDS(PL_LS("err", rd_kafka_err2name(err))), "%s",
+		       rd_kafka_err2str(err));
+	return result;
+}

@@ -1,0 +1,458 @@
+/* routes.c — ingress routes: POST/PATCH/DELETE delivery requests and confirmations.
+ *
+ * Each accepted request becomes one Avro event on dronedelivery.requests keyed by deliveryId.
+ * The HTTP answer is given from the delivery-report callback: 2xx once the broker acknowledged
+ * (acks=all, idempotent producer), 503 + Retry-After when the record could not be written in
+ * DP_INGRESS_ACK_TIMEOUT_MS (librdkafka's message.timeout.ms) or the queue is full.
+ * Owns: one pending_t per request in flight (freed by its completion). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mem.h"
+#include "routes.h"
+#include "timefmt.h"
+#include "validate.h"
+
+const pl_cfg_opt_t ingress_cfg[] = {
+	{"DP_HTTP_PORT", PL_CFG_INT, "8080", 0, 65535, .help = "public API port"},
+	{"DP_INGRESS_ACK_TIMEOUT_MS", PL_CFG_INT, "5000", 100, 300000,
+	 .help = "longest wait for the broker's acknowledgement before answering 503"},
+	{"DP_INGRESS_API_KEYS_FILE", PL_CFG_STR, NULL, 0, 4096,
+	 .help = "file with one API key per line; when set every API route needs "
+		 "'Authorization: Bearer <key>'"},
+	{"DP_INGRESS_RETRY_AFTER_S", PL_CFG_INT, "1", 1, 3600,
+	 .help = "Retry-After seconds sent with 503"},
+	{NULL},
+};
+
+typedef struct pending {
+	ingress_t *ing;
+	pl_http_req_t *req;
+	unsigned ok_status;
+	char *ok_body; /* JSON, NULL for 204 */
+	char location[80];
+	struct timespec started;
+} pending_t;
+
+static void count_unavailable(ingress_t *ing, const char *reason)
+{
+	const char *l[] = {reason};
+	pl_metric_inc(pl_metric_get(ing->m_unavailable, l));
+}
+
+static void answer_unavailable(ingress_t *ing, pl_http_req_t *req, const char *reason,
+			       const char *detail)
+{
+	char ra[16];
+	snprintf(ra, sizeof(ra), "%d", ing->retry_after_s);
+	pl_http_add_header(req, "Retry-After", ra);
+	count_unavailable(ing, reason);
+	pl_http_problem(req, 503, detail, NULL);
+}
+
+static void on_produced(void *opaque, pl_err_t err, const char *reason, int32_t partition,
+			int64_t offset)
+{
+	(void)partition;
+	(void)offset;
+	pending_t *p = opaque;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pl_metric_observe(pl_metric_get0(p->ing->m_produce),
+			  (double)(now.tv_sec - p->started.tv_sec) +
+				  (double)(now.tv_nsec - p->started.tv_nsec) / 1e9);
+	if (err == PL_OK) {
+		if (p->location[0])
+			pl_http_add_header(p->req, "Location", p->location);
+		pl_http_respond(p->req, p->ok_status, "application/json", p->ok_body,
+				p->ok_body ? strlen(p->ok_body) : 0);
+	} else {
+		char detail[256];
+		snprintf(detail, sizeof(detail),
+			 "the request could not be written to Kafka (%s); nothing was accepted, "
+			 "retry later",
+			 reason ? reason : pl_err_str(err));
+		answer_unavailable(p->ing, p->req, err == PL_ERR_TIMEOUT ? "timeout" : "broker",
+				   detail);
+	}
+	atomic_fetch_sub(&p->ing->inflight, 1);
+	pl_free(p->ok_body);
+	pl_free(p);
+}
+
+static bool authorized(ingress_t *ing, pl_http_req_t *req)
+{
+	if (!ing->api_keys)
+		return true;
+	const char *auth = pl_http_header(req, "Authorization");
+	if (auth && strncmp(auth, "Bearer ", 7) == 0) {
+		const char *key = auth + 7;
+		for (size_t i = 0; i < ing->napi_keys; i++) {
+			/* constant-time compare, so key length/prefix is not leaked by timing */
+			const char *k = ing->api_keys[i];
+			size_t kl = strlen(k), gl = strlen(key);
+			unsigned char diff = (unsigned char)(kl != gl);
+			for (size_t j = 0; j < kl; j++)
+				diff |= (unsigned char)(k[j] ^ (j < gl ? key[j] : 0));
+			if (!diff)
+				return true;
+		}
+	}
+	pl_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"dronepipe\"");
+	pl_http_problem(req, 401,
+			auth ? "the API key is not valid"
+			     : "an API key is required: send 'Authorization: Bearer <key>'",
+			NULL);
+	return false;
+}
+
+static bool valid_uuid(const char *s)
+{
+	if (!s || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+void ingress_delivery_id(const char *owner_id, const char *idempotency_key, char out[37])
+{
+	/* name = ownerId NUL key: the NUL keeps ("ab","c") and ("a","bc") apart */
+	size_t ol = strlen(owner_id), kl = strlen(idempotency_key);
+	char *name = pl_malloc(ol + kl + 1);
+	memcpy(name, owner_id, ol);
+	name[ol] = '\0';
+	memcpy(name + ol + 1, idempotency_key, kl);
+	pl_uuid_v5(INGRESS_IDEMPOTENCY_NS, name, ol + 1 + kl, out);
+	pl_free(name);
+}
+
+static void answer_invalid(pl_http_req_t *req, ingress_problem_t *problem)
+{
+	char *errors = ingress_problem_errors_json(problem);
+	pl_http_problem(req, problem->status ? problem->status : 400, problem->detail, errors);
+	pl_free(errors);
+}
+
+/* Encodes and produces event; on success the request is suspended until on_produced. Takes
+ * ownership of ok_body. */
+static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *schema,
+		    json_t *event, const char *delivery_id, const char *event_id,
+		    unsigned ok_status, char *ok_body, const char *location)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	char err[256];
+	if (pl_avro_encode(schema, event, &buf, &len, err, sizeof(err)) != PL_OK) {
+		/* the validator let through something the schema refuses: our bug, say so */
+		pl_log(PL_LOG_ERROR, "encode_failed", PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)),
+		       "%s", err);
+		pl_http_problem(req, 500, "the request could not be encoded", NULL);
+		pl_free(ok_body);
+		return;
+	}
+	pending_t *p = pl_calloc(1, sizeof(*p));
+	p->ing = ing;
+	p->req = req;
+	p->ok_status = ok_status;
+	p->ok_body = ok_body;
+	if (location)
+		snprintf(p->location, sizeof(p->location), "%s", location);
+	clock_gettime(CLOCK_MONOTONIC, &p->started);
+	char traceparent[56];
+	pl_traceparent_child(pl_http_header(req, "traceparent"), traceparent);
+	const char *rid = pl_http_request_id(req);
+	pl_header_t extra[] = {{"request_id", rid, strlen(rid)}};
+	pl_event_meta_t meta = {.event_type = pl_avro_schema_short_name(schema),
+				.event_id = event_id,
+				.traceparent = traceparent,
+				.extra = extra,
+				.extra_count = 1};
+	atomic_fetch_add(&ing->inflight, 1);
+	pl_http_suspend(req);
+	pl_err_t e = pl_producer_send_event(ing->producer, INGRESS_TOPIC, delivery_id, buf, len,
+					    &meta, on_produced, p);
+	pl_free(buf);
+	if (e != PL_OK) {
+		atomic_fetch_sub(&ing->inflight, 1);
+		pl_free(p->ok_body);
+		pl_free(p);
+		answer_unavailable(ing, req, e == PL_ERR_QUEUE_FULL ? "queue_full" : "broker",
+				   e == PL_ERR_QUEUE_FULL
+					   ? "too many requests waiting for Kafka; retry later"
+					   : "Kafka refused the request; retry later");
+	}
+}
+
+static bool accepting(ingress_t *ing, pl_http_req_t *req)
+{
+	if (atomic_load(&ing->draining)) {
+		answer_unavailable(ing, req, "shutdown", "the service is shutting down; retry");
+		return false;
+	}
+	return authorized(ing, req);
+}
+
+/* Response body of POST: the request as the client sees it, with the new deliveryId. */
+static char *echo_create(const json_t *ev)
+{
+	char when[32];
+	pl_time_format(json_integer_value(json_object_get(ev, "pickupTime")), when);
+	const json_t *pi = json_object_get(ev, "packageInfo");
+	json_t *doc = json_pack(
+		"{s:O, s:O, s:O, s:O, s:s, s:O, s:O, s:O, s:{s:O, s:O, s:O, s:O}}", "deliveryId",
+		json_object_get(ev, "deliveryId"), "ownerId", json_object_get(ev, "ownerId"),
+		"pickupLocation", json_object_get(ev, "pickupLocation"), "dropOffLocation",
+		json_object_get(ev, "dropOffLocation"), "pickupTime", when, "deadline",
+		json_object_get(ev, "deadline"), "expedited", json_object_get(ev, "expedited"),
+		"confirmationRequired", json_object_get(ev, "confirmationRequired"), "packageInfo",
+		"packageId", json_object_get(pi, "packageId"), "size", json_object_get(pi, "size"),
+		"weight", json_object_get(pi, "weight"), "tag", json_object_get(pi, "tag"));
+	char *text = json_dumps(doc, JSON_COMPACT);
+	char *out = pl_strdup(text);
+	free(text);
+	json_decref(doc);
+	return out;
+}
+
+static void on_create(pl_http_req_t *req, void *arg)
+{
+	ingress_t *ing = arg;
+	if (!accepting(ing, req))
+		return;
+	size_t len;
+	const char *body = pl_http_body(req, &len);
+	json_t *ev = NULL;
+	ingress_problem_t problem = {0};
+	if (ingress_validate_create(body, len, &ev, &problem) != PL_OK) {
+		answer_invalid(req, &problem);
+		ingress_problem_free(&problem);
+		return;
+	}
+	ingress_problem_free(&problem);
+	char delivery_id[37], event_id[37];
+	const char *key = pl_http_header(req, "Idempotency-Key");
+	if (key && *key) {
+		ingress_delivery_id(json_string_value(json_object_get(ev, "ownerId")), key,
+				    delivery_id);
+		/* the same retried request is the same event: consumers dedupe on eventId */
+		pl_uuid_v5(INGRESS_IDEMPOTENCY_NS, delivery_id, strlen(delivery_id), event_id);
+		json_object_set_new(ev, "idempotencyKey", json_string(key));
+	} else {
+		pl_uuid_v4(delivery_id);
+		pl_uuid_v4(event_id);
+		json_object_set_new(ev, "idempotencyKey", json_null());
+	}
+	json_object_set_new(ev, "eventId", json_string(event_id));
+	json_object_set_new(ev, "deliveryId", json_string(delivery_id));
+	json_object_set_new(ev, "requestedAt", json_integer(pl_now_ms()));
+	char location[80];
+	snprintf(location, sizeof(location), "/api/deliveries/%s", delivery_id);
+	produce(ing, req, ing->s_requested, ev, delivery_id, event_id, 202, echo_create(ev),
+		location);
+	json_decref(ev);
+}
+
+/* Path id of PATCH/DELETE/confirmations; answers 400 itself when not a UUID. */
+static const char *path_delivery_id(pl_http_req_t *req)
+{
+	const char *id = pl_http_param(req, "deliveryId");
+	if (valid_uuid(id))
+		return id;
+	pl_http_problem(req, 400, "the delivery id in the path is not a UUID",
+			"[{\"field\":\"deliveryId\",\"reason\":\"must be a UUID like "
+			"3f2c1e4a-8b7d-4c2e-9f1a-0b6d5e4c3a21\"}]");
+	return NULL;
+}
+
+static void finish_event(json_t *ev, const char *delivery_id, char event_id[37])
+{
+	pl_uuid_v4(event_id);
+	json_object_set_new(ev, "eventId", json_string(event_id));
+	json_object_set_new(ev, "deliveryId", json_string(delivery_id));
+	json_object_set_new(ev, "requestedAt", json_integer(pl_now_ms()));
+}
+
+static void on_reschedule(pl_http_req_t *req, void *arg)
+{
+	ingress_t *ing = arg;
+	if (!accepting(ing, req))
+		return;
+	const char *id = path_delivery_id(req);
+	if (!id)
+		return;
+	size_t len;
+	const char *body = pl_http_body(req, &len);
+	json_t *ev = NULL;
+	ingress_problem_t problem = {0};
+	if (ingress_validate_reschedule(body, len, &ev, &problem) != PL_OK) {
+		answer_invalid(req, &problem);
+		ingress_problem_free(&problem);
+		return;
+	}
+	ingress_problem_free(&problem);
+	char event_id[37];
+	finish_event(ev, id, event_id);
+	produce(ing, req, ing->s_reschedule, ev, id, event_id, 200, pl_asprintf("\"%s\"", id), NULL);
+	json_decref(ev);
+}
+
+static void on_cancel(pl_http_req_t *req, void *arg)
+{
+	ingress_t *ing = arg;
+	if (!accepting(ing, req))
+		return;
+	const char *id = path_delivery_id(req);
+	if (!id)
+		return;
+	json_t *ev = json_object();
+	char event_id[37];
+	finish_event(ev, id, event_id);
+	produce(ing, req, ing->s_cancel, ev, id, event_id, 204, NULL, NULL);
+	json_decref(ev);
+}
+
+static void on_confirm(pl_http_req_t *req, void *arg)
+{
+	ingress_t *ing = arg;
+	if (!accepting(ing, req))
+		return;
+	const char *id = path_delivery_id(req);
+	if (!id)
+		return;
+	size_t len;
+	const char *body = pl_http_body(req, &len);
+	json_t *ev = NULL;
+	ingress_problem_t problem = {0};
+	if (ingress_validate_confirmation(body, len, &ev, &problem) != PL_OK) {
+		answer_invalid(req, &problem);
+		ingress_problem_free(&problem);
+		return;
+	}
+	ingress_problem_free(&problem);
+	char event_id[37];
+	finish_event(ev, id, event_id);
+	produce(ing, req, ing->s_confirmed, ev, id, event_id, 202,
+		pl_asprintf("{\"deliveryId\":\"%s\",\"status\":\"ConfirmationReceived\"}", id), NULL);
+	json_decref(ev);
+}
+
+static void on_probe(pl_http_req_t *req, void *arg)
+{
+	ingress_t *ing = arg;
+	char reason[200];
+	if (ingress_ready(ing, reason, sizeof(reason))) {
+		pl_http_respond(req, 200, "application/json", "{\"status\":\"UP\"}", 15);
+		return;
+	}
+	pl_http_problem(req, 503, reason, NULL);
+}
+
+static void on_actuator(pl_http_req_t *req, void *arg)
+{
+	(void)arg;
+	pl_http_respond(req, 200, "application/json", "{\"status\":\"UP\"}", 15);
+}
+
+size_t ingress_routes(ingress_t *ing, pl_http_route_t *out, size_t max)
+{
+	const pl_http_route_t routes[] = {
+		{"POST", "/api/deliveryrequests", on_create, ing, PL_HTTP_BODY_JSON},
+		{"PATCH", "/api/deliveryrequests/{deliveryId}", on_reschedule, ing,
+		 PL_HTTP_BODY_JSON},
+		{"DELETE", "/api/deliveryrequests/{deliveryId}", on_cancel, ing, PL_HTTP_BODY_NONE},
+		{"POST", "/api/deliveryrequests/{deliveryId}/confirmations", on_confirm, ing,
+		 PL_HTTP_BODY_JSON},
+		{"GET", "/api/probe", on_probe, ing, PL_HTTP_BODY_NONE},
+		{"GET", "/actuator/health", on_actuator, ing, PL_HTTP_BODY_NONE},
+	};
+	size_t n = sizeof(routes) / sizeof(routes[0]);
+	if (n > max)
+		n = max;
+	memcpy(out, routes, n * sizeof(routes[0]));
+	return n;
+}
+
+bool ingress_ready(void *arg, char *reason, size_t reason_size)
+{
+	ingress_t *ing = arg;
+	if (atomic_load(&ing->draining)) {
+		snprintf(reason, reason_size, "shutting down");
+		return false;
+	}
+	return pl_producer_ready(ing->producer, reason, reason_size);
+}
+
+static bool load_keys(ingress_t *ing, const char *path, char *errstr, size_t errstr_size)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(errstr, errstr_size, "DP_INGRESS_API_KEYS_FILE: cannot read %s", path);
+		return false;
+	}
+	char line[1024];
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strcspn(line, "\r\n");
+		line[n] = '\0';
+		char *k = line;
+		while (*k == ' ' || *k == '\t')
+			k++;
+		if (!*k || *k == '#')
+			continue;
+		ing->api_keys = pl_realloc(ing->api_keys, (ing->napi_keys + 1) * sizeof(char *));
+		ing->api_keys[ing->napi_keys++] = pl_strdup(k);
+	}
+	fclose(f);
+	if (ing->napi_keys == 0) {
+		snprintf(errstr, errstr_size, "DP_INGRESS_API_KEYS_FILE: %s holds no key", path);
+		return false;
+	}
+	return true;
+}
+
+bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
+		  const pl_avro_registry_t *registry, char *errstr, size_t errstr_size)
+{
+	memset(ing, 0, sizeof(*ing));
+	ing->producer = producer;
+	ing->registry = registry;
+	ing->retry_after_s = (int)pl_cfg_int(cfg, "DP_INGRESS_RETRY_AFTER_S");
+	ing->s_requested = pl_avro_schema_get(registry, "DeliveryRequested");
+	ing->s_reschedule = pl_avro_schema_get(registry, "DeliveryRescheduleRequested");
+	ing->s_cancel = pl_avro_schema_get(registry, "DeliveryCancelRequested");
+	ing->s_confirmed = pl_avro_schema_get(registry, "DeliveryConfirmed");
+	if (!ing->s_requested || !ing->s_reschedule || !ing->s_cancel || !ing->s_confirmed) {
+		snprintf(errstr, errstr_size, "a request schema is missing from the build");
+		return false;
+	}
+	const char *keys = pl_cfg_str(cfg, "DP_INGRESS_API_KEYS_FILE");
+	if (keys && *keys && !load_keys(ing, keys, errstr, errstr_size))
+		return false;
+	pl_metrics_t *m = pl_metrics_default();
+	ing->m_produce = pl_metrics_family(m, "dronepipe_ingress_produce_seconds",
+					   "Time from produce to the broker's acknowledgement",
+					   PL_METRIC_HISTOGRAM, "", NULL, 0);
+	ing->m_unavailable = pl_metrics_family(m, "dronepipe_ingress_unavailable_total",
+					       "503 answers by reason", PL_METRIC_COUNTER,
+					       "reason", NULL, 0);
+	return true;
+}
+
+void ingress_fini(ingress_t *ing)
+{
+	for (size_t i = 0; i < ing->napi_keys; i++)
+		pl_free(ing->api_keys[i]);
+	pl_free(ing->api_keys);
+	ing->api_keys = NULL;
+	ing->napi_keys = 0;
+}

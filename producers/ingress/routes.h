@@ -1,0 +1,52 @@
+/* routes.h — the ingress's HTTP routes: validate, produce to dronedelivery.requests, answer after
+ * the broker's acknowledgement (the connection is suspended meanwhile; no thread waits).
+ *
+ * Ownership: ingress_t borrows the producer, registry and config; it owns the API-key list and
+ * its metrics handles. Thread rules: handlers run on HTTP pool threads; completions on the
+ * producer's poll thread; the counters they share are atomics. */
+#ifndef INGRESS_ROUTES_H
+#define INGRESS_ROUTES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "avro.h"
+#include "cfg.h"
+#include "http.h"
+#include "kafka.h"
+#include "metrics.h"
+
+#define INGRESS_TOPIC "dronedelivery.requests"
+/* Namespace of the UUID v5 delivery ids derived from (ownerId, Idempotency-Key). Fixed forever:
+ * changing it changes every derived id. */
+#define INGRESS_IDEMPOTENCY_NS "6f1c5a52-2f0e-4d6b-9a57-5b0d7a2c4e11"
+
+typedef struct ingress {
+	pl_producer_t *producer;
+	const pl_avro_registry_t *registry;
+	const pl_avro_schema_t *s_requested, *s_reschedule, *s_cancel, *s_confirmed;
+	char **api_keys; /* NULL = no client auth */
+	size_t napi_keys;
+	int retry_after_s;
+	atomic_int inflight; /* requests between validation and their answer */
+	atomic_bool draining;
+	pl_metric_family_t *m_produce, *m_unavailable;
+} ingress_t;
+
+extern const pl_cfg_opt_t ingress_cfg[];
+
+/* Fills ing from cfg; reads the API-key file. false + errstr on error. */
+bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
+		  const pl_avro_registry_t *registry, char *errstr, size_t errstr_size);
+void ingress_fini(ingress_t *ing);
+
+/* The service routes (static table bound to ing). */
+size_t ingress_routes(ingress_t *ing, pl_http_route_t *out, size_t max);
+
+/* Readiness for /readyz. */
+bool ingress_ready(void *ing, char *reason, size_t reason_size);
+
+/* UUID v5 delivery id for (ownerId, Idempotency-Key). */
+void ingress_delivery_id(const char *owner_id, const char *idempotency_key, char out[37]);
+
+#endif
