@@ -42,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 IT_SRC   := $(sort $(wildcard tests/it/*.c))
 IT_BIN   := $(IT_SRC:%.c=$(B)/%)
 
-.PHONY: all test unit unit-san fuzz it up down clean clean-data fmt fmt-check bins deps help
+.PHONY: all test unit unit-san fuzz it deploy-check up down status clean clean-data fmt fmt-check bins deps help
 all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 bins: $(BINS)
 
@@ -105,12 +105,18 @@ fuzz:
 it: all
 	@scripts/test-it.sh $(B)
 
+# Offline validation of compose/, k8s/ and the Dockerfile against schemas and the binaries'
+# config tables (builds helm and a validator venv into .tools/ on first use).
+deploy-check: bins
+	@scripts/validate-deploy.sh
+
 # The whole suite. Each part prints a closing "N passed, N failed" line.
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-san
 	$(MAKE) fuzz
+	$(MAKE) deploy-check
 	$(MAKE) it
 
 up: deps all
@@ -118,6 +124,9 @@ up: deps all
 
 down:
 	scripts/stack.sh down
+
+status:
+	scripts/stack.sh status
 
 clean-data:
 	scripts/stack.sh clean-data

@@ -56,6 +56,10 @@ rd_kafka_conf_t *pl_kafka_conf_new(const pl_cfg_t *cfg, const char *const *extra
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", pl_cfg_str(cfg, "DP_KAFKA_BROKERS"), errstr,
 			      errstr_size) != RD_KAFKA_CONF_OK)
 		goto fail;
+	const char *sasl_password = pl_cfg_str(cfg, "DP_KAFKA_SASL_PASSWORD");
+	if (sasl_password && rd_kafka_conf_set(conf, "sasl.password", sasl_password, errstr,
+					       errstr_size) != RD_KAFKA_CONF_OK)
+		goto fail;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 	for (size_t i = 0; extra && extra[i]; i += 2) {
@@ -128,8 +132,11 @@ static void *poll_main(void *arg)
 pl_producer_t *pl_producer_new(const pl_cfg_t *cfg, const char *client_id,
 			       const char *const *extra_props, char *errstr, size_t errstr_size)
 {
+	/* murmur2 is the Java clients' partitioner: a Java producer or Kafka Streams app keyed by
+	 * deliveryId lands on the same partitions as dronepipe, so co-partitioning holds. */
 	const char *base[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
-			      "client.id", client_id ? client_id : "dronepipe", NULL};
+			      "partitioner", "murmur2_random", "client.id",
+			      client_id ? client_id : "dronepipe", NULL};
 	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, base, errstr, errstr_size);
 	if (!conf)
 		return NULL;

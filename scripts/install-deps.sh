@@ -78,13 +78,26 @@ POM
 }
 
 install_ferretdb() {
-	local bin="$deps/bin/ferretdb"
-	if [ -x "$bin" ] && [ -f "$deps/bin/.ferretdb-$FERRETDB_VERSION" ]; then
+	local bin="$deps/bin/ferretdb" mod src
+	if [ -x "$bin" ] && [ -f "$deps/bin/.ferretdb-$FERRETDB_VERSION" ] && "$bin" --version >/dev/null 2>&1; then
 		log "ferretdb $FERRETDB_VERSION: present"
 		return
 	fi
-	log "ferretdb $FERRETDB_VERSION: building with go install"
-	GOBIN="$deps/bin" GOFLAGS=-mod=mod go install "github.com/FerretDB/FerretDB/cmd/ferretdb@$FERRETDB_VERSION"
+	log "ferretdb $FERRETDB_VERSION: building from the Go module proxy"
+	# A plain `go install mod@ver` builds a binary that panics at start: FerretDB reads
+	# build/version/version.txt, which its build generates and the module zip lacks.
+	mod=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -d "$mod" ] || {
+		log "ferretdb: module download failed"
+		return 1
+	}
+	src=$(mktemp -d)
+	cp -r "$mod/." "$src" && chmod -R u+w "$src"
+	echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
+	(cd "$src" && go build -buildvcs=false -o "$bin" ./cmd/ferretdb)
+	rm -rf "$src"
+	"$bin" --version >/dev/null
 	touch "$deps/bin/.ferretdb-$FERRETDB_VERSION"
 }
 

@@ -4,7 +4,11 @@
  * The HTTP answer is given from the delivery-report callback: 2xx once the broker acknowledged
  * (acks=all, idempotent producer), 503 + Retry-After when the record could not be written in
  * DP_INGRESS_ACK_TIMEOUT_MS (librdkafka's message.timeout.ms) or the queue is full.
- * Owns: one pending_t per request in flight (freed by its completion). */
+ * Owns: one pending_t per request in flight. Two parties hold it: the delivery report and the
+ * deadline list (refs = 2). Whichever comes first answers (the `answered` flag decides, once);
+ * each party then drops its reference and the last one frees it. A request is therefore always
+ * answered within DP_INGRESS_ACK_TIMEOUT_MS, even when librdkafka reports later (a broker that
+ * vanished with the record in flight), and never answered twice. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,11 @@ const pl_cfg_opt_t ingress_cfg[] = {
 
 typedef struct pending {
 	ingress_t *ing;
+	atomic_int refs;
+	atomic_bool answered;
+	bool listed; /* in the deadline list; guarded by ing->pending_lock */
+	int64_t deadline_ms;
+	struct pending *prev, *next;
 	pl_http_req_t *req;
 	unsigned ok_status;
 	char *ok_body; /* JSON, NULL for 204 */
@@ -54,34 +63,106 @@ static void answer_unavailable(ingress_t *ing, pl_http_req_t *req, const char *r
 	pl_http_problem(req, 503, detail, NULL);
 }
 
+static void pending_release(pending_t *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) == 1) {
+		pl_free(p->ok_body);
+		pl_free(p);
+	}
+}
+
+/* Unlinks p from the deadline list; true when it was there (the caller inherits its ref). */
+static bool pending_unlist(ingress_t *ing, pending_t *p)
+{
+	pthread_mutex_lock(&ing->pending_lock);
+	bool was = p->listed;
+	if (was) {
+		if (p->prev)
+			p->prev->next = p->next;
+		else
+			ing->pending_head = p->next;
+		if (p->next)
+			p->next->prev = p->prev;
+		else
+			ing->pending_tail = p->prev;
+		p->listed = false;
+	}
+	pthread_mutex_unlock(&ing->pending_lock);
+	return was;
+}
+
 static void on_produced(void *opaque, pl_err_t err, const char *reason, int32_t partition,
 			int64_t offset)
 {
 	(void)partition;
 	(void)offset;
 	pending_t *p = opaque;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	pl_metric_observe(pl_metric_get0(p->ing->m_produce),
-			  (double)(now.tv_sec - p->started.tv_sec) +
-				  (double)(now.tv_nsec - p->started.tv_nsec) / 1e9);
-	if (err == PL_OK) {
-		if (p->location[0])
-			pl_http_add_header(p->req, "Location", p->location);
-		pl_http_respond(p->req, p->ok_status, "application/json", p->ok_body,
-				p->ok_body ? strlen(p->ok_body) : 0);
-	} else {
-		char detail[256];
-		snprintf(detail, sizeof(detail),
-			 "the request could not be written to Kafka (%s); nothing was accepted, "
-			 "retry later",
-			 reason ? reason : pl_err_str(err));
-		answer_unavailable(p->ing, p->req, err == PL_ERR_TIMEOUT ? "timeout" : "broker",
-				   detail);
+	ingress_t *ing = p->ing;
+	if (pending_unlist(ing, p))
+		pending_release(p);
+	if (!atomic_exchange(&p->answered, true)) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		pl_metric_observe(pl_metric_get0(ing->m_produce),
+				  (double)(now.tv_sec - p->started.tv_sec) +
+					  (double)(now.tv_nsec - p->started.tv_nsec) / 1e9);
+		if (err == PL_OK) {
+			if (p->location[0])
+				pl_http_add_header(p->req, "Location", p->location);
+			pl_http_respond(p->req, p->ok_status, "application/json", p->ok_body,
+					p->ok_body ? strlen(p->ok_body) : 0);
+		} else {
+			char detail[256];
+			snprintf(detail, sizeof(detail),
+				 "the request could not be written to Kafka (%s); nothing was "
+				 "accepted, retry later",
+				 reason ? reason : pl_err_str(err));
+			answer_unavailable(ing, p->req, err == PL_ERR_TIMEOUT ? "timeout" : "broker",
+					   detail);
+		}
+		atomic_fetch_sub(&ing->inflight, 1);
 	}
-	atomic_fetch_sub(&p->ing->inflight, 1);
-	pl_free(p->ok_body);
-	pl_free(p);
+	pending_release(p);
+}
+
+/* Answers 503 for every request whose deadline passed without a delivery report. */
+static void *timer_main(void *arg)
+{
+	ingress_t *ing = arg;
+	while (!atomic_load(&ing->timer_stop)) {
+		struct timespec ts = {0, 20 * 1000000};
+		nanosleep(&ts, NULL);
+		int64_t now = pl_now_ms();
+		for (;;) {
+			pthread_mutex_lock(&ing->pending_lock);
+			pending_t *p = ing->pending_head;
+			if (p && p->deadline_ms <= now) {
+				ing->pending_head = p->next;
+				if (p->next)
+					p->next->prev = NULL;
+				else
+					ing->pending_tail = NULL;
+				p->listed = false;
+			} else {
+				p = NULL;
+			}
+			pthread_mutex_unlock(&ing->pending_lock);
+			if (!p)
+				break;
+			if (!atomic_exchange(&p->answered, true)) {
+				char detail[256];
+				snprintf(detail, sizeof(detail),
+					 "Kafka did not acknowledge the request within %lld ms; it may "
+					 "or may not be recorded: retry with the same Idempotency-Key "
+					 "to be safe",
+					 (long long)ing->ack_timeout_ms);
+				answer_unavailable(ing, p->req, "timeout", detail);
+				atomic_fetch_sub(&ing->inflight, 1);
+			}
+			pending_release(p);
+		}
+	}
+	return NULL;
 }
 
 static bool authorized(ingress_t *ing, pl_http_req_t *req)
@@ -163,6 +244,8 @@ static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *
 	}
 	pending_t *p = pl_calloc(1, sizeof(*p));
 	p->ing = ing;
+	atomic_init(&p->refs, 2);
+	p->deadline_ms = pl_now_ms() + ing->ack_timeout_ms;
 	p->req = req;
 	p->ok_status = ok_status;
 	p->ok_body = ok_body;
@@ -180,13 +263,28 @@ static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *
 				.extra_count = 1};
 	atomic_fetch_add(&ing->inflight, 1);
 	pl_http_suspend(req);
+	pthread_mutex_lock(&ing->pending_lock);
+	p->listed = true;
+	p->prev = ing->pending_tail;
+	if (ing->pending_tail)
+		ing->pending_tail->next = p;
+	else
+		ing->pending_head = p;
+	ing->pending_tail = p;
+	pthread_mutex_unlock(&ing->pending_lock);
 	pl_err_t e = pl_producer_send_event(ing->producer, INGRESS_TOPIC, delivery_id, buf, len,
 					    &meta, on_produced, p);
 	pl_free(buf);
 	if (e != PL_OK) {
+		/* not sent: no report will come; if the timer already answered, it owns p */
+		bool listed = pending_unlist(ing, p);
+		bool answered = atomic_exchange(&p->answered, true);
+		if (listed)
+			pending_release(p);
+		pending_release(p); /* the report's reference */
+		if (answered)
+			return;
 		atomic_fetch_sub(&ing->inflight, 1);
-		pl_free(p->ok_body);
-		pl_free(p);
 		answer_unavailable(ing, req, e == PL_ERR_QUEUE_FULL ? "queue_full" : "broker",
 				   e == PL_ERR_QUEUE_FULL
 					   ? "too many requests waiting for Kafka; retry later"
@@ -427,6 +525,8 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	ing->producer = producer;
 	ing->registry = registry;
 	ing->retry_after_s = (int)pl_cfg_int(cfg, "DP_INGRESS_RETRY_AFTER_S");
+	ing->ack_timeout_ms = pl_cfg_int(cfg, "DP_INGRESS_ACK_TIMEOUT_MS");
+	pthread_mutex_init(&ing->pending_lock, NULL);
 	ing->s_requested = pl_avro_schema_get(registry, "DeliveryRequested");
 	ing->s_reschedule = pl_avro_schema_get(registry, "DeliveryRescheduleRequested");
 	ing->s_cancel = pl_avro_schema_get(registry, "DeliveryCancelRequested");
@@ -445,11 +545,22 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	ing->m_unavailable = pl_metrics_family(m, "dronepipe_ingress_unavailable_total",
 					       "503 answers by reason", PL_METRIC_COUNTER,
 					       "reason", NULL, 0);
+	if (pthread_create(&ing->timer, NULL, timer_main, ing) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the ack timer thread");
+		return false;
+	}
+	ing->timer_started = true;
 	return true;
 }
 
 void ingress_fini(ingress_t *ing)
 {
+	if (ing->timer_started) {
+		atomic_store(&ing->timer_stop, true);
+		pthread_join(ing->timer, NULL);
+		ing->timer_started = false;
+	}
+	pthread_mutex_destroy(&ing->pending_lock);
 	for (size_t i = 0; i < ing->napi_keys; i++)
 		pl_free(ing->api_keys[i]);
 	pl_free(ing->api_keys);

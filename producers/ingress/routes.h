@@ -7,6 +7,7 @@
 #ifndef INGRESS_ROUTES_H
 #define INGRESS_ROUTES_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -30,6 +31,14 @@ typedef struct ingress {
 	int retry_after_s;
 	atomic_int inflight; /* requests between validation and their answer */
 	atomic_bool draining;
+	/* Requests waiting for their delivery report, oldest first (one timeout for all, so the
+	 * list is ordered by deadline). A timer thread answers 503 at the deadline. */
+	int64_t ack_timeout_ms;
+	pthread_mutex_t pending_lock;
+	struct pending *pending_head, *pending_tail;
+	pthread_t timer;
+	atomic_bool timer_stop;
+	bool timer_started;
 	pl_metric_family_t *m_produce, *m_unavailable;
 } ingress_t;
 

@@ -30,20 +30,20 @@
 #include "err.h"
 
 #define INGRESS_MAX_DEPTH 32
-#define INGRESS_ID_MAX 128 /* ownerId, packageInfo.packageId, packageInfo.tag  \
-                            */
-#define INGRESS_LOCATION_MAX 256 /* pickupLocation, dropOffLocation */
-#define INGRESS_DEADLINE_MAX                                                   \
-  64 /* deadline: any string up to this, as in the reference */
-#define INGRESS_WEIGHT_MAX 100000.0
+#define INGRESS_ID_MAX                                                                             \
+	128                        /* ownerId, packageInfo.packageId, packageInfo.tag              \
+	                            */
+#define INGRESS_LOCATION_MAX   256 /* pickupLocation, dropOffLocation */
+#define INGRESS_DEADLINE_MAX   64  /* deadline: any string up to this, as in the reference */
+#define INGRESS_WEIGHT_MAX     100000.0
 #define INGRESS_BLOB_MAX_BYTES 49152 /* confirmationBlob: 48 KiB */
 
 /* One thing wrong with the request. */
 typedef struct ingress_field_error {
-  char *field;  /* dotted path ("packageInfo.size"), or "body" for the body as a
-                   whole */
-  char *reason; /* completes "<field> ...": "is required", "must be a string
-                   (got number)" */
+	char *field;  /* dotted path ("packageInfo.size"), or "body" for the body as a
+	                 whole */
+	char *reason; /* completes "<field> ...": "is required", "must be a string
+	                 (got number)" */
 } ingress_field_error_t;
 
 /* What the client did wrong, ready for an application/problem+json answer.
@@ -53,11 +53,11 @@ typedef struct ingress_field_error {
  * Everything is pl_malloc'd and owned by the struct; release it with
  * ingress_problem_free. */
 typedef struct ingress_problem {
-  int status;                    /* 400 after a failed validation, else 0 */
-  char *detail;                  /* one sentence for the "detail" member */
-  ingress_field_error_t *errors; /* the "errors" member, in the order found */
-  size_t error_count;
-  size_t error_capacity;
+	int status;                    /* 400 after a failed validation, else 0 */
+	char *detail;                  /* one sentence for the "detail" member */
+	ingress_field_error_t *errors; /* the "errors" member, in the order found */
+	size_t error_count;
+	size_t error_capacity;
 } ingress_problem_t;
 
 /* POST /api/deliveryrequests -> DeliveryRequested fields ownerId,
@@ -75,22 +75,19 @@ pl_err_t ingress_validate_create(const char *body, size_t len, json_t **event,
  * null when not given; pickup/dropoff are resolved when their location is
  * given). At least one of the four must be given (non-null). Same contract as
  * ingress_validate_create. */
-pl_err_t ingress_validate_reschedule(const char *body, size_t len,
-                                     json_t **event,
+pl_err_t ingress_validate_reschedule(const char *body, size_t len, json_t **event,
                                      ingress_problem_t *problem);
 
 /* POST /api/deliveryrequests/{id}/confirmations -> DeliveryConfirmed fields
  * dateTime, geoCoordinates {latitude, longitude, altitude}, confirmationType,
  * confirmationBlob. Same contract as ingress_validate_create. */
-pl_err_t ingress_validate_confirmation(const char *body, size_t len,
-                                       json_t **event,
+pl_err_t ingress_validate_confirmation(const char *body, size_t len, json_t **event,
                                        ingress_problem_t *problem);
 
 /* Appends an error (printf-style reason) and sets status to 400 if it was 0.
  * For routes that find problems of their own. Bytes outside printable ASCII in
  * field/reason become '?'. */
-void ingress_problem_add(ingress_problem_t *problem, const char *field,
-                         const char *reason_fmt, ...)
+void ingress_problem_add(ingress_problem_t *problem, const char *field, const char *reason_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Replaces the detail sentence (copied, sanitised like ingress_problem_add). */

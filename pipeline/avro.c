@@ -1,0 +1,783 @@
+/* avro.c — the Avro codec of dronepipe (see avro.h): the schema registry, JSON -> single-object
+ * encoding, and decoding of untrusted single-object bytes into JSON resolved to the latest
+ * version of the writer's record. Owns pl_avro_registry_t and every pl_avro_schema_t in it, and
+ * the capped allocator installed into avro-c. The only file that includes avro-c.
+ *
+ * avro-c's own avro.h is shadowed by pipeline/avro.h on the include path (-Ipipeline), so its
+ * sub-headers are included one by one.
+ *
+ * Schema resolution is done here, not by avro_resolved_writer_new: avro-c 1.11 cannot fill a
+ * reader field that the writer lacks from its default ("Reader field c doesn't appear in
+ * writer"), which is the one resolution the event contract needs. So the body is read with the
+ * writer schema into an avro-c generic value and converted to JSON against the reader's tree
+ * (field match by name, defaults, enum symbols, promotions, union branches). Whether every
+ * older version resolves to the latest is checked once, when the registry is built. */
+#include "avro.h"
+
+#include <avro/allocation.h>
+#include <avro/basics.h>
+#include <avro/errors.h>
+#include <avro/generic.h>
+#include <avro/io.h>
+#include <avro/schema.h>
+#include <avro/value.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "avro_walk.h"
+#include "mem.h"
+
+#define DECODE_MAX_DEPTH       64
+#define DECODE_MAX_EMPTY_ITEMS 4096
+
+struct pl_avro_schema {
+	char *file;
+	char *canonical;
+	uint64_t fingerprint;
+	int version;
+	pl_avro_tree_t *tree;      /* root is a record; names and defaults come from here */
+	avro_schema_t avro;        /* avro-c's copy, to read and write values */
+	avro_value_iface_t *iface; /* generic values of this schema */
+	const pl_avro_schema_t *latest;
+};
+
+struct pl_avro_registry {
+	pl_avro_schema_t *schemas; /* count entries, all loaded */
+	size_t count;
+};
+
+/* ---- avro-c allocator: every avro-c allocation goes through pl_mem, none above the cap ---- */
+
+static void *capped_alloc(void *user_data, void *ptr, size_t osize, size_t nsize)
+{
+	(void)user_data;
+	(void)osize;
+	if (nsize == 0) {
+		pl_free(ptr);
+		return NULL;
+	}
+	if (nsize > PL_AVRO_MAX_ALLOC)
+		return NULL;
+	return ptr ? pl_realloc(ptr, nsize) : pl_try_malloc(nsize);
+}
+
+static pthread_once_t allocator_once = PTHREAD_ONCE_INIT;
+
+static void allocator_install(void)
+{
+	avro_set_allocator(capped_alloc, NULL);
+}
+
+/* ---- registry ---- */
+
+/* The N of "Name.vN.avsc"; 1 when the name has no version. */
+static int file_version(const char *file)
+{
+	const char *base = strrchr(file, '/');
+	base = base ? base + 1 : file;
+	size_t len = strlen(base);
+	if (len > 5 && !strcmp(base + len - 5, ".avsc"))
+		len -= 5;
+	size_t i = len;
+	while (i > 0 && base[i - 1] >= '0' && base[i - 1] <= '9')
+		i--;
+	if (i == len || i < 2 || base[i - 1] != 'v' || base[i - 2] != '.' || len - i > 6)
+		return 1;
+	int version = 0;
+	for (; i < len; i++)
+		version = version * 10 + (base[i] - '0');
+	return version;
+}
+
+static pl_err_t schema_load(pl_avro_schema_t *schema, const pl_avro_source_t *src, char *errstr,
+                            size_t errstr_size)
+{
+	char reason[512];
+	schema->file = pl_strdup(src->file ? src->file : "(unnamed)");
+	schema->version = file_version(schema->file);
+	if (!src->json) {
+		pl_avro_errf(errstr, errstr_size, "%s: no schema text", schema->file);
+		return PL_ERR_CONFIG;
+	}
+	schema->tree = pl_avro_tree_parse(src->json, true, reason, sizeof(reason));
+	if (!schema->tree) {
+		pl_avro_errf(errstr, errstr_size, "%s: %s", schema->file, reason);
+		return PL_ERR_CONFIG;
+	}
+	if (schema->tree->root->kind != PL_AVRO_T_RECORD) {
+		pl_avro_errf(errstr, errstr_size, "%s: not a record schema", schema->file);
+		return PL_ERR_CONFIG;
+	}
+	if (avro_schema_from_json_length(src->json, strlen(src->json), &schema->avro)) {
+		pl_avro_errf(errstr, errstr_size, "%s: avro-c: %s", schema->file, avro_strerror());
+		schema->avro = NULL;
+		return PL_ERR_CONFIG;
+	}
+	schema->iface = avro_generic_class_from_schema(schema->avro);
+	if (!schema->iface) {
+		pl_avro_errf(errstr, errstr_size, "%s: avro-c: %s", schema->file, avro_strerror());
+		return PL_ERR_CONFIG;
+	}
+	schema->canonical = pl_avro_tree_canonical(schema->tree);
+	schema->fingerprint = pl_avro_crc64(schema->canonical, strlen(schema->canonical));
+	return PL_OK;
+}
+
+static pl_err_t registry_link(pl_avro_registry_t *registry, char *errstr, size_t errstr_size)
+{
+	char reason[512];
+	for (size_t i = 0; i < registry->count; i++) {
+		pl_avro_schema_t *a = &registry->schemas[i];
+		a->latest = a;
+		for (size_t k = 0; k < registry->count; k++) {
+			const pl_avro_schema_t *b = &registry->schemas[k];
+			bool same_name = !strcmp(a->tree->root->name, b->tree->root->name);
+			if (k != i && (a->fingerprint == b->fingerprint ||
+			               (same_name && a->version == b->version))) {
+				pl_avro_errf(errstr, errstr_size, "%s and %s: same %s", a->file,
+				             b->file, same_name ? "name and version" : "schema");
+				return PL_ERR_CONFIG;
+			}
+			if (same_name && b->version > a->latest->version)
+				a->latest = b;
+		}
+	}
+	for (size_t i = 0; i < registry->count; i++) {
+		const pl_avro_schema_t *a = &registry->schemas[i];
+		if (a->latest != a && !pl_avro_resolvable(a->tree->root, a->latest->tree->root,
+		                                          reason, sizeof(reason))) {
+			pl_avro_errf(errstr, errstr_size, "%s cannot be read as %s: %s", a->file,
+			             a->latest->file, reason);
+			return PL_ERR_CONFIG;
+		}
+	}
+	return PL_OK;
+}
+
+pl_avro_registry_t *pl_avro_registry_new(const pl_avro_source_t *sources, size_t count,
+                                         char *errstr, size_t errstr_size)
+{
+	pthread_once(&allocator_once, allocator_install);
+	pl_avro_registry_t *registry = pl_calloc(1, sizeof(*registry));
+	registry->schemas = pl_calloc(count ? count : 1, sizeof(*registry->schemas));
+	for (size_t i = 0; i < count; i++) {
+		registry->count++; /* so that destroy frees a half-loaded entry */
+		if (schema_load(&registry->schemas[i], &sources[i], errstr, errstr_size))
+			goto fail;
+	}
+	if (registry_link(registry, errstr, errstr_size))
+		goto fail;
+	return registry;
+fail:
+	pl_avro_registry_destroy(registry);
+	return NULL;
+}
+
+pl_avro_registry_t *pl_avro_registry_embedded(char *errstr, size_t errstr_size)
+{
+	return pl_avro_registry_new(pl_avro_embedded, pl_avro_embedded_count, errstr, errstr_size);
+}
+
+void pl_avro_registry_destroy(pl_avro_registry_t *registry)
+{
+	if (!registry)
+		return;
+	for (size_t i = 0; i < registry->count; i++) {
+		pl_avro_schema_t *schema = &registry->schemas[i];
+		if (schema->iface)
+			avro_value_iface_decref(schema->iface);
+		if (schema->avro)
+			avro_schema_decref(schema->avro);
+		pl_avro_tree_destroy(schema->tree);
+		pl_free(schema->canonical);
+		pl_free(schema->file);
+	}
+	pl_free(registry->schemas);
+	pl_free(registry);
+}
+
+const pl_avro_schema_t *pl_avro_schema_get(const pl_avro_registry_t *registry, const char *name)
+{
+	for (size_t i = 0; registry && name && i < registry->count; i++) {
+		const pl_avro_schema_t *schema = &registry->schemas[i];
+		const pl_avro_node_t *root = schema->tree->root;
+		if (schema->latest == schema &&
+		    (!strcmp(root->name, name) || !strcmp(root->short_name, name)))
+			return schema;
+	}
+	return NULL;
+}
+
+const pl_avro_schema_t *pl_avro_schema_by_fingerprint(const pl_avro_registry_t *registry,
+                                                      uint64_t fingerprint)
+{
+	for (size_t i = 0; registry && i < registry->count; i++)
+		if (registry->schemas[i].fingerprint == fingerprint)
+			return &registry->schemas[i];
+	return NULL;
+}
+
+const char *pl_avro_schema_name(const pl_avro_schema_t *schema)
+{
+	return schema->tree->root->name;
+}
+
+const char *pl_avro_schema_short_name(const pl_avro_schema_t *schema)
+{
+	return schema->tree->root->short_name;
+}
+
+int pl_avro_schema_version(const pl_avro_schema_t *schema)
+{
+	return schema->version;
+}
+
+uint64_t pl_avro_schema_fingerprint(const pl_avro_schema_t *schema)
+{
+	return schema->fingerprint;
+}
+
+const char *pl_avro_schema_canonical(const pl_avro_schema_t *schema)
+{
+	return schema->canonical;
+}
+
+/* ---- field paths for error messages ---- */
+
+typedef struct codec {
+	char path[256];
+	size_t path_len;
+	const char *root_name;
+	char *errstr;
+	size_t errstr_size;
+} codec_t;
+
+/* Appends ".name" (or "[i]" when name is NULL); returns the length to restore. */
+static size_t path_push(codec_t *c, const char *name, size_t index)
+{
+	size_t saved = c->path_len;
+	int n;
+	if (name)
+		n = snprintf(c->path + saved, sizeof(c->path) - saved, "%s%s", saved ? "." : "",
+		             name);
+	else
+		n = snprintf(c->path + saved, sizeof(c->path) - saved, "[%zu]", index);
+	if (n > 0)
+		c->path_len =
+		    saved + (size_t)n < sizeof(c->path) ? saved + (size_t)n : sizeof(c->path) - 1;
+	return saved;
+}
+
+static void path_pop(codec_t *c, size_t saved)
+{
+	c->path_len = saved;
+	c->path[saved] = '\0';
+}
+
+__attribute__((format(printf, 3, 4))) static pl_err_t codec_fail(codec_t *c, pl_err_t err,
+                                                                 const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pl_avro_errf(c->errstr, c->errstr_size, "%s: %s", c->path_len ? c->path : c->root_name,
+	             msg);
+	return err;
+}
+
+/* ---- encode: JSON -> avro-c generic value ---- */
+
+static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_t *json,
+                             avro_value_t *value);
+
+static pl_err_t avro_failed(codec_t *c)
+{
+	return codec_fail(c, PL_ERR_SCHEMA, "avro-c: %s", avro_strerror());
+}
+
+static pl_err_t encode_record(codec_t *c, const pl_avro_node_t *node, const json_t *json,
+                              avro_value_t *value)
+{
+	const char *key;
+	json_t *item;
+	json_object_foreach((json_t *)json, key, item)
+	{
+		bool known = false;
+		for (size_t i = 0; !known && i < node->count; i++)
+			known = !strcmp(node->fields[i].name, key);
+		if (!known) {
+			size_t saved = path_push(c, key, 0);
+			pl_err_t err =
+			    codec_fail(c, PL_ERR_SCHEMA, "not a field of %s", node->short_name);
+			path_pop(c, saved);
+			return err;
+		}
+	}
+	for (size_t i = 0; i < node->count; i++) {
+		const pl_avro_field_t *field = &node->fields[i];
+		const json_t *given = json_object_get(json, field->name);
+		size_t saved = path_push(c, field->name, 0);
+		avro_value_t child;
+		pl_err_t err = PL_OK;
+		if (!given && !field->default_value)
+			err = codec_fail(c, PL_ERR_SCHEMA, "missing, and the field has no default");
+		else if (avro_value_get_by_index(value, i, &child, NULL))
+			err = avro_failed(c);
+		else
+			err = encode_value(c, field->type, given ? given : field->default_value,
+			                   &child);
+		path_pop(c, saved);
+		if (err)
+			return err;
+	}
+	return PL_OK;
+}
+
+static pl_err_t encode_union(codec_t *c, const pl_avro_node_t *node, const json_t *json,
+                             avro_value_t *value)
+{
+	int chosen = -1, non_null = -1, n_non_null = 0;
+	for (size_t i = 0; i < node->count; i++) {
+		if (chosen < 0 && pl_avro_json_fits(node->branches[i], json))
+			chosen = (int)i;
+		if (node->branches[i]->kind != PL_AVRO_T_NULL)
+			non_null = (int)i, n_non_null++;
+	}
+	/* ["null", T] with a value T rejects: encode against T for the precise reason. */
+	if (chosen < 0 && n_non_null == 1 && !json_is_null(json))
+		chosen = non_null;
+	if (chosen < 0)
+		return codec_fail(c, PL_ERR_SCHEMA, "value matches no branch of the union");
+	avro_value_t branch;
+	if (avro_value_set_branch(value, chosen, &branch))
+		return avro_failed(c);
+	return encode_value(c, node->branches[chosen], json, &branch);
+}
+
+static pl_err_t encode_latin1(codec_t *c, const pl_avro_node_t *node, const json_t *json,
+                              avro_value_t *value)
+{
+	const char *s = json_string_value(json);
+	size_t len = json_string_length(json);
+	long n = s ? pl_avro_latin1_decode(s, len, NULL) : -1;
+	if (n < 0)
+		return codec_fail(c, PL_ERR_SCHEMA,
+		                  "expected a string of code points U+0000..U+00FF (bytes)");
+	if (node->kind == PL_AVRO_T_FIXED && (size_t)n != node->size)
+		return codec_fail(c, PL_ERR_SCHEMA, "expected %zu bytes for %s, got %ld",
+		                  node->size, node->short_name, n);
+	uint8_t *buf = pl_malloc((size_t)n);
+	pl_avro_latin1_decode(s, len, buf);
+	int rc = node->kind == PL_AVRO_T_FIXED ? avro_value_set_fixed(value, buf, (size_t)n)
+	                                       : avro_value_set_bytes(value, buf, (size_t)n);
+	pl_free(buf);
+	return rc ? avro_failed(c) : PL_OK;
+}
+
+static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_t *json,
+                             avro_value_t *value)
+{
+	int rc = 0;
+	if (node->kind == PL_AVRO_T_UNION)
+		return encode_union(c, node, json, value);
+	if (node->kind == PL_AVRO_T_BYTES || node->kind == PL_AVRO_T_FIXED)
+		return encode_latin1(c, node, json, value);
+	if (node->kind == PL_AVRO_T_ENUM && json_is_string(json) && !pl_avro_json_fits(node, json))
+		return codec_fail(c, PL_ERR_SCHEMA, "'%s' is not a symbol of %s",
+		                  json_string_value(json), node->short_name);
+	if (!pl_avro_json_fits(node, json)) {
+		static const char *const expected[] = {
+		    [PL_AVRO_T_NULL] = "null",
+		    [PL_AVRO_T_BOOLEAN] = "true or false",
+		    [PL_AVRO_T_INT] = "a 32-bit integer",
+		    [PL_AVRO_T_LONG] = "an integer",
+		    [PL_AVRO_T_FLOAT] = "a number",
+		    [PL_AVRO_T_DOUBLE] = "a number",
+		    [PL_AVRO_T_STRING] = "a string",
+		    [PL_AVRO_T_RECORD] = "an object",
+		    [PL_AVRO_T_ENUM] = "a symbol string",
+		    [PL_AVRO_T_ARRAY] = "an array",
+		    [PL_AVRO_T_MAP] = "an object",
+		};
+		return codec_fail(c, PL_ERR_SCHEMA, "expected %s", expected[node->kind]);
+	}
+	switch (node->kind) {
+	case PL_AVRO_T_NULL:
+		rc = avro_value_set_null(value);
+		break;
+	case PL_AVRO_T_BOOLEAN:
+		rc = avro_value_set_boolean(value, json_is_true(json));
+		break;
+	case PL_AVRO_T_INT:
+		rc = avro_value_set_int(value, (int32_t)json_integer_value(json));
+		break;
+	case PL_AVRO_T_LONG:
+		rc = avro_value_set_long(value, json_integer_value(json));
+		break;
+	case PL_AVRO_T_FLOAT:
+		rc = avro_value_set_float(value, (float)json_number_value(json));
+		break;
+	case PL_AVRO_T_DOUBLE:
+		rc = avro_value_set_double(value, json_number_value(json));
+		break;
+	case PL_AVRO_T_STRING: /* avro-c counts the terminating NUL */
+		rc = avro_value_set_string_len(value, json_string_value(json),
+		                               json_string_length(json) + 1);
+		break;
+	case PL_AVRO_T_ENUM:
+		for (size_t i = 0; i < node->count; i++)
+			if (!strcmp(node->symbols[i], json_string_value(json)))
+				rc = avro_value_set_enum(value, (int)i);
+		break;
+	case PL_AVRO_T_RECORD:
+		return encode_record(c, node, json, value);
+	case PL_AVRO_T_ARRAY: {
+		size_t i;
+		json_t *item;
+		json_array_foreach(json, i, item)
+		{
+			avro_value_t child;
+			if (avro_value_append(value, &child, NULL))
+				return avro_failed(c);
+			size_t saved = path_push(c, NULL, i);
+			pl_err_t err = encode_value(c, node->items, item, &child);
+			path_pop(c, saved);
+			if (err)
+				return err;
+		}
+		break;
+	}
+	case PL_AVRO_T_MAP: {
+		const char *key;
+		json_t *item;
+		json_object_foreach((json_t *)json, key, item)
+		{
+			avro_value_t child;
+			if (avro_value_add(value, key, &child, NULL, NULL))
+				return avro_failed(c);
+			size_t saved = path_push(c, key, 0);
+			pl_err_t err = encode_value(c, node->items, item, &child);
+			path_pop(c, saved);
+			if (err)
+				return err;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	return rc ? avro_failed(c) : PL_OK;
+}
+
+pl_err_t pl_avro_encode(const pl_avro_schema_t *schema, const json_t *value, void **out,
+                        size_t *out_len, char *errstr, size_t errstr_size)
+{
+	*out = NULL;
+	*out_len = 0;
+	if (!schema || !value) {
+		pl_avro_errf(errstr, errstr_size, "no schema or no value");
+		return PL_ERR_INVALID;
+	}
+	codec_t c = {.root_name = schema->tree->root->short_name,
+	             .errstr = errstr,
+	             .errstr_size = errstr_size};
+	avro_value_t record;
+	if (avro_generic_value_new(schema->iface, &record))
+		return avro_failed(&c);
+	pl_err_t err = encode_value(&c, schema->tree->root, value, &record);
+	size_t size = 0;
+	if (!err && avro_value_sizeof(&record, &size))
+		err = avro_failed(&c);
+	if (!err) {
+		uint8_t *buf = pl_malloc(PL_AVRO_HEADER_LEN + size);
+		buf[0] = PL_AVRO_MAGIC0;
+		buf[1] = PL_AVRO_MAGIC1;
+		for (int i = 0; i < 8; i++)
+			buf[2 + i] = (uint8_t)(schema->fingerprint >> (8 * i));
+		avro_writer_t writer =
+		    avro_writer_memory((const char *)buf + PL_AVRO_HEADER_LEN, (int64_t)size);
+		if (!writer || avro_value_write(writer, &record)) {
+			err = avro_failed(&c);
+			pl_free(buf);
+		} else {
+			*out = buf;
+			*out_len = PL_AVRO_HEADER_LEN + size;
+		}
+		if (writer)
+			avro_writer_free(writer);
+	}
+	avro_value_decref(&record);
+	return err;
+}
+
+/* ---- decode: avro-c generic value of the writer schema -> JSON of the reader schema ---- */
+
+static json_t *latin1_json(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	char *buf = pl_malloc(2 * len + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < 0x80) {
+			buf[n++] = (char)p[i];
+		} else {
+			buf[n++] = (char)(0xC0 | (p[i] >> 6));
+			buf[n++] = (char)(0x80 | (p[i] & 0x3F));
+		}
+	}
+	json_t *json = json_stringn(buf, n);
+	pl_free(buf);
+	return json;
+}
+
+static json_t *number_json(codec_t *c, const pl_avro_node_t *r, bool integral, int64_t i, double d)
+{
+	if (integral && (r->kind == PL_AVRO_T_INT || r->kind == PL_AVRO_T_LONG))
+		return json_integer(i);
+	if (integral)
+		d = r->kind == PL_AVRO_T_FLOAT ? (double)(float)i : (double)i;
+	if (!isfinite(d)) {
+		codec_fail(c, PL_ERR_DECODE, "%g cannot be represented in JSON", d);
+		return NULL;
+	}
+	return json_real(d);
+}
+
+static json_t *decode_value(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
+                            avro_value_t *value);
+
+static json_t *decode_text(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
+                           avro_value_t *value)
+{
+	const void *data = NULL;
+	size_t size = 0;
+	int rc;
+	if (w->kind == PL_AVRO_T_STRING) {
+		const char *s = NULL;
+		rc = avro_value_get_string(value, &s, &size);
+		data = s;
+		size = size ? size - 1 : 0; /* avro-c counts the NUL */
+	} else if (w->kind == PL_AVRO_T_BYTES) {
+		rc = avro_value_get_bytes(value, &data, &size);
+	} else {
+		rc = avro_value_get_fixed(value, &data, &size);
+	}
+	if (rc) {
+		codec_fail(c, PL_ERR_DECODE, "avro-c: %s", avro_strerror());
+		return NULL;
+	}
+	if (r->kind != PL_AVRO_T_STRING)
+		return latin1_json(data, size);
+	json_t *json = json_stringn(data ? data : "", size);
+	if (!json)
+		codec_fail(c, PL_ERR_DECODE, "string is not valid UTF-8");
+	return json;
+}
+
+static json_t *decode_record(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
+                             avro_value_t *value)
+{
+	json_t *object = json_object();
+	for (size_t i = 0; i < r->count; i++) {
+		const pl_avro_field_t *rf = &r->fields[i];
+		json_t *item = NULL;
+		size_t k = 0;
+		while (k < w->count && strcmp(w->fields[k].name, rf->name))
+			k++;
+		size_t saved = path_push(c, rf->name, 0);
+		avro_value_t child;
+		if (k == w->count) /* a field the writer did not have: the registry checked */
+			item = rf->default_value ? json_deep_copy(rf->default_value) : NULL;
+		else if (avro_value_get_by_index(value, k, &child, NULL))
+			codec_fail(c, PL_ERR_DECODE, "avro-c: %s", avro_strerror());
+		else
+			item = decode_value(c, w->fields[k].type, rf->type, &child);
+		if (!item && k == w->count)
+			codec_fail(c, PL_ERR_DECODE, "not in the writer and no default");
+		path_pop(c, saved);
+		if (!item || json_object_set_new(object, rf->name, item)) {
+			json_decref(object);
+			return NULL;
+		}
+	}
+	return object;
+}
+
+static json_t *decode_items(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
+                            avro_value_t *value)
+{
+	bool map = w->kind == PL_AVRO_T_MAP;
+	json_t *out = map ? json_object() : json_array();
+	size_t count = 0;
+	if (avro_value_get_size(value, &count))
+		goto avro_fail;
+	for (size_t i = 0; i < count; i++) {
+		avro_value_t child;
+		const char *key = NULL;
+		if (avro_value_get_by_index(value, i, &child, &key))
+			goto avro_fail;
+		size_t saved = path_push(c, map ? key : NULL, i);
+		json_t *item = decode_value(c, w->items, r->items, &child);
+		path_pop(c, saved);
+		if (!item)
+			goto fail;
+		if (map ? json_object_set_new(out, key, item) : json_array_append_new(out, item)) {
+			codec_fail(c, PL_ERR_DECODE, "bad map key");
+			goto fail;
+		}
+	}
+	return out;
+avro_fail:
+	codec_fail(c, PL_ERR_DECODE, "avro-c: %s", avro_strerror());
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+static json_t *decode_value(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
+                            avro_value_t *value)
+{
+	int32_t i32 = 0;
+	int64_t i64 = 0;
+	float f = 0;
+	double d = 0;
+	int b = 0;
+	if (w->kind == PL_AVRO_T_UNION) {
+		avro_value_t branch;
+		if (avro_value_get_discriminant(value, &b) ||
+		    avro_value_get_current_branch(value, &branch) || b < 0 ||
+		    (size_t)b >= w->count) {
+			codec_fail(c, PL_ERR_DECODE, "bad union value");
+			return NULL;
+		}
+		return decode_value(c, w->branches[b], r, &branch);
+	}
+	if (r->kind == PL_AVRO_T_UNION) {
+		int pick = pl_avro_union_pick(r, w);
+		if (pick < 0) {
+			codec_fail(c, PL_ERR_DECODE, "writer type matches no reader branch");
+			return NULL;
+		}
+		return decode_value(c, w, r->branches[pick], value);
+	}
+	switch (w->kind) {
+	case PL_AVRO_T_NULL:
+		return json_null();
+	case PL_AVRO_T_BOOLEAN:
+		return avro_value_get_boolean(value, &b) ? NULL : json_boolean(b);
+	case PL_AVRO_T_INT:
+		return avro_value_get_int(value, &i32) ? NULL : number_json(c, r, true, i32, 0);
+	case PL_AVRO_T_LONG:
+		return avro_value_get_long(value, &i64) ? NULL : number_json(c, r, true, i64, 0);
+	case PL_AVRO_T_FLOAT:
+		return avro_value_get_float(value, &f) ? NULL : number_json(c, r, false, 0, f);
+	case PL_AVRO_T_DOUBLE:
+		return avro_value_get_double(value, &d) ? NULL : number_json(c, r, false, 0, d);
+	case PL_AVRO_T_STRING:
+	case PL_AVRO_T_BYTES:
+	case PL_AVRO_T_FIXED:
+		return decode_text(c, w, r, value);
+	case PL_AVRO_T_ENUM: {
+		if (avro_value_get_enum(value, &b) || b < 0 || (size_t)b >= w->count) {
+			codec_fail(c, PL_ERR_DECODE, "bad enum value");
+			return NULL;
+		}
+		for (size_t i = 0; i < r->count; i++)
+			if (!strcmp(r->symbols[i], w->symbols[b]))
+				return json_string(r->symbols[i]);
+		if (r->enum_default)
+			return json_string(r->enum_default);
+		codec_fail(c, PL_ERR_DECODE, "'%s' is not a symbol of the reader's %s",
+		           w->symbols[b], r->short_name);
+		return NULL;
+	}
+	case PL_AVRO_T_RECORD:
+		return decode_record(c, w, r, value);
+	case PL_AVRO_T_ARRAY:
+	case PL_AVRO_T_MAP:
+		return decode_items(c, w, r, value);
+	case PL_AVRO_T_UNION:
+		break;
+	}
+	return NULL;
+}
+
+pl_err_t pl_avro_peek_fingerprint(const void *data, size_t len, uint64_t *fingerprint)
+{
+	const uint8_t *p = data;
+	if (!p || len < PL_AVRO_HEADER_LEN || p[0] != PL_AVRO_MAGIC0 || p[1] != PL_AVRO_MAGIC1)
+		return PL_ERR_DECODE;
+	uint64_t fp = 0;
+	for (int i = 7; i >= 0; i--)
+		fp = (fp << 8) | p[2 + i];
+	*fingerprint = fp;
+	return PL_OK;
+}
+
+pl_err_t pl_avro_decode(const pl_avro_registry_t *registry, const void *data, size_t len,
+                        json_t **value, const pl_avro_schema_t **schema, char *errstr,
+                        size_t errstr_size)
+{
+	uint64_t fingerprint;
+	*value = NULL;
+	if (schema)
+		*schema = NULL;
+	if (pl_avro_peek_fingerprint(data, len, &fingerprint)) {
+		pl_avro_errf(errstr, errstr_size,
+		             "not Avro single-object encoding (%zu bytes, need 0xC3 0x01 and a "
+		             "fingerprint)",
+		             len);
+		return PL_ERR_DECODE;
+	}
+	const pl_avro_schema_t *writer = pl_avro_schema_by_fingerprint(registry, fingerprint);
+	if (!writer) {
+		pl_avro_errf(errstr, errstr_size, "unknown writer schema fingerprint %016llx",
+		             (unsigned long long)fingerprint);
+		return PL_ERR_DECODE;
+	}
+	const uint8_t *body = (const uint8_t *)data + PL_AVRO_HEADER_LEN;
+	size_t body_len = len - PL_AVRO_HEADER_LEN;
+	const pl_avro_walk_limits_t limits = {DECODE_MAX_DEPTH, PL_AVRO_MAX_ALLOC - 1,
+	                                      DECODE_MAX_EMPTY_ITEMS};
+	char reason[384];
+	pl_err_t err =
+	    pl_avro_walk(writer->tree->root, body, body_len, &limits, reason, sizeof(reason));
+	if (err) {
+		pl_avro_errf(errstr, errstr_size, "%s: %s", writer->file, reason);
+		return err;
+	}
+	/* The bytes are now known to be one well-formed value: avro-c may read them. */
+	codec_t c = {.root_name = writer->tree->root->short_name,
+	             .errstr = errstr,
+	             .errstr_size = errstr_size};
+	avro_value_t record;
+	if (avro_generic_value_new(writer->iface, &record)) {
+		pl_avro_errf(errstr, errstr_size, "avro-c: %s", avro_strerror());
+		return PL_ERR_DECODE;
+	}
+	avro_reader_t reader = avro_reader_memory((const char *)body, (int64_t)body_len);
+	if (!reader || avro_value_read(reader, &record)) {
+		pl_avro_errf(errstr, errstr_size, "%s: avro-c: %s", writer->file, avro_strerror());
+		err = PL_ERR_DECODE;
+	} else {
+		if (errstr && errstr_size)
+			errstr[0] = '\0';
+		*value = decode_value(&c, writer->tree->root, writer->latest->tree->root, &record);
+		if (!*value) {
+			err = PL_ERR_DECODE;
+			if (errstr && errstr_size && !errstr[0])
+				pl_avro_errf(errstr, errstr_size,
+				             "%s: avro-c could not read a value", writer->file);
+		} else if (schema)
+			*schema = writer->latest;
+	}
+	if (reader)
+		avro_reader_free(reader);
+	avro_value_decref(&record);
+	return err;
+}

@@ -1,0 +1,149 @@
+/* service.c — runs a pl_service_def_t (see service.h). Owns the config, registry, stage, HTTP
+ * server and the signal thread for the process's life. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "mem.h"
+#include "service.h"
+
+typedef struct runner {
+	const pl_service_def_t *def;
+	void *state;
+	pl_stage_t *stage;
+	sigset_t sigs;
+} runner_t;
+
+static pl_stage_outcome_t handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
+				 const json_t *event, const pl_avro_schema_t *schema, void *arg)
+{
+	runner_t *r = arg;
+	return r->def->handler(ctx, record, event, schema, r->state);
+}
+
+static pl_err_t assigned(const char *topic, int32_t partition, void *arg)
+{
+	runner_t *r = arg;
+	return r->def->on_assign ? r->def->on_assign(topic, partition, r->state) : PL_OK;
+}
+
+static pl_err_t revoked(const char *topic, int32_t partition, void *arg)
+{
+	runner_t *r = arg;
+	return r->def->on_revoke ? r->def->on_revoke(topic, partition, r->state) : PL_OK;
+}
+
+static bool ready(void *arg, char *reason, size_t reason_size)
+{
+	runner_t *r = arg;
+	if (!pl_stage_ready(r->stage, reason, reason_size))
+		return false;
+	return !r->def->ready || r->def->ready(r->state, reason, reason_size);
+}
+
+static void *signal_main(void *arg)
+{
+	runner_t *r = arg;
+	int sig = 0;
+	sigwait(&r->sigs, &sig);
+	pl_log(PL_LOG_INFO, "stopping", PL_LOG_FIELDS(PL_LS("signal", strsignal(sig))),
+	       "finishing the batch in hand, committing, leaving the group");
+	pl_stage_stop(r->stage);
+	return NULL;
+}
+
+int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
+{
+	runner_t r = {.def = def};
+	sigemptyset(&r.sigs);
+	sigaddset(&r.sigs, SIGTERM);
+	sigaddset(&r.sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &r.sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, pl_stage_cfg, def->cfg, NULL};
+	int code = 0;
+	pl_cfg_t *cfg = pl_cfg_load(def->name, tables, argc, argv, NULL, stderr, &code);
+	if (!cfg)
+		return code;
+	pl_log_init(def->svc, (pl_log_level_t)pl_log_level_parse(pl_cfg_str(cfg, "DP_LOG_LEVEL")));
+
+	char err[512] = "";
+	int rc = 2;
+	bool config_error = false, have_signal_thread = false;
+	pthread_t signal_thread;
+	pl_http_server_t *server = NULL;
+	pl_avro_registry_t *registry = pl_avro_registry_embedded(err, sizeof(err));
+	if (!registry)
+		goto out;
+	pl_stage_opts_t so = {
+		.group = def->group,
+		.topics = def->topics,
+		.handler = handle,
+		.handler_arg = &r,
+		.on_assign = assigned,
+		.on_revoke = revoked,
+		.assign_arg = &r,
+		.registry = registry,
+		.max_batch = def->max_batch,
+	};
+	r.stage = pl_stage_new(cfg, &so, err, sizeof(err));
+	if (!r.stage)
+		goto out;
+	pl_service_env_t env = {.cfg = cfg,
+				.registry = registry,
+				.producer = pl_stage_producer(r.stage),
+				.stage = r.stage};
+	r.state = def->init ? def->init(&env, err, sizeof(err), &config_error) : NULL;
+	if (def->init && !r.state) {
+		if (config_error)
+			rc = 1;
+		goto out;
+	}
+	pl_http_route_t routes[32];
+	size_t nroutes = def->routes ? def->routes(r.state, routes, 32) : 0;
+	pl_http_opts_t ho = {
+		.svc = def->svc,
+		.addr = pl_cfg_str(cfg, "DP_HTTP_ADDR"),
+		.port = (uint16_t)pl_cfg_int(cfg, "DP_HTTP_PORT"),
+		.threads = (unsigned)pl_cfg_int(cfg, "DP_HTTP_THREADS"),
+		.max_body = (size_t)pl_cfg_int(cfg, "DP_HTTP_MAX_BODY"),
+		.tls_cert_file = pl_cfg_str(cfg, "DP_TLS_CERT_FILE"),
+		.tls_key_file = pl_cfg_str(cfg, "DP_TLS_KEY_FILE"),
+		.ready = ready,
+		.ready_arg = &r,
+	};
+	server = pl_http_server_start(&ho, routes, nroutes, err, sizeof(err));
+	if (!server)
+		goto out;
+	if (pthread_create(&signal_thread, NULL, signal_main, &r) != 0) {
+		snprintf(err, sizeof(err), "cannot start the signal thread");
+		goto out;
+	}
+	have_signal_thread = true;
+	pl_log(PL_LOG_INFO, "started",
+	       PL_LOG_FIELDS(PL_LS("group", def->group), PL_LI("port", pl_http_port(server))),
+	       "%s listening on %s:%u", def->name, ho.addr, pl_http_port(server));
+	pl_err_t e = pl_stage_run(r.stage);
+	if (e == PL_OK) {
+		rc = 0;
+	} else {
+		snprintf(err, sizeof(err), "stage stopped: %s", pl_err_str(e));
+	}
+out:
+	if (rc != 0 && err[0])
+		pl_log(PL_LOG_FATAL, rc == 1 ? "config_error" : "fatal", NULL, "%s", err);
+	if (have_signal_thread) {
+		pthread_kill(signal_thread, SIGTERM); /* wake it if the stage ended on its own */
+		pthread_join(signal_thread, NULL);
+	}
+	pl_http_server_stop(server);
+	if (def->fini && r.state)
+		def->fini(r.state);
+	pl_stage_destroy(r.stage);
+	pl_avro_registry_destroy(registry);
+	pl_cfg_destroy(cfg);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/* service.h — the common life of a consumer-stage service, so each main.c is only wiring:
+ * config -> logging -> schemas -> stage (consumer group + producer) -> service state -> HTTP
+ * server (service routes + /healthz /readyz /metrics) -> run until SIGTERM/SIGINT -> drain,
+ * commit, leave the group -> teardown.
+ * Exit codes: 0 clean shutdown, 1 configuration error, 2 fatal error.
+ * Thread rules: handlers and assign hooks run on the stage (main) thread; routes on HTTP pool
+ * threads; a dedicated thread waits for signals. */
+#ifndef PL_SERVICE_H
+#define PL_SERVICE_H
+
+#include "avro.h"
+#include "cfg.h"
+#include "http.h"
+#include "stage.h"
+
+typedef struct pl_service_env {
+	const pl_cfg_t *cfg;
+	const pl_avro_registry_t *registry;
+	pl_producer_t *producer; /* the stage's producer, for output outside handlers */
+	pl_stage_t *stage;
+} pl_service_env_t;
+
+typedef struct pl_service_def {
+	const char *name;	    /* binary name, e.g. "dronepipe-package" */
+	const char *svc;	    /* log/metrics name, e.g. "package" */
+	const pl_cfg_opt_t *cfg;    /* the service's own options (must include DP_HTTP_PORT) */
+	const char *group;	    /* consumer group */
+	const char *const *topics;  /* NULL-terminated */
+	/* Builds the service state. Return NULL + errstr to fail; *config_error = true makes the
+	 * exit code 1 instead of 2. */
+	void *(*init)(const pl_service_env_t *env, char *errstr, size_t errstr_size,
+		      bool *config_error);
+	void (*fini)(void *state);
+	pl_stage_handler_fn handler; /* arg = state */
+	pl_stage_assign_fn on_assign; /* optional; arg = state */
+	pl_stage_assign_fn on_revoke; /* optional; arg = state */
+	size_t (*routes)(void *state, pl_http_route_t *out, size_t max); /* optional */
+	bool (*ready)(void *state, char *reason, size_t reason_size);	  /* optional, extra */
+	int max_batch; /* 0 = stage default */
+} pl_service_def_t;
+
+int pl_service_main(const pl_service_def_t *def, int argc, char **argv);
+
+#endif
