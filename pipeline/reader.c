@@ -78,8 +78,16 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	r->end = pl_calloc((size_t)r->nparts, sizeof(int64_t));
 	r->pos = pl_calloc((size_t)r->nparts, sizeof(int64_t));
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts);
+	if (opts->one_partition && (opts->partition < 0 || opts->partition >= r->nparts)) {
+		snprintf(errstr, errstr_size, "topic %s has no partition %d", topic, opts->partition);
+		rd_kafka_topic_partition_list_destroy(l);
+		rc = PL_ERR_NOT_FOUND;
+		goto fail;
+	}
 	for (int p = 0; p < r->nparts; p++) {
 		int64_t lo = 0, hi = 0;
+		if (opts->one_partition && p != opts->partition)
+			continue;
 		err = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, timeout_ms);
 		if (err) {
 			snprintf(errstr, errstr_size, "offsets of %s [%d]: %s", topic, p,

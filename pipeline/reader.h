@@ -26,6 +26,8 @@ typedef struct pl_reader_opts {
 	int32_t start_partition;
 	int64_t start_offset;
 	bool stop_at_end; /* end = the end offsets seen at start */
+	bool one_partition; /* read only `partition` */
+	int32_t partition;
 } pl_reader_opts_t;
 
 typedef struct pl_reader pl_reader_t;

@@ -35,6 +35,13 @@ static pl_err_t revoked(const char *topic, int32_t partition, void *arg)
 	return r->def->on_revoke ? r->def->on_revoke(topic, partition, r->state) : PL_OK;
 }
 
+static void tick(void *arg)
+{
+	runner_t *r = arg;
+	if (r->state)
+		r->def->tick(r->state);
+}
+
 static bool ready(void *arg, char *reason, size_t reason_size)
 {
 	runner_t *r = arg;
@@ -88,6 +95,8 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 		.assign_arg = &r,
 		.registry = registry,
 		.max_batch = def->max_batch,
+		.on_tick = def->tick ? tick : NULL,
+		.tick_arg = &r,
 	};
 	r.stage = pl_stage_new(cfg, &so, err, sizeof(err));
 	if (!r.stage)

@@ -44,6 +44,7 @@ typedef struct part {
 	int64_t resume_at_ms;
 	int attempt;		/* consecutive retries of retry_offset */
 	int64_t retry_offset;	/* offset being retried, -1 none */
+	bool seek_pending;	/* the seek back to retry_offset failed: redo it before resuming */
 	int64_t last_ts_ms;	/* timestamp of the last record handled */
 	pl_metric_t *lag_records, *lag_seconds;
 } part_t;
@@ -84,6 +85,7 @@ struct pl_stage {
 	atomic_bool stop;
 	atomic_bool joined;
 	atomic_int assigned_count;
+	atomic_bool producer_fatal; /* the idempotent producer failed for good: stop, return FATAL */
 	unsigned epoch; /* incremented on every rebalance */
 	part_t *parts;
 	size_t nparts;
@@ -141,6 +143,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			p->paused = false;
 			p->attempt = 0;
 			p->retry_offset = -1;
+			p->seek_pending = false; /* restarts from its committed offset */
 			if (s->opts.on_assign && s->fatal == PL_OK) {
 				pl_err_t e = s->opts.on_assign(p->topic, p->partition,
 							       s->opts.assign_arg);
@@ -152,6 +155,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		       PL_LOG_FIELDS(PL_LS("group", s->group), PL_LI("count", parts->cnt)),
 		       "assigned %d partitions", parts->cnt);
 		rd_kafka_assign(rk, parts);
+		/* librdkafka keeps an application pause across unassign/assign: a partition
+		 * revoked while it waited for a retry would come back paused for good (p->paused
+		 * is false now, so resume_due never resumes it). It restarts from its committed
+		 * offset, so it must fetch. */
+		rd_kafka_resume_partitions(rk, parts);
 		atomic_store(&s->assigned_count, parts->cnt);
 	} else {
 		/* Offsets stored so far belong to fully handled records: commit them before the
@@ -397,6 +405,9 @@ static pl_err_t entry_send(pl_stage_t *s, entry_t *e, const char *topic, const v
 		pthread_mutex_lock(&e->batch->lock);
 		e->batch->outstanding--;
 		pthread_mutex_unlock(&e->batch->lock);
+		/* A fatal producer never recovers: retrying the record would loop forever. */
+		if (err == PL_ERR_FATAL)
+			atomic_store(&s->producer_fatal, true);
 	}
 	return err;
 }
@@ -529,6 +540,11 @@ static void block_partition(pl_stage_t *s, size_t pi, int64_t offset, const char
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = offset;
 	rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, l, 5000);
+	if (!err && l->elems[0].err)
+		err = rd_kafka_error_new(l->elems[0].err, "%s", rd_kafka_err2str(l->elems[0].err));
+	/* Without the seek, resuming would fetch after the records of this batch and skip
+	 * the one being retried: resume_due seeks again first. */
+	p->seek_pending = err != NULL;
 	if (err) {
 		pl_log(PL_LOG_ERROR, "seek_failed",
 		       PL_LOG_FIELDS(PL_LS("topic", p->topic), PL_LI("partition", p->partition),
@@ -556,6 +572,19 @@ static void resume_due(pl_stage_t *s)
 			continue;
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+		if (p->seek_pending) {
+			l->elems[0].offset = p->retry_offset;
+			rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, l, 5000);
+			if (err || l->elems[0].err) {
+				/* still not repositioned: stay paused, try again later */
+				p->resume_at_ms = now + backoff_ms(s, p->attempt);
+				if (err)
+					rd_kafka_error_destroy(err);
+				rd_kafka_topic_partition_list_destroy(l);
+				continue;
+			}
+			p->seek_pending = false;
+		}
 		rd_kafka_resume_partitions(s->rk, l);
 		rd_kafka_topic_partition_list_destroy(l);
 		p->paused = false;
@@ -750,6 +779,8 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 		store_batch(s, entries, nentries);
 		for (size_t i = 0; i < n; i++)
 			rd_kafka_message_destroy(msgs[i]);
+		if (s->opts.on_tick && s->fatal == PL_OK)
+			s->opts.on_tick(s->opts.tick_arg);
 	}
 	pl_free(msgs);
 	pl_free(entries);

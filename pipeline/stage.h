@@ -61,6 +61,10 @@ typedef struct pl_stage_opts {
 	pl_metrics_t *metrics;		    /* NULL = default */
 	const char *const *extra_consumer_props; /* NULL-terminated key/value list, may be NULL */
 	int max_batch;			    /* records per batch (default 500) */
+	/* optional: called on the stage thread after every batch (at least every 100 ms), e.g. for
+	 * timers that must see the same state as the handler */
+	void (*on_tick)(void *arg);
+	void *tick_arg;
 } pl_stage_opts_t;
 
 /* Config options the stage reads (DP_RETRY_BACKOFF_MIN_MS, DP_RETRY_BACKOFF_MAX_MS,

@@ -1,0 +1,357 @@
+/* workflow.c — the workflow stage around the pure saga (see workflow.h, saga.h and
+ * STATE_MACHINE.md).
+ *
+ * Per input record: state = states[partition][deliveryId]; r = saga_apply(state, input); the
+ * outputs, re-sends and the new state are produced through the stage, so the input's offset is
+ * stored only after all of them were acknowledged (state written before offsets, DESIGN.md).
+ * All topics are co-partitioned by deliveryId, so input partition p's sagas live in changelog
+ * partition p: assignment of p restores them by reading that changelog partition to its end.
+ * Invariant: states[p] holds exactly the latest changelog value of every delivery of partition p
+ * that this process restored or wrote. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "mem.h"
+#include "reader.h"
+#include "saga.h"
+#include "workflow.h"
+
+const pl_cfg_opt_t workflow_cfg[] = {
+	{"DP_HTTP_PORT", PL_CFG_INT, "8084", 0, 65535, .help = "health and metrics port"},
+	{"DP_WORKFLOW_ASSIGN_TIMEOUT_S", PL_CFG_INT, "300", 1, 86400,
+	 .help = "a delivery with no drone this long after the first attempt ends Failed"},
+	{"DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS", PL_CFG_INT, "1000", 10, 3600000,
+	 .help = "delay before the second drone-assignment attempt (doubles per attempt)"},
+	{"DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS", PL_CFG_INT, "30000", 10, 3600000,
+	 .help = "cap of the drone-assignment retry delay"},
+	{"DP_DRONE_SPEED_MPS", PL_CFG_INT, "15", 1, 200, .help = "drone cruise speed used for ETAs"},
+	{NULL},
+};
+
+const char *const workflow_topics[] = {SAGA_TOPIC_REQUESTS, SAGA_TOPIC_PACKAGE_EVENTS,
+				       SAGA_TOPIC_DRONE_EVENTS, NULL};
+
+#define MAX_PARTITIONS 1024
+
+typedef struct wf {
+	const pl_cfg_t *cfg;
+	const pl_avro_registry_t *registry;
+	pl_producer_t *producer;
+	saga_opts_t opts;
+	json_t *states[MAX_PARTITIONS]; /* deliveryId -> SagaState; NULL = not restored */
+	json_t *timers[MAX_PARTITIONS]; /* deliveryId -> due ms, for sagas with a due timer */
+	int64_t next_sweep_ms;
+	pl_metric_family_t *m_outcomes, *m_sagas;
+} wf_t;
+
+void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
+		    bool *config_error)
+{
+	for (size_t i = 0; saga_output_schemas[i]; i++) {
+		if (!pl_avro_schema_get(env->registry, saga_output_schemas[i])) {
+			snprintf(errstr, errstr_size, "schema %s is missing from the build",
+				 saga_output_schemas[i]);
+			return NULL;
+		}
+	}
+	int64_t partitions = pl_cfg_int(env->cfg, "DP_PARTITIONS");
+	if (partitions > MAX_PARTITIONS) {
+		snprintf(errstr, errstr_size, "DP_PARTITIONS: at most %d for the workflow",
+			 MAX_PARTITIONS);
+		*config_error = true;
+		return NULL;
+	}
+	wf_t *wf = pl_calloc(1, sizeof(*wf));
+	wf->cfg = env->cfg;
+	wf->registry = env->registry;
+	wf->producer = env->producer;
+	wf->opts = (saga_opts_t){
+		.assign_timeout_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_TIMEOUT_S") * 1000,
+		.assign_backoff_min_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS"),
+		.assign_backoff_max_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS"),
+		.drone_speed_mps = (double)pl_cfg_int(env->cfg, "DP_DRONE_SPEED_MPS"),
+	};
+	pl_metrics_t *m = pl_metrics_default();
+	wf->m_outcomes = pl_metrics_family(m, "dronepipe_workflow_saga_inputs_total",
+					   "Saga inputs by type and outcome", PL_METRIC_COUNTER,
+					   "input,outcome", NULL, 0);
+	wf->m_sagas = pl_metrics_family(m, "dronepipe_workflow_sagas",
+					"Sagas held in memory (restored or written)",
+					PL_METRIC_GAUGE, "", NULL, 0);
+	return wf;
+}
+
+void workflow_fini(void *arg)
+{
+	wf_t *wf = arg;
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		json_decref(wf->states[p]);
+		json_decref(wf->timers[p]);
+	}
+	pl_free(wf);
+}
+
+static void count_sagas(wf_t *wf)
+{
+	size_t n = 0;
+	for (int p = 0; p < MAX_PARTITIONS; p++)
+		n += wf->states[p] ? json_object_size(wf->states[p]) : 0;
+	pl_metric_set(pl_metric_get0(wf->m_sagas), (double)n);
+}
+
+/* Records the state in memory and its due timer in the index. Takes a new reference. */
+static void remember(wf_t *wf, int32_t p, const char *delivery_id, json_t *state)
+{
+	json_object_set(wf->states[p], delivery_id, state);
+	int64_t due = saga_next_due_ms(state, &wf->opts);
+	if (due == SAGA_NEVER)
+		json_object_del(wf->timers[p], delivery_id);
+	else
+		json_object_set_new(wf->timers[p], delivery_id, json_integer(due));
+}
+
+pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
+{
+	(void)topic;
+	wf_t *wf = arg;
+	if (p < 0 || p >= MAX_PARTITIONS)
+		return PL_ERR_FATAL;
+	if (wf->states[p])
+		return PL_OK; /* restored for another input topic of the same partition */
+	pl_reader_opts_t ro = {.start = PL_READER_BEGINNING,
+			       .stop_at_end = true,
+			       .one_partition = true,
+			       .partition = p};
+	pl_reader_t *reader = NULL;
+	char err[512];
+	pl_err_t e = pl_reader_new(wf->cfg, SAGA_TOPIC_STATE, &ro, 30000, &reader, err, sizeof(err));
+	if (e != PL_OK) {
+		pl_log(PL_LOG_ERROR, "saga_restore_failed",
+		       PL_LOG_FIELDS(PL_LI("partition", p), PL_LS("err", pl_err_str(e))), "%s", err);
+		return e == PL_ERR_NOT_FOUND ? PL_ERR_FATAL : e;
+	}
+	wf->states[p] = json_object();
+	wf->timers[p] = json_object();
+	size_t restored = 0, unreadable = 0;
+	pl_record_t r;
+	int64_t t0 = pl_now_ms();
+	while ((e = pl_reader_next(reader, &r, 30000)) == PL_OK) {
+		char key[128];
+		size_t kl = r.key_len < sizeof(key) - 1 ? r.key_len : sizeof(key) - 1;
+		memcpy(key, r.key ? r.key : "", kl);
+		key[kl] = '\0';
+		if (!r.value) { /* tombstone */
+			json_object_del(wf->states[p], key);
+			json_object_del(wf->timers[p], key);
+			continue;
+		}
+		json_t *state = NULL;
+		if (pl_avro_decode(wf->registry, r.value, r.value_len, &state, NULL, err,
+				   sizeof(err)) != PL_OK) {
+			unreadable++; /* keep the last readable state of that delivery */
+			pl_log(PL_LOG_ERROR, "saga_state_unreadable",
+			       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("offset", r.offset),
+					     PL_LS("delivery_id", key)),
+			       "%s", err);
+			continue;
+		}
+		remember(wf, p, key, state);
+		json_decref(state);
+		restored++;
+	}
+	pl_reader_destroy(reader);
+	if (e != PL_ERR_NOT_FOUND) { /* timed out before the end: do not run on a partial view */
+		json_decref(wf->states[p]);
+		json_decref(wf->timers[p]);
+		wf->states[p] = wf->timers[p] = NULL;
+		pl_log(PL_LOG_ERROR, "saga_restore_incomplete", PL_LOG_FIELDS(PL_LI("partition", p)),
+		       "the changelog could not be read to its end");
+		return PL_ERR_TRANSIENT;
+	}
+	pl_log(PL_LOG_INFO, "sagas_restored",
+	       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("sagas", json_object_size(wf->states[p])),
+			     PL_LI("records", restored), PL_LI("unreadable", unreadable),
+			     PL_LI("ms", pl_now_ms() - t0)),
+	       "restored partition %d", p);
+	count_sagas(wf);
+	return PL_OK;
+}
+
+pl_err_t workflow_revoked(const char *topic, int32_t p, void *arg)
+{
+	(void)topic;
+	wf_t *wf = arg;
+	if (p < 0 || p >= MAX_PARTITIONS || !wf->states[p])
+		return PL_OK;
+	/* Another member owns these sagas now; if p comes back, the changelog is read again. */
+	json_decref(wf->states[p]);
+	json_decref(wf->timers[p]);
+	wf->states[p] = wf->timers[p] = NULL;
+	count_sagas(wf);
+	return PL_OK;
+}
+
+static void count(wf_t *wf, const char *input, saga_outcome_t outcome)
+{
+	const char *l[] = {input, saga_outcome_name(outcome)};
+	pl_metric_inc(pl_metric_get(wf->m_outcomes, l));
+}
+
+pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec,
+				   const json_t *event, const pl_avro_schema_t *schema, void *arg)
+{
+	wf_t *wf = arg;
+	int32_t p = rec->partition;
+	if (p < 0 || p >= MAX_PARTITIONS || !wf->states[p]) {
+		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "sagas of partition %d not restored", p);
+		return PL_STAGE_RETRY;
+	}
+	const char *input = pl_avro_schema_short_name(schema);
+	const char *delivery_id = json_string_value(json_object_get(event, "deliveryId"));
+	if (!delivery_id) {
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "%s without deliveryId", input);
+		return PL_STAGE_DEAD;
+	}
+	if (rec->key_len != strlen(delivery_id) || memcmp(rec->key, delivery_id, rec->key_len)) {
+		/* keyed elsewhere = another partition's saga: applying it here would fork it */
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "record key is not its deliveryId %s",
+				    delivery_id);
+		return PL_STAGE_DEAD;
+	}
+	json_t *state = json_object_get(wf->states[p], delivery_id);
+	saga_result_t r;
+	saga_apply(state, input, event, pl_now_ms(), &wf->opts, &r);
+	count(wf, input, r.outcome);
+	pl_stage_outcome_t out = PL_STAGE_OK;
+	switch (r.outcome) {
+	case SAGA_OK:
+	case SAGA_DUPLICATE:
+		break;
+	case SAGA_IGNORED:
+		pl_log(PL_LOG_INFO, "saga_input_ignored", PL_LOG_FIELDS(PL_LS("input", input)), "%s",
+		       r.reason);
+		break;
+	case SAGA_RETRY_LATER:
+		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "%s", r.reason);
+		out = PL_STAGE_RETRY;
+		goto done;
+	case SAGA_DEAD:
+		pl_stage_set_reason(ctx, PL_ERR_REJECTED, "%s", r.reason);
+		out = PL_STAGE_DEAD;
+		goto done;
+	}
+	for (size_t i = 0; i < r.output_count; i++)
+		if (pl_stage_produce_event(ctx, r.outputs[i].topic, delivery_id, r.outputs[i].schema,
+					   r.outputs[i].event, r.outputs[i].event_id) != PL_OK)
+			out = PL_STAGE_RETRY;
+	for (size_t i = 0; i < r.resend_count; i++)
+		if (pl_stage_produce_event(ctx, r.resend[i].topic, delivery_id, r.resend[i].schema,
+					   r.resend[i].event, r.resend[i].event_id) != PL_OK)
+			out = PL_STAGE_RETRY;
+	/* The state is written after the outputs; on a duplicate the current state is written
+	 * again too, in case the first write is what failed (the changelog is compacted, so an
+	 * identical value costs nothing). */
+	json_t *to_write = r.state ? r.state : (r.outcome == SAGA_DUPLICATE ? state : NULL);
+	if (to_write && pl_stage_produce_event(ctx, SAGA_TOPIC_STATE, delivery_id,
+					       SAGA_STATE_SCHEMA, to_write, NULL) != PL_OK)
+		out = PL_STAGE_RETRY;
+	if (r.state && out == PL_STAGE_OK) {
+		bool is_new = state == NULL;
+		remember(wf, p, delivery_id, r.state);
+		if (is_new)
+			count_sagas(wf);
+	}
+done:
+	saga_result_clear(&r);
+	return out;
+}
+
+/* ---- timers ---------------------------------------------------------------------------------- */
+
+static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const char *schema_name,
+			  const json_t *event, const char *event_id)
+{
+	const pl_avro_schema_t *schema = pl_avro_schema_get(wf->registry, schema_name);
+	void *buf = NULL;
+	size_t len = 0;
+	char err[256];
+	pl_err_t e = pl_avro_encode(schema, event, &buf, &len, err, sizeof(err));
+	if (e != PL_OK) {
+		pl_log(PL_LOG_ERROR, "encode_failed", PL_LOG_FIELDS(PL_LS("schema", schema_name)), "%s",
+		       err);
+		return e;
+	}
+	char tp[56], produced_at[24], id[37];
+	pl_traceparent_child(NULL, tp);
+	snprintf(produced_at, sizeof(produced_at), "%lld", (long long)pl_now_ms());
+	snprintf(id, sizeof(id), "%s", event_id ? event_id : "");
+	if (!event_id)
+		pl_uuid_v4(id);
+	pl_header_t h[] = {{"event_type", schema_name, strlen(schema_name)},
+			   {"event_id", id, strlen(id)},
+			   {"traceparent", tp, strlen(tp)},
+			   {"produced_at", produced_at, strlen(produced_at)}};
+	e = pl_producer_send_sync(wf->producer, topic, key, strlen(key), buf, len, h, 4, 30000, err,
+				  sizeof(err));
+	pl_free(buf);
+	if (e != PL_OK)
+		pl_log(PL_LOG_WARN, "timer_output_failed", PL_LOG_FIELDS(PL_LS("topic", topic)), "%s",
+		       err);
+	return e;
+}
+
+/* Fires one due timer: outputs first, acknowledged, then the state (a crash in between fires
+ * the same timer again from the old state, with the same event ids). */
+static void fire(wf_t *wf, int32_t p, const char *delivery_id)
+{
+	json_t *state = json_object_get(wf->states[p], delivery_id);
+	saga_result_t r;
+	saga_apply(state, SAGA_INPUT_TIMER, NULL, pl_now_ms(), &wf->opts, &r);
+	count(wf, SAGA_INPUT_TIMER, r.outcome);
+	bool ok = r.outcome == SAGA_OK;
+	pl_log_ctx_set(NULL, delivery_id);
+	for (size_t i = 0; ok && i < r.output_count; i++)
+		ok = emit_sync(wf, r.outputs[i].topic, delivery_id, r.outputs[i].schema,
+			       r.outputs[i].event, r.outputs[i].event_id) == PL_OK;
+	if (ok && r.state)
+		ok = emit_sync(wf, SAGA_TOPIC_STATE, delivery_id, SAGA_STATE_SCHEMA, r.state, NULL) ==
+		     PL_OK;
+	if (ok && r.state)
+		remember(wf, p, delivery_id, r.state);
+	else if (r.outcome != SAGA_OK) /* nothing to do after all: forget the timer */
+		json_object_del(wf->timers[p], delivery_id);
+	else /* a produce failed: try again on a later sweep */
+		json_object_set_new(wf->timers[p], delivery_id, json_integer(pl_now_ms() + 1000));
+	pl_log_ctx_clear();
+	saga_result_clear(&r);
+}
+
+void workflow_tick(void *arg)
+{
+	wf_t *wf = arg;
+	int64_t now = pl_now_ms();
+	if (now < wf->next_sweep_ms)
+		return;
+	wf->next_sweep_ms = now + 200;
+	for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+		if (!wf->timers[p] || json_object_size(wf->timers[p]) == 0)
+			continue;
+		/* collect first: fire() edits the index */
+		const char *key;
+		json_t *due;
+		json_t *fire_now = json_array();
+		json_object_foreach(wf->timers[p], key, due)
+		{
+			if (json_integer_value(due) <= now)
+				json_array_append_new(fire_now, json_string(key));
+		}
+		size_t i;
+		json_t *id;
+		json_array_foreach(fire_now, i, id)
+		{
+			fire(wf, p, json_string_value(id));
+		}
+		json_decref(fire_now);
+	}
+}
