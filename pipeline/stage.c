@@ -366,6 +366,8 @@ static void entry_done(void *opaque, pl_err_t err, const char *reason, int32_t p
 	(void)partition;
 	(void)offset;
 	entry_t *e = opaque;
+	if (err == PL_ERR_FATAL)
+		atomic_store(&e->stage->producer_fatal, true);
 	if (err != PL_OK) {
 		atomic_fetch_add(&e->failed, 1);
 		pl_log(PL_LOG_WARN, "reply_not_acknowledged",
@@ -729,7 +731,7 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 	unsigned *msg_epoch = pl_calloc(cap, sizeof(*msg_epoch));
 	pl_log(PL_LOG_INFO, "stage_started", PL_LOG_FIELDS(PL_LS("group", s->group)),
 	       "consuming as group %s", s->group);
-	while (!atomic_load(&s->stop) && s->fatal == PL_OK) {
+	while (!atomic_load(&s->stop) && s->fatal == PL_OK && !atomic_load(&s->producer_fatal)) {
 		resume_due(s);
 		size_t n = 0;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, poll_timeout_ms(s));
@@ -787,6 +789,11 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 	pl_free(blocked);
 	pl_free(msg_epoch);
 	pl_err_t result = s->fatal;
+	if (result == PL_OK && atomic_load(&s->producer_fatal)) {
+		result = PL_ERR_FATAL;
+		pl_log(PL_LOG_ERROR, "producer_fatal", PL_LOG_FIELDS(PL_LS("group", s->group)),
+		       "the stage's producer failed for good; stopping");
+	}
 	pl_log(PL_LOG_INFO, "stage_stopping", PL_LOG_FIELDS(PL_LS("group", s->group)),
 	       "committing offsets and leaving the group");
 	rd_kafka_resp_err_t err = rd_kafka_consumer_close(s->rk);
