@@ -81,6 +81,12 @@ $(B)/tests/unit/pipeline/%: $(B)/obj/tests/unit/pipeline/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
 
+# The store integration test exercises the package and scheduler store modules directly.
+$(B)/tests/it/test_stores: $(B)/obj/tests/it/test_stores.o $(B)/obj/consumers/package/store.o \
+		$(B)/obj/consumers/scheduler/fleet.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
+
 $(B)/tests/it/%: $(B)/obj/tests/it/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)

@@ -1,4 +1,4 @@
-/* httpq.c — query-string checks for read APIs (see httpq.h). Owns nothing. */
+/* httpq.c — helpers for the JSON read APIs (see httpq.h). Owns nothing. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,4 +39,20 @@ bool pl_httpq_year_month(pl_http_req_t *req, int *year, int *month)
 		 mok ? "" : "{\"field\":\"month\",\"reason\":\"must be an integer from 1 to 12\"}");
 	pl_http_problem(req, 400, "year and month must be given as integers", errors);
 	return false;
+}
+
+void pl_httpq_json(pl_http_req_t *req, unsigned status, json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	pl_http_respond(req, status, "application/json", text, strlen(text));
+	free(text);
+	json_decref(doc);
+}
+
+void pl_httpq_unavailable(pl_http_req_t *req, const char *what, const char *detail)
+{
+	char text[400];
+	snprintf(text, sizeof(text), "the %s is unreachable: %s", what, detail);
+	pl_http_add_header(req, "Retry-After", "2");
+	pl_http_problem(req, 503, text, NULL);
 }

@@ -209,30 +209,35 @@ pl_err_t pl_producer_send(pl_producer_t *p, const char *topic, const void *key, 
 	return PL_OK;
 }
 
+void pl_event_headers_build(pl_event_headers_t *out, const pl_event_meta_t *meta)
+{
+	if (meta->event_id)
+		snprintf(out->event_id, sizeof(out->event_id), "%s", meta->event_id);
+	else
+		pl_uuid_v4(out->event_id);
+	if (meta->traceparent && pl_traceparent_parse(meta->traceparent, NULL))
+		snprintf(out->traceparent, sizeof(out->traceparent), "%s", meta->traceparent);
+	else
+		pl_traceparent_child(NULL, out->traceparent);
+	snprintf(out->produced_at, sizeof(out->produced_at), "%lld", (long long)pl_now_ms());
+	size_t n = 0;
+	out->h[n++] = (pl_header_t){"event_type", meta->event_type, strlen(meta->event_type)};
+	out->h[n++] = (pl_header_t){"event_id", out->event_id, strlen(out->event_id)};
+	out->h[n++] = (pl_header_t){"traceparent", out->traceparent, strlen(out->traceparent)};
+	out->h[n++] = (pl_header_t){"produced_at", out->produced_at, strlen(out->produced_at)};
+	for (size_t i = 0; i < meta->extra_count && n < PL_MAX_HEADERS; i++)
+		out->h[n++] = meta->extra[i];
+	out->n = n;
+}
+
 pl_err_t pl_producer_send_event(pl_producer_t *p, const char *topic, const char *key,
 				const void *value, size_t value_len, const pl_event_meta_t *meta,
 				pl_producer_done_fn done, void *opaque)
 {
-	char event_id[37], traceparent[56], produced_at[24];
-	if (meta->event_id)
-		snprintf(event_id, sizeof(event_id), "%s", meta->event_id);
-	else
-		pl_uuid_v4(event_id);
-	if (meta->traceparent && pl_traceparent_parse(meta->traceparent, NULL))
-		snprintf(traceparent, sizeof(traceparent), "%s", meta->traceparent);
-	else
-		pl_traceparent_child(NULL, traceparent);
-	snprintf(produced_at, sizeof(produced_at), "%lld", (long long)pl_now_ms());
-	pl_header_t h[PL_MAX_HEADERS];
-	size_t n = 0;
-	h[n++] = (pl_header_t){"event_type", meta->event_type, strlen(meta->event_type)};
-	h[n++] = (pl_header_t){"event_id", event_id, strlen(event_id)};
-	h[n++] = (pl_header_t){"traceparent", traceparent, strlen(traceparent)};
-	h[n++] = (pl_header_t){"produced_at", produced_at, strlen(produced_at)};
-	for (size_t i = 0; i < meta->extra_count && n < PL_MAX_HEADERS; i++)
-		h[n++] = meta->extra[i];
-	return pl_producer_send(p, topic, key, key ? strlen(key) : 0, value, value_len, h, n, done,
-				opaque);
+	pl_event_headers_t eh;
+	pl_event_headers_build(&eh, meta);
+	return pl_producer_send(p, topic, key, key ? strlen(key) : 0, value, value_len, eh.h, eh.n,
+				done, opaque);
 }
 
 typedef struct sync_wait {

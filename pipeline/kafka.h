@@ -74,6 +74,19 @@ typedef struct pl_event_meta {
 	size_t extra_count;
 } pl_event_meta_t;
 
+/* The standard headers of meta, with storage for the generated values. */
+typedef struct pl_event_headers {
+	char event_id[37];
+	char traceparent[56];
+	char produced_at[24];
+	pl_header_t h[PL_MAX_HEADERS];
+	size_t n;
+} pl_event_headers_t;
+
+/* Fills out from meta: event_id (given or a new UUID), traceparent (given when valid, else a new
+ * trace), produced_at = now, then meta's extra headers. out must not move while h is used. */
+void pl_event_headers_build(pl_event_headers_t *out, const pl_event_meta_t *meta);
+
 pl_err_t pl_producer_send_event(pl_producer_t *producer, const char *topic, const char *key,
 				const void *value, size_t value_len, const pl_event_meta_t *meta,
 				pl_producer_done_fn done, void *opaque);

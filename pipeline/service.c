@@ -61,6 +61,19 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
+void pl_service_http_opts(const pl_cfg_t *cfg, const char *svc, pl_http_opts_t *out)
+{
+	*out = (pl_http_opts_t){
+		.svc = svc,
+		.addr = pl_cfg_str(cfg, "DP_HTTP_ADDR"),
+		.port = (uint16_t)pl_cfg_int(cfg, "DP_HTTP_PORT"),
+		.threads = (unsigned)pl_cfg_int(cfg, "DP_HTTP_THREADS"),
+		.max_body = (size_t)pl_cfg_int(cfg, "DP_HTTP_MAX_BODY"),
+		.tls_cert_file = pl_cfg_str(cfg, "DP_TLS_CERT_FILE"),
+		.tls_key_file = pl_cfg_str(cfg, "DP_TLS_KEY_FILE"),
+	};
+}
+
 int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 {
 	runner_t r = {.def = def};
@@ -113,17 +126,10 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	}
 	pl_http_route_t routes[32];
 	size_t nroutes = def->routes ? def->routes(r.state, routes, 32) : 0;
-	pl_http_opts_t ho = {
-		.svc = def->svc,
-		.addr = pl_cfg_str(cfg, "DP_HTTP_ADDR"),
-		.port = (uint16_t)pl_cfg_int(cfg, "DP_HTTP_PORT"),
-		.threads = (unsigned)pl_cfg_int(cfg, "DP_HTTP_THREADS"),
-		.max_body = (size_t)pl_cfg_int(cfg, "DP_HTTP_MAX_BODY"),
-		.tls_cert_file = pl_cfg_str(cfg, "DP_TLS_CERT_FILE"),
-		.tls_key_file = pl_cfg_str(cfg, "DP_TLS_KEY_FILE"),
-		.ready = ready,
-		.ready_arg = &r,
-	};
+	pl_http_opts_t ho;
+	pl_service_http_opts(cfg, def->svc, &ho);
+	ho.ready = ready;
+	ho.ready_arg = &r;
 	server = pl_http_server_start(&ho, routes, nroutes, err, sizeof(err));
 	if (!server)
 		goto out;

@@ -417,24 +417,15 @@ static pl_err_t entry_send(pl_stage_t *s, entry_t *e, const char *topic, const v
 pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *key,
 			  const void *value, size_t value_len, const pl_event_meta_t *meta)
 {
-	char event_id[37], produced_at[24];
-	if (meta->event_id)
-		snprintf(event_id, sizeof(event_id), "%s", meta->event_id);
-	else
-		pl_uuid_v4(event_id);
+	/* the reply continues the trace of the record being handled (a new span) */
 	char traceparent[56];
 	pl_traceparent_child(meta->traceparent ? meta->traceparent : ctx->traceparent, traceparent);
-	snprintf(produced_at, sizeof(produced_at), "%lld", (long long)pl_now_ms());
-	pl_header_t h[PL_MAX_HEADERS];
-	size_t n = 0;
-	h[n++] = (pl_header_t){"event_type", meta->event_type, strlen(meta->event_type)};
-	h[n++] = (pl_header_t){"event_id", event_id, strlen(event_id)};
-	h[n++] = (pl_header_t){"traceparent", traceparent, strlen(traceparent)};
-	h[n++] = (pl_header_t){"produced_at", produced_at, strlen(produced_at)};
-	for (size_t i = 0; i < meta->extra_count && n < PL_MAX_HEADERS; i++)
-		h[n++] = meta->extra[i];
+	pl_event_meta_t m = *meta;
+	m.traceparent = traceparent;
+	pl_event_headers_t eh;
+	pl_event_headers_build(&eh, &m);
 	pl_err_t err = entry_send(ctx->stage, ctx->entry, topic, key, key ? strlen(key) : 0, value,
-				  value_len, h, n);
+				  value_len, eh.h, eh.n);
 	if (err != PL_OK)
 		atomic_fetch_add(&ctx->entry->failed, 1);
 	return err;

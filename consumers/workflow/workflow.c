@@ -282,18 +282,11 @@ static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const ch
 		       err);
 		return e;
 	}
-	char tp[56], produced_at[24], id[37];
-	pl_traceparent_child(NULL, tp);
-	snprintf(produced_at, sizeof(produced_at), "%lld", (long long)pl_now_ms());
-	snprintf(id, sizeof(id), "%s", event_id ? event_id : "");
-	if (!event_id)
-		pl_uuid_v4(id);
-	pl_header_t h[] = {{"event_type", schema_name, strlen(schema_name)},
-			   {"event_id", id, strlen(id)},
-			   {"traceparent", tp, strlen(tp)},
-			   {"produced_at", produced_at, strlen(produced_at)}};
-	e = pl_producer_send_sync(wf->producer, topic, key, strlen(key), buf, len, h, 4, 30000, err,
-				  sizeof(err));
+	pl_event_meta_t meta = {.event_type = schema_name, .event_id = event_id};
+	pl_event_headers_t eh;
+	pl_event_headers_build(&eh, &meta);
+	e = pl_producer_send_sync(wf->producer, topic, key, strlen(key), buf, len, eh.h, eh.n, 30000,
+				  err, sizeof(err));
 	pl_free(buf);
 	if (e != PL_OK)
 		pl_log(PL_LOG_WARN, "timer_output_failed", PL_LOG_FIELDS(PL_LS("topic", topic)), "%s",

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "routes.h"
+#include "service.h"
 
 int main(int argc, char **argv)
 {
@@ -52,17 +53,10 @@ int main(int argc, char **argv)
 	ing_ready = true;
 	pl_http_route_t routes[16];
 	size_t nroutes = ingress_routes(&ing, routes, 16);
-	pl_http_opts_t opts = {
-		.svc = "ingress",
-		.addr = pl_cfg_str(cfg, "DP_HTTP_ADDR"),
-		.port = (uint16_t)pl_cfg_int(cfg, "DP_HTTP_PORT"),
-		.threads = (unsigned)pl_cfg_int(cfg, "DP_HTTP_THREADS"),
-		.max_body = (size_t)pl_cfg_int(cfg, "DP_HTTP_MAX_BODY"),
-		.tls_cert_file = pl_cfg_str(cfg, "DP_TLS_CERT_FILE"),
-		.tls_key_file = pl_cfg_str(cfg, "DP_TLS_KEY_FILE"),
-		.ready = ingress_ready,
-		.ready_arg = &ing,
-	};
+	pl_http_opts_t opts;
+	pl_service_http_opts(cfg, "ingress", &opts);
+	opts.ready = ingress_ready;
+	opts.ready_arg = &ing;
 	server = pl_http_server_start(&opts, routes, nroutes, err, sizeof(err));
 	if (!server)
 		goto out;

@@ -381,68 +381,62 @@ static void finish_event(json_t *ev, const char *delivery_id, char event_id[37])
 	json_object_set_new(ev, "requestedAt", json_integer(pl_now_ms()));
 }
 
+typedef pl_err_t (*validate_fn)(const char *body, size_t len, json_t **event,
+				 ingress_problem_t *problem);
+
+/* The routes on /api/deliveryrequests/{deliveryId}...: validate the body (validate NULL = no
+ * body), then produce the event of schema; the answer is ok_status with ok_body (taken over;
+ * NULL = empty, and freed here when the request is refused before producing). */
+static void on_delivery_route(ingress_t *ing, pl_http_req_t *req, validate_fn validate,
+			      const pl_avro_schema_t *schema, unsigned ok_status, char *ok_body)
+{
+	const char *id = NULL;
+	json_t *ev = NULL;
+	if (!accepting(ing, req) || !(id = path_delivery_id(req)))
+		goto refused;
+	if (validate) {
+		size_t len;
+		const char *body = pl_http_body(req, &len);
+		ingress_problem_t problem = {0};
+		pl_err_t e = validate(body, len, &ev, &problem);
+		if (e != PL_OK)
+			answer_invalid(req, &problem);
+		ingress_problem_free(&problem);
+		if (e != PL_OK)
+			goto refused;
+	} else {
+		ev = json_object();
+	}
+	char event_id[37];
+	finish_event(ev, id, event_id);
+	produce(ing, req, schema, ev, id, event_id, ok_status, ok_body, NULL);
+	json_decref(ev);
+	return;
+refused:
+	pl_free(ok_body);
+}
+
 static void on_reschedule(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
-	if (!accepting(ing, req))
-		return;
-	const char *id = path_delivery_id(req);
-	if (!id)
-		return;
-	size_t len;
-	const char *body = pl_http_body(req, &len);
-	json_t *ev = NULL;
-	ingress_problem_t problem = {0};
-	if (ingress_validate_reschedule(body, len, &ev, &problem) != PL_OK) {
-		answer_invalid(req, &problem);
-		ingress_problem_free(&problem);
-		return;
-	}
-	ingress_problem_free(&problem);
-	char event_id[37];
-	finish_event(ev, id, event_id);
-	produce(ing, req, ing->s_reschedule, ev, id, event_id, 200, pl_asprintf("\"%s\"", id), NULL);
-	json_decref(ev);
+	const char *id = pl_http_param(req, "deliveryId");
+	on_delivery_route(ing, req, ingress_validate_reschedule, ing->s_reschedule, 200,
+			  pl_asprintf("\"%s\"", id));
 }
 
 static void on_cancel(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
-	if (!accepting(ing, req))
-		return;
-	const char *id = path_delivery_id(req);
-	if (!id)
-		return;
-	json_t *ev = json_object();
-	char event_id[37];
-	finish_event(ev, id, event_id);
-	produce(ing, req, ing->s_cancel, ev, id, event_id, 204, NULL, NULL);
-	json_decref(ev);
+	on_delivery_route(ing, req, NULL, ing->s_cancel, 204, NULL);
 }
 
 static void on_confirm(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
-	if (!accepting(ing, req))
-		return;
-	const char *id = path_delivery_id(req);
-	if (!id)
-		return;
-	size_t len;
-	const char *body = pl_http_body(req, &len);
-	json_t *ev = NULL;
-	ingress_problem_t problem = {0};
-	if (ingress_validate_confirmation(body, len, &ev, &problem) != PL_OK) {
-		answer_invalid(req, &problem);
-		ingress_problem_free(&problem);
-		return;
-	}
-	ingress_problem_free(&problem);
-	char event_id[37];
-	finish_event(ev, id, event_id);
-	produce(ing, req, ing->s_confirmed, ev, id, event_id, 202,
-		pl_asprintf("{\"deliveryId\":\"%s\",\"status\":\"ConfirmationReceived\"}", id), NULL);
-	json_decref(ev);
+	const char *id = pl_http_param(req, "deliveryId");
+	on_delivery_route(ing, req, ingress_validate_confirmation, ing->s_confirmed, 202,
+			  pl_asprintf("{\"deliveryId\":\"%s\",\"status\":\"ConfirmationReceived\"}",
+				      id));
 }
 
 static void on_probe(pl_http_req_t *req, void *arg)
