@@ -83,7 +83,7 @@ $(B)/tests/unit/pipeline/%: $(B)/obj/tests/unit/pipeline/%.o $(LIB)
 
 # The store integration test exercises the package and scheduler store modules directly.
 $(B)/tests/it/test_stores: $(B)/obj/tests/it/test_stores.o $(B)/obj/consumers/package/store.o \
-		$(B)/obj/consumers/scheduler/fleet.o $(LIB)
+		$(B)/obj/consumers/scheduler/fleet.o $(B)/obj/consumers/scheduler/fleet_plan.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 

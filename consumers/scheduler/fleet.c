@@ -1,0 +1,792 @@
+/* fleet.c — the drone fleet of dronepipe-scheduler over mongoc: seeding, claim by unique insert,
+ * assignment records, release, utilization (the pure claim-order logic is in fleet_plan.c).
+ * Owns the service's mongoc client pool. The collections, the reason claims are
+ * inserts (FerretDB 1.x has no atomic findAndModify) and the invariants I1..I5 are in fleet.h.
+ * mongoc/bson errors are translated here: a duplicate key is a normal answer (someone else won
+ * the claim or decided the assignment), anything else from the server is PL_ERR_TRANSIENT. */
+#include <inttypes.h>
+#include <math.h>
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet.h"
+#include "log.h"
+#include "mem.h"
+
+#define ERRMSG_MAX 256
+
+/* Invariant: uri and pool non-NULL for the life of the fleet; db_name non-empty. */
+struct fleet {
+	mongoc_uri_t *uri;
+	mongoc_client_pool_t *pool;
+	char *db_name;
+};
+
+static _Thread_local char last_errmsg[ERRMSG_MAX];
+
+const char *fleet_errmsg(void)
+{
+	return last_errmsg;
+}
+
+static void set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_errmsg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_errmsg, sizeof last_errmsg, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- mongoc glue ------------------------------------------------------------------------ */
+
+static void mongoc_to_pl_log(mongoc_log_level_t level, const char *domain, const char *message,
+                             void *user_data)
+{
+	pl_log_level_t pl_level = PL_LOG_DEBUG;
+	(void)user_data;
+	if (level == MONGOC_LOG_LEVEL_ERROR || level == MONGOC_LOG_LEVEL_CRITICAL)
+		pl_level = PL_LOG_ERROR;
+	else if (level == MONGOC_LOG_LEVEL_WARNING) /* FerretDB 1.x has no endSessions: noise */
+		pl_level = strstr(message, "\"endSessions\"") ? PL_LOG_DEBUG : PL_LOG_WARN;
+	else if (level == MONGOC_LOG_LEVEL_MESSAGE || level == MONGOC_LOG_LEVEL_INFO)
+		pl_level = PL_LOG_INFO;
+	if (pl_log_enabled(pl_level))
+		pl_log(pl_level, "mongoc_log", PL_LOG_FIELDS(PL_LS("domain", domain)), "%s",
+		       message);
+}
+
+static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
+
+/* mongoc_init is once-only; mongoc_cleanup is never called (it cannot be undone). */
+static void mongoc_setup(void)
+{
+	mongoc_log_set_handler(mongoc_to_pl_log, NULL);
+	mongoc_init();
+}
+
+static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
+{
+	set_errmsg("%s: %s (domain %u, code %u)", op, error->message, error->domain, error->code);
+	return PL_ERR_TRANSIENT;
+}
+
+static bool is_duplicate_key(const bson_error_t *error)
+{
+	return error->code == 11000 || error->code == 11001;
+}
+
+static void uri_default(mongoc_uri_t *uri, const char *option, int32_t value)
+{
+	if (!mongoc_uri_has_option(uri, option))
+		mongoc_uri_set_option_as_int32(uri, option, value);
+}
+
+fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size_t errstr_size)
+{
+	bson_error_t error;
+	mongoc_uri_t *uri;
+	fleet_t *fleet;
+
+	pthread_once(&mongoc_once, mongoc_setup);
+	if (!db_name || !*db_name || strpbrk(db_name, "/\\. \"$") || strlen(db_name) > 63) {
+		snprintf(errstr, errstr_size, "invalid database name '%s'", db_name ? db_name : "");
+		return NULL;
+	}
+	uri = mongoc_uri_new_with_error(uri_text ? uri_text : "", &error);
+	if (!uri) {
+		snprintf(errstr, errstr_size, "invalid MongoDB URI: %s", error.message);
+		return NULL;
+	}
+	uri_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+	uri_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+	uri_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+	if (!mongoc_uri_get_appname(uri))
+		mongoc_uri_set_appname(uri, "dronepipe-scheduler");
+	fleet = pl_calloc(1, sizeof *fleet);
+	fleet->uri = uri;
+	fleet->pool = mongoc_client_pool_new(uri);
+	if (!fleet->pool) {
+		snprintf(errstr, errstr_size, "cannot create a MongoDB client pool for the URI");
+		mongoc_uri_destroy(uri);
+		pl_free(fleet);
+		return NULL;
+	}
+	mongoc_client_pool_set_error_api(fleet->pool, MONGOC_ERROR_API_VERSION_2);
+	fleet->db_name = pl_strdup(db_name);
+	return fleet;
+}
+
+void fleet_destroy(fleet_t *fleet)
+{
+	if (!fleet)
+		return;
+	mongoc_client_pool_destroy(fleet->pool);
+	mongoc_uri_destroy(fleet->uri);
+	pl_free(fleet->db_name);
+	pl_free(fleet);
+}
+
+/* One pooled client and the three collections, for the duration of one call. */
+typedef struct conn {
+	mongoc_client_t *client;
+	mongoc_collection_t *drones, *claims, *assignments;
+} conn_t;
+
+static conn_t conn_open(fleet_t *fleet)
+{
+	conn_t c;
+	c.client = mongoc_client_pool_pop(fleet->pool);
+	c.drones = mongoc_client_get_collection(c.client, fleet->db_name, "drones");
+	c.claims = mongoc_client_get_collection(c.client, fleet->db_name, "claims");
+	c.assignments = mongoc_client_get_collection(c.client, fleet->db_name, "assignments");
+	return c;
+}
+
+static void conn_close(fleet_t *fleet, conn_t *c)
+{
+	mongoc_collection_destroy(c->drones);
+	mongoc_collection_destroy(c->claims);
+	mongoc_collection_destroy(c->assignments);
+	mongoc_client_pool_push(fleet->pool, c->client);
+}
+
+pl_err_t fleet_ping(fleet_t *fleet)
+{
+	bson_error_t error;
+	pl_err_t err = PL_OK;
+	conn_t c = conn_open(fleet);
+	bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
+	if (!mongoc_client_command_simple(c.client, "admin", cmd, NULL, NULL, &error))
+		err = mongo_fail("ping", &error);
+	bson_destroy(cmd);
+	conn_close(fleet, &c);
+	return err;
+}
+
+static pl_err_t create_index(mongoc_collection_t *coll, const char *name, bson_t *keys)
+{
+	bson_error_t error;
+	pl_err_t err = PL_OK;
+	bson_t *cmd =
+	    BCON_NEW("createIndexes", BCON_UTF8(mongoc_collection_get_name(coll)), "indexes", "[",
+	             "{", "key", BCON_DOCUMENT(keys), "name", BCON_UTF8(name), "}", "]");
+	if (!mongoc_collection_write_command_with_opts(coll, cmd, NULL, NULL, &error))
+		err = mongo_fail("createIndexes", &error);
+	bson_destroy(cmd);
+	bson_destroy(keys);
+	return err;
+}
+
+pl_err_t fleet_ensure_indexes(fleet_t *fleet)
+{
+	conn_t c = conn_open(fleet);
+	pl_err_t err = create_index(c.drones, "status", BCON_NEW("status", BCON_INT32(1)));
+	if (err == PL_OK)
+		err = create_index(c.claims, "deliveryId", BCON_NEW("deliveryId", BCON_INT32(1)));
+	if (err == PL_OK)
+		err = create_index(c.assignments, "ownerId_assignedAt",
+		                   BCON_NEW("ownerId", BCON_INT32(1), "assignedAt", BCON_INT32(1)));
+	conn_close(fleet, &c);
+	return err;
+}
+
+/* ---- document helpers ------------------------------------------------------------------- */
+
+static void get_str(const bson_t *doc, const char *key, char *dst, size_t dst_size)
+{
+	bson_iter_t it;
+	uint32_t len = 0;
+	const char *s;
+	dst[0] = '\0';
+	if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_UTF8(&it))
+		return;
+	s = bson_iter_utf8(&it, &len);
+	if (len >= dst_size)
+		len = (uint32_t)dst_size - 1;
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
+
+static double get_num(const bson_t *doc, const char *dotted, double fallback)
+{
+	bson_iter_t it, sub;
+	if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, dotted, &sub) &&
+	    BSON_ITER_HOLDS_NUMBER(&sub))
+		return bson_iter_as_double(&sub);
+	return fallback;
+}
+
+static int64_t get_i64(const bson_t *doc, const char *key)
+{
+	bson_iter_t it;
+	if (!bson_iter_init_find(&it, doc, key))
+		return 0;
+	if (BSON_ITER_HOLDS_DATE_TIME(&it))
+		return bson_iter_date_time(&it);
+	if (BSON_ITER_HOLDS_NUMBER(&it))
+		return bson_iter_as_int64(&it);
+	return 0;
+}
+
+static fleet_point_t get_point(const bson_t *doc, const char *prefix)
+{
+	char lat[40], lon[40];
+	snprintf(lat, sizeof lat, "%s.lat", prefix);
+	snprintf(lon, sizeof lon, "%s.lon", prefix);
+	return (fleet_point_t){get_num(doc, lat, NAN), get_num(doc, lon, NAN)};
+}
+
+static void assignment_from_bson(const bson_t *doc, fleet_assignment_t *a)
+{
+	memset(a, 0, sizeof *a);
+	get_str(doc, "_id", a->delivery_id, sizeof a->delivery_id);
+	get_str(doc, "ownerId", a->owner_id, sizeof a->owner_id);
+	get_str(doc, "droneId", a->drone_id, sizeof a->drone_id);
+	get_str(doc, "status", a->status, sizeof a->status);
+	get_str(doc, "releaseReason", a->release_reason, sizeof a->release_reason);
+	a->drone_gen = get_i64(doc, "droneGen");
+	a->position = get_point(doc, "position");
+	a->pickup = get_point(doc, "pickup");
+	a->dropoff = get_point(doc, "dropoff");
+	a->assigned_at_ms = get_i64(doc, "assignedAt");
+	a->released_at_ms = get_i64(doc, "releasedAt");
+	a->route_m = get_num(doc, "routeMeters", 0);
+	a->traveled_m = get_num(doc, "traveledMeters", -1);
+}
+
+static bool str_ok(const char *s, size_t max)
+{
+	size_t len = s ? strlen(s) : 0;
+	return len > 0 && len <= max && bson_utf8_validate(s, len, false);
+}
+
+/* First document of coll matching filter (borrowed) into *doc_out (caller destroys).
+ * PL_OK, PL_ERR_NOT_FOUND or PL_ERR_TRANSIENT. */
+static pl_err_t find_one(mongoc_collection_t *coll, const bson_t *filter, const char *sort_key,
+                         bson_t *doc_out)
+{
+	bson_error_t error;
+	const bson_t *doc;
+	pl_err_t err = PL_ERR_NOT_FOUND;
+	bson_t *opts =
+	    sort_key ? BCON_NEW("limit", BCON_INT64(1), "sort", "{", sort_key, BCON_INT32(1), "}")
+	             : BCON_NEW("limit", BCON_INT64(1));
+	mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	if (mongoc_cursor_next(cursor, &doc)) {
+		bson_copy_to(doc, doc_out);
+		err = PL_OK;
+	} else if (mongoc_cursor_error(cursor, &error)) {
+		err = mongo_fail("find", &error);
+	}
+	mongoc_cursor_destroy(cursor);
+	bson_destroy(opts);
+	return err;
+}
+
+static pl_err_t read_assignment(conn_t *c, const char *delivery_id, fleet_assignment_t *a)
+{
+	bson_t doc;
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(delivery_id));
+	pl_err_t err = find_one(c->assignments, filter, NULL, &doc);
+	if (err == PL_OK) {
+		assignment_from_bson(&doc, a);
+		bson_destroy(&doc);
+	}
+	bson_destroy(filter);
+	return err;
+}
+
+/* update_one (no upsert); takes ownership of filter and update. *matched (may be NULL) = how
+ * many documents matched. */
+static pl_err_t update(mongoc_collection_t *coll, bson_t *filter, bson_t *upd, int64_t *matched)
+{
+	bson_error_t error;
+	bson_t reply;
+	pl_err_t err = PL_OK;
+	if (!mongoc_collection_update_one(coll, filter, upd, NULL, &reply, &error))
+		err = mongo_fail("update", &error);
+	else if (matched)
+		*matched = get_i64(&reply, "matchedCount");
+	bson_destroy(&reply);
+	bson_destroy(filter);
+	bson_destroy(upd);
+	return err;
+}
+
+/* ---- seeding ---------------------------------------------------------------------------- */
+
+/* I3 repair: a drone hint "assigned" whose claim is released (or missing) becomes available. */
+static pl_err_t repair_hints(conn_t *c)
+{
+	bson_error_t error;
+	const bson_t *doc;
+	pl_err_t err = PL_OK;
+	bson_t *filter = BCON_NEW("status", "assigned");
+	mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(c->drones, filter, NULL, NULL);
+	while (err == PL_OK && mongoc_cursor_next(cursor, &doc)) {
+		char drone_id[FLEET_ID_MAX], claim_id[FLEET_ID_MAX + 24], state[16] = "";
+		int64_t gen = get_i64(doc, "gen");
+		bson_t claim;
+		get_str(doc, "_id", drone_id, sizeof drone_id);
+		snprintf(claim_id, sizeof claim_id, "%s@%" PRId64, drone_id, gen);
+		bson_t *cf = BCON_NEW("_id", BCON_UTF8(claim_id));
+		err = find_one(c->claims, cf, NULL, &claim);
+		bson_destroy(cf);
+		if (err == PL_OK) {
+			get_str(&claim, "state", state, sizeof state);
+			bson_destroy(&claim);
+			if (strcmp(state, "held") == 0)
+				continue;
+		} else if (err != PL_ERR_NOT_FOUND) {
+			break;
+		}
+		/* released claim: next generation; missing claim: this generation is still free */
+		err = update(c->drones,
+		             BCON_NEW("_id", BCON_UTF8(drone_id), "gen", BCON_INT64(gen), "status",
+		                      "assigned"),
+		             BCON_NEW("$set", "{", "status", "available", "deliveryId", BCON_NULL,
+		                      "gen", BCON_INT64(err == PL_OK ? gen + 1 : gen), "}"),
+		             NULL);
+	}
+	if (err == PL_OK && mongoc_cursor_error(cursor, &error))
+		err = mongo_fail("find assigned drones", &error);
+	mongoc_cursor_destroy(cursor);
+	bson_destroy(filter);
+	return err;
+}
+
+pl_err_t fleet_seed(fleet_t *fleet, unsigned size, unsigned *inserted)
+{
+	bson_error_t error;
+	bson_t reply;
+	pl_err_t err = PL_OK;
+	conn_t c;
+
+	if (inserted)
+		*inserted = 0;
+	if (size == 0 || size > FLEET_SIZE_MAX) {
+		set_errmsg("fleet size %u outside 1..%d", size, FLEET_SIZE_MAX);
+		return PL_ERR_INVALID;
+	}
+	c = conn_open(fleet);
+	/* One unordered insert of every drone: an existing _id fails on its own (duplicate key,
+	 * ignored) and nothing existing is touched, so re-seeding, or two replicas seeding at
+	 * once, store each drone exactly once. */
+	bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+	mongoc_bulk_operation_t *bulk =
+	    mongoc_collection_create_bulk_operation_with_opts(c.drones, opts);
+	for (unsigned i = 1; i <= size; i++) {
+		char drone_id[FLEET_ID_MAX];
+		fleet_drone_id(i, drone_id);
+		fleet_point_t home = fleet_drone_home(drone_id);
+		bson_t *d = BCON_NEW("_id", BCON_UTF8(drone_id), "seq", BCON_INT64(i), "gen",
+		                     BCON_INT64(0), "status", "available", "deliveryId", BCON_NULL,
+		                     "lat", BCON_DOUBLE(home.lat), "lon", BCON_DOUBLE(home.lon));
+		mongoc_bulk_operation_insert(bulk, d);
+		bson_destroy(d);
+	}
+	if (!mongoc_bulk_operation_execute(bulk, &reply, &error) && !is_duplicate_key(&error))
+		err = mongo_fail("insert drones", &error);
+	else if (inserted)
+		*inserted = (unsigned)get_i64(&reply, "nInserted");
+	bson_destroy(&reply);
+	mongoc_bulk_operation_destroy(bulk);
+	bson_destroy(opts);
+	if (err == PL_OK)
+		err = repair_hints(&c);
+	conn_close(fleet, &c);
+	return err;
+}
+
+pl_err_t fleet_count(fleet_t *fleet, size_t *total, size_t *available)
+{
+	bson_error_t error;
+	conn_t c = conn_open(fleet);
+	bson_t *all = bson_new(), *avail = BCON_NEW("status", "available");
+	int64_t n_all = mongoc_collection_count_documents(c.drones, all, NULL, NULL, NULL, &error);
+	int64_t n_av = n_all < 0 ? -1
+	                         : mongoc_collection_count_documents(c.drones, avail, NULL, NULL,
+	                                                             NULL, &error);
+	pl_err_t err = n_all < 0 || n_av < 0 ? mongo_fail("count drones", &error) : PL_OK;
+	if (total)
+		*total = err == PL_OK ? (size_t)n_all : 0;
+	if (available)
+		*available = err == PL_OK ? (size_t)n_av : 0;
+	bson_destroy(all);
+	bson_destroy(avail);
+	conn_close(fleet, &c);
+	return err;
+}
+
+/* ---- claims ----------------------------------------------------------------------------- */
+
+typedef struct claim {
+	char drone_id[FLEET_ID_MAX];
+	int64_t gen;
+	fleet_point_t position;
+	int64_t claimed_at_ms;
+} claim_t;
+
+static void claim_key(const char *drone_id, int64_t gen, char *out, size_t out_size)
+{
+	snprintf(out, out_size, "%s@%" PRId64, drone_id, gen);
+}
+
+/* Frees drone X at generation gen held by delivery_id: the drone hint first (next generation,
+ * at new_position when given), then the claim. Both conditional, so a repeat is a no-op. */
+static pl_err_t release_claim(conn_t *c, const claim_t *claim, const char *delivery_id,
+                              const fleet_point_t *new_position, int64_t now_ms)
+{
+	char key[FLEET_ID_MAX + 24];
+	bson_t *upd = bson_new(), set;
+	pl_err_t err;
+	bson_append_document_begin(upd, "$set", -1, &set);
+	BSON_APPEND_UTF8(&set, "status", "available");
+	BSON_APPEND_NULL(&set, "deliveryId");
+	BSON_APPEND_INT64(&set, "gen", claim->gen + 1);
+	if (new_position) {
+		BSON_APPEND_DOUBLE(&set, "lat", new_position->lat);
+		BSON_APPEND_DOUBLE(&set, "lon", new_position->lon);
+	}
+	bson_append_document_end(upd, &set);
+	err = update(c->drones,
+	             BCON_NEW("_id", BCON_UTF8(claim->drone_id), "gen", BCON_INT64(claim->gen)),
+	             upd, NULL);
+	if (err != PL_OK)
+		return err;
+	claim_key(claim->drone_id, claim->gen, key, sizeof key);
+	return update(
+	    c->claims,
+	    BCON_NEW("_id", BCON_UTF8(key), "deliveryId", BCON_UTF8(delivery_id), "state", "held"),
+	    BCON_NEW("$set", "{", "state", "released", "releasedAt", BCON_DATE_TIME(now_ms), "}"),
+	    NULL);
+}
+
+/* The claim held for delivery_id with the smallest _id (I3 recovery). */
+static pl_err_t find_held_claim(conn_t *c, const char *delivery_id, claim_t *claim)
+{
+	bson_t doc;
+	bson_t *filter = BCON_NEW("deliveryId", BCON_UTF8(delivery_id), "state", "held");
+	pl_err_t err = find_one(c->claims, filter, "_id", &doc);
+	if (err == PL_OK) {
+		get_str(&doc, "droneId", claim->drone_id, sizeof claim->drone_id);
+		claim->gen = get_i64(&doc, "gen");
+		claim->position =
+		    (fleet_point_t){get_num(&doc, "lat", NAN), get_num(&doc, "lon", NAN)};
+		claim->claimed_at_ms = get_i64(&doc, "claimedAt");
+		bson_destroy(&doc);
+	}
+	bson_destroy(filter);
+	return err;
+}
+
+/* Reads the available drones (hint) as candidates. *out is pl_malloc'ed, caller frees. */
+static pl_err_t list_available(conn_t *c, fleet_candidate_t **out, size_t *n)
+{
+	bson_error_t error;
+	const bson_t *doc;
+	size_t cap = 64;
+	pl_err_t err = PL_OK;
+	bson_t *filter = BCON_NEW("status", "available");
+	bson_t *opts = BCON_NEW("projection", "{", "gen", BCON_INT32(1), "lat", BCON_INT32(1),
+	                        "lon", BCON_INT32(1), "}");
+	mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(c->drones, filter, opts, NULL);
+	fleet_candidate_t *cands = pl_malloc(cap * sizeof *cands);
+	*n = 0;
+	while (mongoc_cursor_next(cursor, &doc)) {
+		if (*n == cap) {
+			cap *= 2;
+			cands = pl_realloc(cands, cap * sizeof *cands);
+		}
+		get_str(doc, "_id", cands[*n].drone_id, sizeof cands[*n].drone_id);
+		cands[*n].gen = get_i64(doc, "gen");
+		cands[*n].position.lat = get_num(doc, "lat", NAN);
+		cands[*n].position.lon = get_num(doc, "lon", NAN);
+		(*n)++;
+	}
+	if (mongoc_cursor_error(cursor, &error))
+		err = mongo_fail("list available drones", &error);
+	mongoc_cursor_destroy(cursor);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	*out = cands;
+	return err;
+}
+
+/* Claims the nearest available drone for delivery_id by inserting claims/"X@gen" in rank order
+ * until an insert wins (I1). PL_ERR_NOT_FOUND when every candidate was taken. */
+static pl_err_t claim_nearest(conn_t *c, const char *delivery_id, fleet_point_t pickup,
+                              int64_t now_ms, claim_t *claim)
+{
+	fleet_candidate_t *cands = NULL;
+	size_t n = 0, *order = NULL, ranked;
+	pl_err_t err = list_available(c, &cands, &n);
+	if (err != PL_OK)
+		goto out;
+	order = pl_malloc((n ? n : 1) * sizeof *order);
+	ranked = fleet_rank(cands, n, pickup, order);
+	err = PL_ERR_NOT_FOUND;
+	for (size_t i = 0; i < ranked && err == PL_ERR_NOT_FOUND; i++) {
+		const fleet_candidate_t *cand = &cands[order[i]];
+		char key[FLEET_ID_MAX + 24];
+		bson_error_t error;
+		claim_key(cand->drone_id, cand->gen, key, sizeof key);
+		bson_t *doc =
+		    BCON_NEW("_id", BCON_UTF8(key), "droneId", BCON_UTF8(cand->drone_id), "gen",
+		             BCON_INT64(cand->gen), "deliveryId", BCON_UTF8(delivery_id), "state",
+		             "held", "lat", BCON_DOUBLE(cand->position.lat), "lon",
+		             BCON_DOUBLE(cand->position.lon), "claimedAt", BCON_DATE_TIME(now_ms));
+		if (mongoc_collection_insert_one(c->claims, doc, NULL, NULL, &error)) {
+			snprintf(claim->drone_id, sizeof claim->drone_id, "%s", cand->drone_id);
+			claim->gen = cand->gen;
+			claim->position = cand->position;
+			claim->claimed_at_ms = now_ms;
+			err = PL_OK;
+		} else if (!is_duplicate_key(&error)) {
+			err = mongo_fail("insert claim", &error);
+		} /* else: another delivery won this generation of the drone; try the next one */
+		bson_destroy(doc);
+	}
+out:
+	pl_free(order);
+	pl_free(cands);
+	return err;
+}
+
+/* ---- assign / release / read ------------------------------------------------------------ */
+
+static void append_point(bson_t *doc, const char *key, fleet_point_t p)
+{
+	bson_t sub;
+	bson_append_document_begin(doc, key, -1, &sub);
+	BSON_APPEND_DOUBLE(&sub, "lat", p.lat);
+	BSON_APPEND_DOUBLE(&sub, "lon", p.lon);
+	bson_append_document_end(doc, &sub);
+}
+
+/* Inserts the assignment of delivery_id (I4: the insert of _id = deliveryId is the one atomic
+ * decision; FerretDB's conditional updates are not). claim NULL writes the "released without a
+ * drone" record. PL_OK when inserted, PL_ERR_NOT_FOUND when one exists already (read it). */
+static pl_err_t insert_assignment(conn_t *c, const char *delivery_id, const char *owner_id,
+                                  const claim_t *claim, fleet_point_t pickup, fleet_point_t dropoff,
+                                  const char *reason, int64_t now_ms)
+{
+	bson_error_t error;
+	pl_err_t err = PL_OK;
+	bson_t *doc = BCON_NEW("_id", BCON_UTF8(delivery_id));
+	if (owner_id)
+		BSON_APPEND_UTF8(doc, "ownerId", owner_id);
+	BSON_APPEND_UTF8(doc, "status", claim ? "assigned" : "released");
+	if (claim) {
+		BSON_APPEND_UTF8(doc, "droneId", claim->drone_id);
+		BSON_APPEND_INT64(doc, "droneGen", claim->gen);
+		append_point(doc, "position", claim->position);
+		append_point(doc, "pickup", pickup);
+		append_point(doc, "dropoff", dropoff);
+		BSON_APPEND_DATE_TIME(doc, "assignedAt", claim->claimed_at_ms);
+		BSON_APPEND_DOUBLE(doc, "routeMeters",
+		                   fleet_route_m(claim->position, pickup, dropoff));
+	} else {
+		BSON_APPEND_NULL(doc, "droneId");
+		BSON_APPEND_DATE_TIME(doc, "releasedAt", now_ms);
+		BSON_APPEND_UTF8(doc, "releaseReason", reason);
+		BSON_APPEND_DOUBLE(doc, "traveledMeters", 0.0);
+	}
+	BSON_APPEND_DATE_TIME(doc, "createdAt", now_ms);
+	if (!mongoc_collection_insert_one(c->assignments, doc, NULL, NULL, &error))
+		err = is_duplicate_key(&error) ? PL_ERR_NOT_FOUND
+		                               : mongo_fail("insert assignment", &error);
+	bson_destroy(doc);
+	return err;
+}
+
+/* The stored assignment, which must exist (a vanished one is a server fault: retry). */
+static pl_err_t reread(conn_t *c, const char *delivery_id, fleet_assignment_t *a)
+{
+	pl_err_t err = read_assignment(c, delivery_id, a);
+	if (err == PL_ERR_NOT_FOUND) {
+		set_errmsg("assignment %s vanished", delivery_id);
+		err = PL_ERR_TRANSIENT;
+	}
+	return err;
+}
+
+pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner_id,
+                      fleet_point_t pickup, fleet_point_t dropoff, int64_t now_ms,
+                      fleet_assignment_t *out)
+{
+	fleet_assignment_t a;
+	claim_t claim;
+	pl_err_t err;
+	conn_t c;
+
+	if (!str_ok(delivery_id, FLEET_STR_MAX) || !str_ok(owner_id, FLEET_STR_MAX) ||
+	    !fleet_point_valid(pickup) || !fleet_point_valid(dropoff)) {
+		set_errmsg("invalid deliveryId, ownerId, pickup or dropoff");
+		return PL_ERR_INVALID;
+	}
+	c = conn_open(fleet);
+	err = read_assignment(&c, delivery_id, &a);
+	if (err == PL_OK) /* I4: the same drone forever; released without a drone stays so */
+		goto done;
+	if (err != PL_ERR_NOT_FOUND)
+		goto out;
+	err = find_held_claim(&c, delivery_id, &claim); /* I3: a claim left by a crash */
+	if (err == PL_ERR_NOT_FOUND)
+		err = claim_nearest(&c, delivery_id, pickup, now_ms, &claim);
+	if (err != PL_OK)
+		goto out;
+	err = update(
+	    c.drones, BCON_NEW("_id", BCON_UTF8(claim.drone_id), "gen", BCON_INT64(claim.gen)),
+	    BCON_NEW("$set", "{", "status", "assigned", "deliveryId", BCON_UTF8(delivery_id), "}"),
+	    NULL);
+	if (err == PL_OK)
+		err = insert_assignment(&c, delivery_id, owner_id, &claim, pickup, dropoff, NULL,
+		                        now_ms);
+	if (err == PL_OK || err == PL_ERR_NOT_FOUND) /* NOT_FOUND: another writer decided */
+		err = reread(&c, delivery_id, &a);
+	if (err != PL_OK)
+		goto out;
+	if (strcmp(a.drone_id, claim.drone_id) != 0 || a.drone_gen != claim.gen) {
+		err = release_claim(&c, &claim, delivery_id, NULL, now_ms); /* not the one kept */
+		if (err != PL_OK)
+			goto out;
+	}
+done:
+	err = a.drone_id[0] ? PL_OK : PL_ERR_NOT_FOUND;
+	if (out)
+		*out = a;
+out:
+	conn_close(fleet, &c);
+	return err;
+}
+
+pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reason, int64_t now_ms,
+                       fleet_assignment_t *out)
+{
+	fleet_assignment_t a;
+	fleet_point_t none = {NAN, NAN};
+	claim_t claim;
+	pl_err_t err;
+	conn_t c;
+
+	if (!str_ok(delivery_id, FLEET_STR_MAX) || !str_ok(reason, FLEET_REASON_MAX - 1)) {
+		set_errmsg("invalid deliveryId or reason");
+		return PL_ERR_INVALID;
+	}
+	c = conn_open(fleet);
+	/* 1. The assignment is ended first, so an AssignDrone racing this release cannot finish
+	 *    after it: with no assignment yet, the "released without a drone" record takes _id. */
+	err = read_assignment(&c, delivery_id, &a);
+	if (err == PL_ERR_NOT_FOUND) {
+		err = insert_assignment(&c, delivery_id, NULL, NULL, none, none, reason, now_ms);
+		if (err == PL_OK || err == PL_ERR_NOT_FOUND)
+			err = reread(&c, delivery_id, &a);
+	}
+	if (err != PL_OK)
+		goto out;
+	bool completed = strcmp(reason, "completed") == 0;
+	if (strcmp(a.status, "assigned") == 0) {
+		err = update(c.assignments,
+		             BCON_NEW("_id", BCON_UTF8(delivery_id), "status", "assigned"),
+		             BCON_NEW("$set", "{", "status", completed ? "completed" : "released",
+		                      "releasedAt", BCON_DATE_TIME(now_ms), "releaseReason",
+		                      BCON_UTF8(reason), "traveledMeters",
+		                      BCON_DOUBLE(completed ? a.route_m : 0.0), "}"),
+		             NULL);
+		if (err == PL_OK)
+			err = reread(&c, delivery_id, &a);
+		if (err != PL_OK)
+			goto out;
+	}
+	completed = strcmp(a.status, "completed") == 0;
+	/* 2. Every claim held for the delivery: the recorded drone (to the dropoff when completed)
+	 *    and any crash leftover (I3). The bound guards against a server ignoring updates. */
+	for (int pass = 0; (err = find_held_claim(&c, delivery_id, &claim)) == PL_OK; pass++) {
+		bool recorded = strcmp(claim.drone_id, a.drone_id) == 0 && claim.gen == a.drone_gen;
+		if (pass == 64) {
+			set_errmsg("claims of %s do not get released", delivery_id);
+			err = PL_ERR_TRANSIENT;
+			goto out;
+		}
+		err = release_claim(&c, &claim, delivery_id,
+		                    recorded && completed ? &a.dropoff : NULL, now_ms);
+		if (err != PL_OK)
+			goto out;
+	}
+	if (err == PL_ERR_NOT_FOUND)
+		err = PL_OK;
+	if (err == PL_OK && out)
+		*out = a;
+out:
+	conn_close(fleet, &c);
+	return err;
+}
+
+pl_err_t fleet_get_assignment(fleet_t *fleet, const char *delivery_id, fleet_assignment_t *out)
+{
+	fleet_assignment_t a;
+	pl_err_t err;
+	conn_t c;
+	if (!str_ok(delivery_id, FLEET_STR_MAX)) {
+		set_errmsg("invalid deliveryId");
+		return PL_ERR_INVALID;
+	}
+	c = conn_open(fleet);
+	err = read_assignment(&c, delivery_id, &a);
+	conn_close(fleet, &c);
+	if (err == PL_OK && !a.drone_id[0])
+		err = PL_ERR_NOT_FOUND;
+	if (err == PL_OK)
+		*out = a;
+	return err;
+}
+
+pl_err_t fleet_utilization(fleet_t *fleet, const char *owner_id, int year, int month,
+                           int64_t now_ms, fleet_utilization_t *out)
+{
+	bson_error_t error;
+	const bson_t *doc;
+	int64_t start, end;
+	pl_err_t err = PL_OK;
+	conn_t c;
+
+	memset(out, 0, sizeof *out);
+	if (!str_ok(owner_id, FLEET_STR_MAX) || !fleet_month_window(year, month, &start, &end)) {
+		set_errmsg("invalid ownerId, year or month");
+		return PL_ERR_INVALID;
+	}
+	/* Summed here, not in a $group: FerretDB 1.x has no $subtract inside $group. */
+	bson_t *filter = BCON_NEW("ownerId", BCON_UTF8(owner_id), "assignedAt", "{", "$gte",
+	                          BCON_DATE_TIME(start), "$lt", BCON_DATE_TIME(end), "}");
+	c = conn_open(fleet);
+	mongoc_cursor_t *cursor =
+	    mongoc_collection_find_with_opts(c.assignments, filter, NULL, NULL);
+	while (mongoc_cursor_next(cursor, &doc)) {
+		fleet_assignment_t a;
+		double miles, hours;
+		assignment_from_bson(doc, &a);
+		if (!fleet_assignment_usage(&a, now_ms, &miles, &hours))
+			continue;
+		out->traveled_miles += miles;
+		out->assigned_hours += hours;
+		out->assignments++;
+	}
+	if (mongoc_cursor_error(cursor, &error))
+		err = mongo_fail("find assignments", &error);
+	mongoc_cursor_destroy(cursor);
+	bson_destroy(filter);
+	conn_close(fleet, &c);
+	if (err == PL_OK && out->assignments == 0) {
+		set_errmsg("no assignments of %s in %04d-%02d", owner_id, year, month);
+		err = PL_ERR_NOT_FOUND;
+	}
+	if (err != PL_OK)
+		memset(out, 0, sizeof *out);
+	return err;
+}

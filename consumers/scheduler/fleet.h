@@ -1,0 +1,195 @@
+/* fleet.h — the drone fleet of dronepipe-scheduler, kept in a MongoDB-API server (database
+ * chosen by the caller, normally "dronescheduler"), and the pure claim-order logic.
+ *
+ * Collections:
+ *   drones       {_id: "drone-0001", seq, gen, status: "available"|"assigned", deliveryId,
+ *                 lat, lon}                                   (status/deliveryId: a hint only)
+ *   claims       {_id: "<droneId>@<gen>", droneId, gen, deliveryId, state: "held"|"released",
+ *                 lat, lon, claimedAt, releasedAt}            (insert-only lock log)
+ *   assignments  {_id: deliveryId, ownerId, status: "assigned"|"completed"|"released",
+ *                 droneId (null: released before it ever held a drone), droneGen,
+ *                 position{lat,lon}, pickup{lat,lon}, dropoff{lat,lon}, assignedAt,
+ *                 releasedAt, releaseReason, routeMeters, traveledMeters, createdAt}
+ *
+ * WHY EVERY DECISION IS AN INSERT. FerretDB 1.x (SQLite back end) runs findAndModify and
+ * conditional updates as "read, filter in Go, write the new document by _id", with no
+ * compare-and-set: 8 threads racing findAndModify({_id, status: "available"}) over 50 drones got
+ * 90 "successful" claims in a test, and two copies of one AssignDrone both "finalised" an
+ * update-based assignment with different drones. Inserting a unique _id IS atomic there (and in
+ * MongoDB): 8 threads inserting the same 50 ids got exactly 50 successes. So:
+ *   - a drone is claimed by inserting claims/"<droneId>@<gen>": one delivery wins each
+ *     generation of a drone; releasing moves the drone to gen+1, which opens the next claim;
+ *   - a delivery's outcome is decided by inserting assignments/<deliveryId>: the first insert
+ *     (an assignment with its drone, or a release's "released without a drone" record) wins,
+ *     and whoever loses gives back the claim it holds.
+ * Updates only move documents their caller already owns by such an insert (hints, release
+ * fields), so a lost update can make a hint stale but can never give a drone to two deliveries.
+ *
+ * INVARIANTS
+ *   I1  At most one delivery holds drone X at generation g (unique claims/_id "X@g").
+ *   I2  A claim is inserted only while its delivery's AssignDrone is being handled, i.e. before
+ *       that record is acknowledged; after a crash the record is delivered again.
+ *   I3  No drone leaks: the redelivered AssignDrone finds the claim left held for its delivery
+ *       (claims {deliveryId, state: held}) and finishes with THAT drone; fleet_release ends the
+ *       assignment first and then frees every claim held for the delivery, not only the
+ *       recorded one; fleet_seed repairs drone hints left "assigned" over a released claim.
+ *   I4  One assignment per delivery (assignments/_id = deliveryId): it never changes drone; a
+ *       repeated AssignDrone returns the same drone, also after the release; a delivery released
+ *       before it held a drone never gets one (a late AssignDrone cannot claim a drone that no
+ *       ReleaseDrone would ever free).
+ *   I5  Every write is a unique insert or an update conditional on the state it moves from;
+ *       replaying any command sequence from the start changes nothing.
+ *
+ * Errors: PL_ERR_TRANSIENT when the server is unreachable or fails (retry; never dead-letter),
+ * detail in fleet_errmsg(); PL_ERR_INVALID for malformed input; PL_ERR_NOT_FOUND as documented
+ * per function (for fleet_assign it means "no drone available now": reply DroneUnavailable).
+ *
+ * Thread rules: one fleet_t is shared by every thread of the service and every function is
+ * thread-safe (a mongoc client pool, one client per call). The pure functions need no fleet. */
+#ifndef SCHEDULER_FLEET_H
+#define SCHEDULER_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define FLEET_ID_MAX          32  /* drone id buffer, "drone-0001" */
+#define FLEET_STR_MAX         512 /* deliveryId / ownerId, bytes of UTF-8 */
+#define FLEET_REASON_MAX      64  /* release reason buffer */
+#define FLEET_SIZE_MAX        100000
+#define FLEET_METERS_PER_MILE 1609.344
+
+typedef struct fleet_point {
+	double lat; /* degrees, -90..90 */
+	double lon; /* degrees, -180..180 */
+} fleet_point_t;
+
+/* A drone that may be claimed (read from the fleet, or built by a test). */
+typedef struct fleet_candidate {
+	char drone_id[FLEET_ID_MAX];
+	int64_t gen;
+	fleet_point_t position;
+} fleet_candidate_t;
+
+/* One delivery's assignment. status: "assigned", "completed" (released with reason
+ * "completed") or "released" (any other reason). Invariant: drone_id is "" only when the
+ * delivery was released before it ever held a drone; released_at_ms is 0 while assigned. */
+typedef struct fleet_assignment {
+	char delivery_id[FLEET_STR_MAX + 1];
+	char owner_id[FLEET_STR_MAX + 1];
+	char drone_id[FLEET_ID_MAX];
+	char status[16];
+	char release_reason[FLEET_REASON_MAX];
+	int64_t drone_gen;
+	fleet_point_t position; /* where the drone was when assigned */
+	fleet_point_t pickup;
+	fleet_point_t dropoff;
+	int64_t assigned_at_ms;
+	int64_t released_at_ms;
+	double route_m;    /* position -> pickup -> dropoff, metres */
+	double traveled_m; /* route_m once completed, 0 when released otherwise; -1 while active */
+} fleet_assignment_t;
+
+typedef struct fleet_utilization {
+	double traveled_miles;
+	double assigned_hours;
+	size_t assignments; /* how many assignments were counted */
+} fleet_utilization_t;
+
+typedef struct fleet fleet_t;
+
+/* ---- pure logic (no server) ------------------------------------------------------------ */
+
+/* Writes the id of the index-th drone (1-based) into out: "drone-0001", ..., "drone-100000".
+ * false when index is 0 or over FLEET_SIZE_MAX. */
+bool fleet_drone_id(unsigned index, char out[FLEET_ID_MAX]);
+
+/* The seeding position of a drone: pl_geo_resolve of its id (free text), i.e. a stable point in
+ * the service area box lat 47.50..47.75, lon -122.45..-122.20. Same id, same point, always. */
+fleet_point_t fleet_drone_home(const char *drone_id);
+
+/* Claim order for a pickup: fills order[] with indexes into candidates, nearest first by
+ * great-circle distance; equal distances are ordered by drone_id (byte order), so every worker
+ * ranks the same fleet the same way. Candidates whose position is not finite or out of range are
+ * left out. Returns how many indexes were written (<= n). order must hold n entries. */
+size_t fleet_rank(const fleet_candidate_t *candidates, size_t n, fleet_point_t pickup,
+                  size_t *order);
+
+/* True when both coordinates are finite and in range (lat -90..90, lon -180..180). */
+bool fleet_point_valid(fleet_point_t p);
+
+/* Metres flown for a delivery: from -> pickup -> dropoff. */
+double fleet_route_m(fleet_point_t from, fleet_point_t pickup, fleet_point_t dropoff);
+
+/* [*start_ms, *end_ms) of the UTC calendar month. false for year outside 1..9999 or month
+ * outside 1..12. */
+bool fleet_month_window(int year, int month, int64_t *start_ms, int64_t *end_ms);
+
+/* What one assignment adds to a utilization at time now_ms: miles (traveled_m, or route_m while
+ * active) and hours (released_at, or now while active, minus assigned_at; never negative). An
+ * assignment without a drone adds nothing and returns false. */
+bool fleet_assignment_usage(const fleet_assignment_t *assignment, int64_t now_ms, double *miles,
+                            double *hours);
+
+/* ---- the store ------------------------------------------------------------------------- */
+
+/* Creates the fleet store for uri and db_name. Does not connect. Unless the URI sets them,
+ * serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=10000. NULL with a
+ * message in errstr when the URI or name is invalid. */
+fleet_t *fleet_new(const char *uri, const char *db_name, char *errstr, size_t errstr_size);
+/* NULL is a no-op. No call may be running. */
+void fleet_destroy(fleet_t *fleet);
+
+pl_err_t fleet_ping(fleet_t *fleet);
+/* Secondary indexes (idempotent): drones {status}, claims {deliveryId}, assignments {ownerId,
+ * assignedAt}. */
+pl_err_t fleet_ensure_indexes(fleet_t *fleet);
+
+/* Makes sure drones drone-0001..drone-<size> exist (inserting only the missing ones, each
+ * available at its home) and repairs drone hints left "assigned" after their claim was released
+ * (I3). Never removes or moves a drone: re-seeding an existing fleet changes nothing, and a
+ * smaller size keeps the extra drones. *inserted (may be NULL) = drones added now.
+ * PL_ERR_INVALID when size is 0 or over FLEET_SIZE_MAX. */
+pl_err_t fleet_seed(fleet_t *fleet, unsigned size, unsigned *inserted);
+
+/* Counts drones: *total and *available (hint status "available"); either may be NULL. */
+pl_err_t fleet_count(fleet_t *fleet, size_t *total, size_t *available);
+
+/* Assigns a drone to delivery_id (idempotent, see I2..I4):
+ *   PL_OK            *out = the assignment (the same drone on every repeat, even if released);
+ *   PL_ERR_NOT_FOUND no drone available now (or the delivery was released before it ever held
+ *                    one): reply DroneUnavailable; a later attempt may succeed;
+ *   PL_ERR_INVALID   bad ids or points;  PL_ERR_TRANSIENT  server trouble (retry).
+ * now_ms becomes assignedAt of a new assignment (a claim left by a crash keeps its own time).
+ * The drone chosen is the available one nearest to pickup (fleet_rank) that this call manages
+ * to claim; all available drones are read per call (1000 drones: one query, ~0.1 s on FerretDB
+ * with SQLite, which has no geo queries). */
+pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner_id,
+                      fleet_point_t pickup, fleet_point_t dropoff, int64_t now_ms,
+                      fleet_assignment_t *out);
+
+/* Ends the assignment of delivery_id and frees every drone claimed for it (I3). The stored
+ * status becomes "completed" when reason is "completed" and a drone was held, else
+ * "released"; releasedAt and releaseReason are those of the FIRST release (repeats change
+ * nothing). A completed drone becomes available at the dropoff; any other keeps its position.
+ * Unknown delivery: a "released without a drone" record is stored (I4). Idempotent: PL_OK with
+ * *out (may be NULL) = the stored assignment (drone_id "" when none was ever held).
+ * PL_ERR_INVALID (bad id, reason empty or over FLEET_REASON_MAX - 1) or PL_ERR_TRANSIENT. */
+pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reason, int64_t now_ms,
+                       fleet_assignment_t *out);
+
+/* Reads the assignment of delivery_id. PL_ERR_NOT_FOUND when unknown or when it never held a
+ * drone (released before one was assigned). */
+pl_err_t fleet_get_assignment(fleet_t *fleet, const char *delivery_id, fleet_assignment_t *out);
+
+/* Sums fleet_assignment_usage over owner_id's assignments whose assignedAt lies in the UTC
+ * month. PL_ERR_NOT_FOUND when there is none; PL_ERR_INVALID for an empty owner or bad month. */
+pl_err_t fleet_utilization(fleet_t *fleet, const char *owner_id, int year, int month,
+                           int64_t now_ms, fleet_utilization_t *out);
+
+/* Detail of this thread's last failed fleet call ("" when none). */
+const char *fleet_errmsg(void);
+
+#endif
