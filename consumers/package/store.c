@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "mongo.h"
 #include "store.h"
 #include "timefmt.h"
 
@@ -76,43 +77,6 @@ static void set_reason(char *reason, size_t reason_size, const char *fmt, ...)
 
 /* ---- mongoc glue ------------------------------------------------------------------------- */
 
-/* mongoc's log lines go to pl_log. Installed once per process; the fleet store installs an
- * identical handler, whichever runs last wins, which is harmless. */
-static void mongoc_to_pl_log(mongoc_log_level_t level, const char *domain, const char *message,
-                             void *user_data)
-{
-	pl_log_level_t pl_level;
-	(void)user_data;
-	switch (level) {
-	case MONGOC_LOG_LEVEL_ERROR:
-	case MONGOC_LOG_LEVEL_CRITICAL:
-		pl_level = PL_LOG_ERROR;
-		break;
-	case MONGOC_LOG_LEVEL_WARNING: /* FerretDB 1.x has no endSessions: noise at shutdown */
-		pl_level = strstr(message, "\"endSessions\"") ? PL_LOG_DEBUG : PL_LOG_WARN;
-		break;
-	case MONGOC_LOG_LEVEL_MESSAGE:
-	case MONGOC_LOG_LEVEL_INFO:
-		pl_level = PL_LOG_INFO;
-		break;
-	default:
-		pl_level = PL_LOG_DEBUG;
-		break;
-	}
-	if (!pl_log_enabled(pl_level))
-		return;
-	pl_log(pl_level, "mongoc_log", PL_LOG_FIELDS(PL_LS("domain", domain)), "%s", message);
-}
-
-static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
-
-/* mongoc_init is itself once-only; mongoc_cleanup is never called (it cannot be undone and the
- * other store of the process may still use the driver). */
-static void mongoc_setup(void)
-{
-	mongoc_log_set_handler(mongoc_to_pl_log, NULL);
-	mongoc_init();
-}
 
 /* Every failure of a server round trip: keep the detail for package_store_errmsg. */
 static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
@@ -121,50 +85,18 @@ static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 	return PL_ERR_TRANSIENT;
 }
 
-static bool is_duplicate_key(const bson_error_t *error)
-{
-	return error->code == 11000 || error->code == 11001;
-}
-
-/* Sets option to value unless the URI already has it. */
-static void uri_default(mongoc_uri_t *uri, const char *option, int32_t value)
-{
-	if (!mongoc_uri_has_option(uri, option))
-		mongoc_uri_set_option_as_int32(uri, option, value);
-}
-
 package_store_t *package_store_new(const char *uri_text, const char *db_name, char *errstr,
                                    size_t errstr_size)
 {
-	bson_error_t error;
 	package_store_t *store = NULL;
 	mongoc_uri_t *uri = NULL;
-
-	pthread_once(&mongoc_once, mongoc_setup);
-	if (!db_name || !*db_name || strpbrk(db_name, "/\\. \"$") || strlen(db_name) > 63) {
-		snprintf(errstr, errstr_size, "invalid database name '%s'", db_name ? db_name : "");
+	mongoc_client_pool_t *pool =
+		pl_mongo_pool_new(uri_text, db_name, "dronepipe-package", &uri, errstr, errstr_size);
+	if (!pool)
 		return NULL;
-	}
-	uri = mongoc_uri_new_with_error(uri_text ? uri_text : "", &error);
-	if (!uri) {
-		snprintf(errstr, errstr_size, "invalid MongoDB URI: %s", error.message);
-		return NULL;
-	}
-	uri_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
-	uri_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
-	uri_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
-	if (!mongoc_uri_get_appname(uri))
-		mongoc_uri_set_appname(uri, "dronepipe-package");
 	store = pl_calloc(1, sizeof *store);
 	store->uri = uri;
-	store->pool = mongoc_client_pool_new(uri);
-	if (!store->pool) {
-		snprintf(errstr, errstr_size, "cannot create a MongoDB client pool for the URI");
-		mongoc_uri_destroy(uri);
-		pl_free(store);
-		return NULL;
-	}
-	mongoc_client_pool_set_error_api(store->pool, MONGOC_ERROR_API_VERSION_2);
+	store->pool = pool;
 	store->db_name = pl_strdup(db_name);
 	return store;
 }
@@ -404,7 +336,7 @@ pl_err_t package_store_upsert(package_store_t *store, const package_t *pkg, pack
 	update = insert_update(pkg);
 	opts = BCON_NEW("upsert", BCON_BOOL(true));
 	if (!mongoc_collection_update_one(conn.coll, filter, update, opts, &reply, &error) &&
-	    !is_duplicate_key(&error)) {
+	    !pl_mongo_is_duplicate_key(&error)) {
 		/* A duplicate key means a concurrent upsert inserted first: compare with it. */
 		err = mongo_fail("upsert package", &error);
 		bson_destroy(&reply);

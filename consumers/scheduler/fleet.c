@@ -16,6 +16,7 @@
 #include "fleet.h"
 #include "log.h"
 #include "mem.h"
+#include "mongo.h"
 
 #define ERRMSG_MAX 256
 
@@ -42,32 +43,6 @@ static void set_errmsg(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- mongoc glue ------------------------------------------------------------------------ */
-
-static void mongoc_to_pl_log(mongoc_log_level_t level, const char *domain, const char *message,
-                             void *user_data)
-{
-	pl_log_level_t pl_level = PL_LOG_DEBUG;
-	(void)user_data;
-	if (level == MONGOC_LOG_LEVEL_ERROR || level == MONGOC_LOG_LEVEL_CRITICAL)
-		pl_level = PL_LOG_ERROR;
-	else if (level == MONGOC_LOG_LEVEL_WARNING) /* FerretDB 1.x has no endSessions: noise */
-		pl_level = strstr(message, "\"endSessions\"") ? PL_LOG_DEBUG : PL_LOG_WARN;
-	else if (level == MONGOC_LOG_LEVEL_MESSAGE || level == MONGOC_LOG_LEVEL_INFO)
-		pl_level = PL_LOG_INFO;
-	if (pl_log_enabled(pl_level))
-		pl_log(pl_level, "mongoc_log", PL_LOG_FIELDS(PL_LS("domain", domain)), "%s",
-		       message);
-}
-
-static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
-
-/* mongoc_init is once-only; mongoc_cleanup is never called (it cannot be undone). */
-static void mongoc_setup(void)
-{
-	mongoc_log_set_handler(mongoc_to_pl_log, NULL);
-	mongoc_init();
-}
 
 static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 {
@@ -75,48 +50,17 @@ static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 	return PL_ERR_TRANSIENT;
 }
 
-static bool is_duplicate_key(const bson_error_t *error)
-{
-	return error->code == 11000 || error->code == 11001;
-}
-
-static void uri_default(mongoc_uri_t *uri, const char *option, int32_t value)
-{
-	if (!mongoc_uri_has_option(uri, option))
-		mongoc_uri_set_option_as_int32(uri, option, value);
-}
-
 fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size_t errstr_size)
 {
-	bson_error_t error;
-	mongoc_uri_t *uri;
 	fleet_t *fleet;
-
-	pthread_once(&mongoc_once, mongoc_setup);
-	if (!db_name || !*db_name || strpbrk(db_name, "/\\. \"$") || strlen(db_name) > 63) {
-		snprintf(errstr, errstr_size, "invalid database name '%s'", db_name ? db_name : "");
+	mongoc_uri_t *uri = NULL;
+	mongoc_client_pool_t *pool =
+		pl_mongo_pool_new(uri_text, db_name, "dronepipe-scheduler", &uri, errstr, errstr_size);
+	if (!pool)
 		return NULL;
-	}
-	uri = mongoc_uri_new_with_error(uri_text ? uri_text : "", &error);
-	if (!uri) {
-		snprintf(errstr, errstr_size, "invalid MongoDB URI: %s", error.message);
-		return NULL;
-	}
-	uri_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
-	uri_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
-	uri_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
-	if (!mongoc_uri_get_appname(uri))
-		mongoc_uri_set_appname(uri, "dronepipe-scheduler");
 	fleet = pl_calloc(1, sizeof *fleet);
 	fleet->uri = uri;
-	fleet->pool = mongoc_client_pool_new(uri);
-	if (!fleet->pool) {
-		snprintf(errstr, errstr_size, "cannot create a MongoDB client pool for the URI");
-		mongoc_uri_destroy(uri);
-		pl_free(fleet);
-		return NULL;
-	}
-	mongoc_client_pool_set_error_api(fleet->pool, MONGOC_ERROR_API_VERSION_2);
+	fleet->pool = pool;
 	fleet->db_name = pl_strdup(db_name);
 	return fleet;
 }
@@ -390,7 +334,7 @@ pl_err_t fleet_seed(fleet_t *fleet, unsigned size, unsigned *inserted)
 		mongoc_bulk_operation_insert(bulk, d);
 		bson_destroy(d);
 	}
-	if (!mongoc_bulk_operation_execute(bulk, &reply, &error) && !is_duplicate_key(&error))
+	if (!mongoc_bulk_operation_execute(bulk, &reply, &error) && !pl_mongo_is_duplicate_key(&error))
 		err = mongo_fail("insert drones", &error);
 	else if (inserted)
 		*inserted = (unsigned)get_i64(&reply, "nInserted");
@@ -547,7 +491,7 @@ static pl_err_t claim_nearest(conn_t *c, const char *delivery_id, fleet_point_t 
 			claim->position = cand->position;
 			claim->claimed_at_ms = now_ms;
 			err = PL_OK;
-		} else if (!is_duplicate_key(&error)) {
+		} else if (!pl_mongo_is_duplicate_key(&error)) {
 			err = mongo_fail("insert claim", &error);
 		} /* else: another delivery won this generation of the drone; try the next one */
 		bson_destroy(doc);
@@ -599,7 +543,7 @@ static pl_err_t insert_assignment(conn_t *c, const char *delivery_id, const char
 	}
 	BSON_APPEND_DATE_TIME(doc, "createdAt", now_ms);
 	if (!mongoc_collection_insert_one(c->assignments, doc, NULL, NULL, &error))
-		err = is_duplicate_key(&error) ? PL_ERR_NOT_FOUND
+		err = pl_mongo_is_duplicate_key(&error) ? PL_ERR_NOT_FOUND
 		                               : mongo_fail("insert assignment", &error);
 	bson_destroy(doc);
 	return err;
