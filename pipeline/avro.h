@@ -30,10 +30,11 @@
 
 #include "err.h"
 
-#define PL_AVRO_MAGIC0 0xC3
-#define PL_AVRO_MAGIC1 0x01
+#define PL_AVRO_MAGIC0     0xC3
+#define PL_AVRO_MAGIC1     0x01
 #define PL_AVRO_HEADER_LEN 10
-#define PL_AVRO_MAX_ALLOC (1u << 20) /* largest single allocation avro-c may make while decoding */
+#define PL_AVRO_MAX_ALLOC  (1u << 20) /* largest single allocation avro-c may make while decoding  \
+	                               */
 
 /* One embedded schema file (generated from the schemas folder by the build). */
 typedef struct pl_avro_source {
@@ -53,7 +54,7 @@ extern const size_t pl_avro_embedded_count;
  * version is known by fingerprint for decoding. On failure returns NULL and writes the reason
  * (naming the file) into errstr. */
 pl_avro_registry_t *pl_avro_registry_new(const pl_avro_source_t *sources, size_t count,
-					 char *errstr, size_t errstr_size);
+                                         char *errstr, size_t errstr_size);
 /* Convenience: registry over pl_avro_embedded. */
 pl_avro_registry_t *pl_avro_registry_embedded(char *errstr, size_t errstr_size);
 void pl_avro_registry_destroy(pl_avro_registry_t *registry);
@@ -63,9 +64,10 @@ void pl_avro_registry_destroy(pl_avro_registry_t *registry);
 const pl_avro_schema_t *pl_avro_schema_get(const pl_avro_registry_t *registry, const char *name);
 /* Any version, by fingerprint; NULL when unknown. */
 const pl_avro_schema_t *pl_avro_schema_by_fingerprint(const pl_avro_registry_t *registry,
-						      uint64_t fingerprint);
-const char *pl_avro_schema_name(const pl_avro_schema_t *schema);	/* full name */
-const char *pl_avro_schema_short_name(const pl_avro_schema_t *schema); /* e.g. "DeliveryRequested" */
+                                                      uint64_t fingerprint);
+const char *pl_avro_schema_name(const pl_avro_schema_t *schema); /* full name */
+const char *
+pl_avro_schema_short_name(const pl_avro_schema_t *schema); /* e.g. "DeliveryRequested" */
 int pl_avro_schema_version(const pl_avro_schema_t *schema);
 uint64_t pl_avro_schema_fingerprint(const pl_avro_schema_t *schema);
 /* Parsing Canonical Form, owned by the schema. */
@@ -81,7 +83,7 @@ char *pl_avro_canonical_form(const char *schema_json, char *errstr, size_t errst
  * with pl_free) and *out_len are set. Errors: PL_ERR_SCHEMA with a reason naming the field
  * (e.g. "packageInfo.size: not a symbol of Size"). Borrows value. */
 pl_err_t pl_avro_encode(const pl_avro_schema_t *schema, const json_t *value, void **out,
-			size_t *out_len, char *errstr, size_t errstr_size);
+                        size_t *out_len, char *errstr, size_t errstr_size);
 
 /* Decodes single-object bytes. The writer schema is found by fingerprint; the result is resolved
  * to the latest version of the same record (new fields take their defaults). On PL_OK *value is a
@@ -89,8 +91,8 @@ pl_err_t pl_avro_encode(const pl_avro_schema_t *schema, const json_t *value, voi
  * Errors: PL_ERR_DECODE (not single-object, unknown fingerprint, truncated or malformed body,
  * trailing bytes) with a reason. Never trusts data. */
 pl_err_t pl_avro_decode(const pl_avro_registry_t *registry, const void *data, size_t len,
-			json_t **value, const pl_avro_schema_t **schema, char *errstr,
-			size_t errstr_size);
+                        json_t **value, const pl_avro_schema_t **schema, char *errstr,
+                        size_t errstr_size);
 
 /* Reads just the fingerprint of single-object bytes; PL_ERR_DECODE when not single-object. */
 pl_err_t pl_avro_peek_fingerprint(const void *data, size_t len, uint64_t *fingerprint);

@@ -5,8 +5,9 @@
  * everything and collects every problem before printing them, so one run shows all mistakes. An
  * empty value (DP_X=) counts as unset, so compose files can blank a setting to get its default.
  * DP_TEST_* and DP_STACK_* belong to scripts and are ignored. A secret option DP_X may instead be
- * given as DP_X_FILE=<path> (a mounted secret): the file's content, trailing newlines removed. A name in two tables, a default that
- * fails its own rules, and a getter for an unknown name are programming errors: they abort. */
+ * given as DP_X_FILE=<path> (a mounted secret): the file's content, trailing newlines removed. A
+ * name in two tables, a default that fails its own rules, and a getter for an unknown name are
+ * programming errors: they abort. */
 #include "cfg.h"
 
 #include <ctype.h>
@@ -387,7 +388,9 @@ void pl_cfg_print_help(const char *prog, const pl_cfg_opt_t *const *tables, FILE
 			if (o->secret) {
 				char fname[128];
 				snprintf(fname, sizeof(fname), "%s_FILE", o->name);
-				fprintf(out, "  %-*s  %-4s  %-*s  %-*s  file holding %s (a mounted secret)\n",
+				fprintf(out,
+				        "  %-*s  %-4s  %-*s  %-*s  file holding %s (a mounted "
+				        "secret)\n",
 				        wname, fname, "path", wdef, "-", wbounds, "-", o->name);
 			}
 		}

@@ -25,7 +25,8 @@ typedef struct pl_cfg_opt {
 	const char *name; /* "DP_HTTP_PORT"; NULL ends a table */
 	pl_cfg_type_t type;
 	const char *def; /* default as text, NULL = none */
-	int64_t min, max; /* PL_CFG_INT bounds (inclusive); for PL_CFG_STR: length bounds, 0/0 = any */
+	int64_t min,
+	    max; /* PL_CFG_INT bounds (inclusive); for PL_CFG_STR: length bounds, 0/0 = any */
 	bool required;
 	bool secret;
 	const char *choices; /* PL_CFG_ENUM */
@@ -45,7 +46,7 @@ extern const pl_cfg_opt_t pl_cfg_common[];
  * per line, to `err`) and returns NULL with *exit_code = 1; after --help returns NULL with
  * *exit_code = 0. */
 pl_cfg_t *pl_cfg_load(const char *prog, const pl_cfg_opt_t *const *tables, int argc, char **argv,
-		      char **envp, FILE *err, int *exit_code);
+                      char **envp, FILE *err, int *exit_code);
 void pl_cfg_destroy(pl_cfg_t *cfg);
 
 /* Value getters. Asking for a name that is not in the tables aborts (a programming error). */

@@ -34,9 +34,9 @@ bool pl_httpq_year_month(pl_http_req_t *req, int *year, int *month)
 	}
 	char errors[256];
 	snprintf(errors, sizeof(errors), "[%s%s%s]",
-		 yok ? "" : "{\"field\":\"year\",\"reason\":\"must be an integer from 1 to 9999\"}",
-		 !yok && !mok ? "," : "",
-		 mok ? "" : "{\"field\":\"month\",\"reason\":\"must be an integer from 1 to 12\"}");
+	         yok ? "" : "{\"field\":\"year\",\"reason\":\"must be an integer from 1 to 9999\"}",
+	         !yok && !mok ? "," : "",
+	         mok ? "" : "{\"field\":\"month\",\"reason\":\"must be an integer from 1 to 12\"}");
 	pl_http_problem(req, 400, "year and month must be given as integers", errors);
 	return false;
 }

@@ -35,8 +35,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
 	(void)rk;
 	/* syslog levels: 0..3 error, 4 warning, 5..6 info, 7 debug */
-	pl_log_level_t lvl = level <= 3 ? PL_LOG_ERROR : level == 4 ? PL_LOG_WARN
-					   : level <= 6 ? PL_LOG_INFO : PL_LOG_DEBUG;
+	pl_log_level_t lvl = level <= 3   ? PL_LOG_ERROR
+	                     : level == 4 ? PL_LOG_WARN
+	                     : level <= 6 ? PL_LOG_INFO
+	                                  : PL_LOG_DEBUG;
 	pl_log(lvl, "kafka_log", PL_LOG_FIELDS(PL_LS("facility", fac)), "%s", buf);
 }
 
@@ -46,19 +48,20 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	(void)opaque;
 	/* all-brokers-down and transport errors are expected while a broker restarts */
 	pl_log(PL_LOG_WARN, "kafka_error",
-	       PL_LOG_FIELDS(PL_LS("err", rd_kafka_err2name((rd_kafka_resp_err_t)err))), "%s", reason);
+	       PL_LOG_FIELDS(PL_LS("err", rd_kafka_err2name((rd_kafka_resp_err_t)err))), "%s",
+	       reason);
 }
 
 rd_kafka_conf_t *pl_kafka_conf_new(const pl_cfg_t *cfg, const char *const *extra, char *errstr,
-				   size_t errstr_size)
+                                   size_t errstr_size)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", pl_cfg_str(cfg, "DP_KAFKA_BROKERS"), errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK)
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", pl_cfg_str(cfg, "DP_KAFKA_BROKERS"),
+	                      errstr, errstr_size) != RD_KAFKA_CONF_OK)
 		goto fail;
 	const char *sasl_password = pl_cfg_str(cfg, "DP_KAFKA_SASL_PASSWORD");
 	if (sasl_password && rd_kafka_conf_set(conf, "sasl.password", sasl_password, errstr,
-					       errstr_size) != RD_KAFKA_CONF_OK)
+	                                       errstr_size) != RD_KAFKA_CONF_OK)
 		goto fail;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -130,19 +133,27 @@ static void *poll_main(void *arg)
 }
 
 pl_producer_t *pl_producer_new(const pl_cfg_t *cfg, const char *client_id,
-			       const char *const *extra_props, char *errstr, size_t errstr_size)
+                               const char *const *extra_props, char *errstr, size_t errstr_size)
 {
 	/* murmur2 is the Java clients' partitioner: a Java producer or Kafka Streams app keyed by
 	 * deliveryId lands on the same partitions as dronepipe, so co-partitioning holds. */
-	const char *base[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
-			      "partitioner", "murmur2_random", "client.id",
-			      client_id ? client_id : "dronepipe", NULL};
+	const char *base[] = {"enable.idempotence",
+	                      "true",
+	                      "acks",
+	                      "all",
+	                      "linger.ms",
+	                      "5",
+	                      "partitioner",
+	                      "murmur2_random",
+	                      "client.id",
+	                      client_id ? client_id : "dronepipe",
+	                      NULL};
 	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, base, errstr, errstr_size);
 	if (!conf)
 		return NULL;
 	for (size_t i = 0; extra_props && extra_props[i]; i += 2) {
 		if (rd_kafka_conf_set(conf, extra_props[i], extra_props[i + 1], errstr,
-				      errstr_size) != RD_KAFKA_CONF_OK) {
+		                      errstr_size) != RD_KAFKA_CONF_OK) {
 			rd_kafka_conf_destroy(conf);
 			return NULL;
 		}
@@ -187,8 +198,8 @@ void pl_producer_destroy(pl_producer_t *p, int timeout_ms)
 }
 
 pl_err_t pl_producer_send(pl_producer_t *p, const char *topic, const void *key, size_t key_len,
-			  const void *value, size_t value_len, const pl_header_t *headers,
-			  size_t header_count, pl_producer_done_fn done, void *opaque)
+                          const void *value, size_t value_len, const pl_header_t *headers,
+                          size_t header_count, pl_producer_done_fn done, void *opaque)
 {
 	completion_t *c = pl_malloc(sizeof(*c));
 	c->done = done;
@@ -196,11 +207,11 @@ pl_err_t pl_producer_send(pl_producer_t *p, const char *topic, const void *key, 
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(header_count ? header_count : 1);
 	for (size_t i = 0; i < header_count; i++)
 		rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
-				    (ssize_t)headers[i].len);
+		                    (ssize_t)headers[i].len);
 	rd_kafka_resp_err_t err = rd_kafka_producev(
-		p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
-		RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
+	    p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
+	    RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
 	if (err) {
 		rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
 		pl_free(c);
@@ -231,13 +242,13 @@ void pl_event_headers_build(pl_event_headers_t *out, const pl_event_meta_t *meta
 }
 
 pl_err_t pl_producer_send_event(pl_producer_t *p, const char *topic, const char *key,
-				const void *value, size_t value_len, const pl_event_meta_t *meta,
-				pl_producer_done_fn done, void *opaque)
+                                const void *value, size_t value_len, const pl_event_meta_t *meta,
+                                pl_producer_done_fn done, void *opaque)
 {
 	pl_event_headers_t eh;
 	pl_event_headers_build(&eh, meta);
 	return pl_producer_send(p, topic, key, key ? strlen(key) : 0, value, value_len, eh.h, eh.n,
-				done, opaque);
+	                        done, opaque);
 }
 
 typedef struct sync_wait {
@@ -249,7 +260,7 @@ typedef struct sync_wait {
 } sync_wait_t;
 
 static void sync_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
-		      int64_t offset)
+                      int64_t offset)
 {
 	(void)partition;
 	(void)offset;
@@ -263,15 +274,15 @@ static void sync_done(void *opaque, pl_err_t err, const char *reason, int32_t pa
 }
 
 pl_err_t pl_producer_send_sync(pl_producer_t *p, const char *topic, const void *key, size_t key_len,
-			       const void *value, size_t value_len, const pl_header_t *headers,
-			       size_t header_count, int timeout_ms, char *errstr,
-			       size_t errstr_size)
+                               const void *value, size_t value_len, const pl_header_t *headers,
+                               size_t header_count, int timeout_ms, char *errstr,
+                               size_t errstr_size)
 {
 	sync_wait_t *w = pl_calloc(1, sizeof(*w));
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	pl_err_t err = pl_producer_send(p, topic, key, key_len, value, value_len, headers,
-					header_count, sync_done, w);
+	                                header_count, sync_done, w);
 	if (err != PL_OK) {
 		snprintf(errstr, errstr_size, "produce to %s: %s", topic, pl_err_str(err));
 		goto out;
@@ -292,7 +303,7 @@ pl_err_t pl_producer_send_sync(pl_producer_t *p, const char *topic, const void *
 	err = done ? w->err : PL_ERR_TIMEOUT;
 	if (err != PL_OK)
 		snprintf(errstr, errstr_size, "produce to %s: %s", topic,
-			 done ? w->reason : "no delivery report in time");
+		         done ? w->reason : "no delivery report in time");
 	pthread_mutex_unlock(&w->lock);
 	if (!done) {
 		/* The completion still references w: wait for it (librdkafka always reports), so
@@ -319,7 +330,7 @@ bool pl_producer_ready(pl_producer_t *p, char *reason, size_t reason_size)
 		rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, 1000);
 		p->ready_ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->broker_cnt > 0;
 		snprintf(p->ready_reason, sizeof(p->ready_reason), "kafka: %s",
-			 err ? rd_kafka_err2str(err) : "no broker known");
+		         err ? rd_kafka_err2str(err) : "no broker known");
 		if (md)
 			rd_kafka_metadata_destroy(md);
 		p->ready_checked_ms = now;

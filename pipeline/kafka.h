@@ -40,29 +40,31 @@ typedef struct pl_record {
 } pl_record_t;
 
 /* Value of a header as a NUL-terminated copy in buf (truncated to buf_size-1); NULL if absent. */
-const char *pl_record_header(const pl_record_t *record, const char *name, char *buf, size_t buf_size);
+const char *pl_record_header(const pl_record_t *record, const char *name, char *buf,
+                             size_t buf_size);
 
 typedef struct pl_producer pl_producer_t;
 
 /* Completion: err is PL_OK when acknowledged; reason is a human text for other errors.
  * offset/partition are where the record landed (valid on PL_OK). */
 typedef void (*pl_producer_done_fn)(void *opaque, pl_err_t err, const char *reason,
-				    int32_t partition, int64_t offset);
+                                    int32_t partition, int64_t offset);
 
 /* Creates an idempotent producer from the common config (DP_KAFKA_BROKERS, DP_KAFKA_PROP_*).
  * extra_props is a NULL-terminated key/value list applied before the pass-through (may be NULL).
  * NULL + errstr on failure. */
 pl_producer_t *pl_producer_new(const pl_cfg_t *cfg, const char *client_id,
-			       const char *const *extra_props, char *errstr, size_t errstr_size);
+                               const char *const *extra_props, char *errstr, size_t errstr_size);
 /* Flushes for up to timeout_ms, then destroys. Records still queued complete with an error. */
 void pl_producer_destroy(pl_producer_t *producer, int timeout_ms);
 
 /* Enqueues one record. key/value/headers are copied. On PL_OK the callback will run exactly once.
  * Immediate errors (queue full -> PL_ERR_QUEUE_FULL, unknown topic, fatal producer) are returned
  * and the callback is not called. */
-pl_err_t pl_producer_send(pl_producer_t *producer, const char *topic, const void *key, size_t key_len,
-			  const void *value, size_t value_len, const pl_header_t *headers,
-			  size_t header_count, pl_producer_done_fn done, void *opaque);
+pl_err_t pl_producer_send(pl_producer_t *producer, const char *topic, const void *key,
+                          size_t key_len, const void *value, size_t value_len,
+                          const pl_header_t *headers, size_t header_count, pl_producer_done_fn done,
+                          void *opaque);
 
 /* Standard event headers. event_id NULL = new UUID; traceparent NULL = new trace.
  * extra headers (may be NULL) are appended. */
@@ -88,14 +90,14 @@ typedef struct pl_event_headers {
 void pl_event_headers_build(pl_event_headers_t *out, const pl_event_meta_t *meta);
 
 pl_err_t pl_producer_send_event(pl_producer_t *producer, const char *topic, const char *key,
-				const void *value, size_t value_len, const pl_event_meta_t *meta,
-				pl_producer_done_fn done, void *opaque);
+                                const void *value, size_t value_len, const pl_event_meta_t *meta,
+                                pl_producer_done_fn done, void *opaque);
 
 /* Sends and waits for the completion (tools, tests). */
 pl_err_t pl_producer_send_sync(pl_producer_t *producer, const char *topic, const void *key,
-			       size_t key_len, const void *value, size_t value_len,
-			       const pl_header_t *headers, size_t header_count, int timeout_ms,
-			       char *errstr, size_t errstr_size);
+                               size_t key_len, const void *value, size_t value_len,
+                               const pl_header_t *headers, size_t header_count, int timeout_ms,
+                               char *errstr, size_t errstr_size);
 
 /* True once the producer has broker metadata (readiness); reason says why not. */
 bool pl_producer_ready(pl_producer_t *producer, char *reason, size_t reason_size);

@@ -12,7 +12,7 @@
  * list, may be NULL), then the DP_KAFKA_PROP_* pass-through (which wins). Caller owns the conf
  * (rd_kafka_conf_destroy, or hand it to rd_kafka_new). NULL + errstr on a bad property. */
 rd_kafka_conf_t *pl_kafka_conf_new(const pl_cfg_t *cfg, const char *const *extra, char *errstr,
-				   size_t errstr_size);
+                                   size_t errstr_size);
 
 /* librdkafka error -> pl_err_t (transient vs permanent). */
 pl_err_t pl_kafka_err(rd_kafka_resp_err_t err);

@@ -21,13 +21,17 @@ typedef enum pl_log_level {
 	PL_LOG_FATAL,
 } pl_log_level_t;
 
-typedef enum pl_log_field_type { PL_LOG_FIELD_END = 0, PL_LOG_FIELD_STR, PL_LOG_FIELD_INT } pl_log_field_type_t;
+typedef enum pl_log_field_type {
+	PL_LOG_FIELD_END = 0,
+	PL_LOG_FIELD_STR,
+	PL_LOG_FIELD_INT
+} pl_log_field_type_t;
 
 typedef struct pl_log_field {
 	const char *key;
 	pl_log_field_type_t type;
 	const char *str; /* PL_LOG_FIELD_STR; NULL is written as JSON null */
-	int64_t num;	 /* PL_LOG_FIELD_INT */
+	int64_t num;     /* PL_LOG_FIELD_INT */
 } pl_log_field_t;
 
 #define PL_LS(k, v) ((pl_log_field_t){.key = (k), .type = PL_LOG_FIELD_STR, .str = (v)})
@@ -43,8 +47,8 @@ const char *pl_log_level_name(pl_log_level_t level);
 int pl_log_enabled(pl_log_level_t level);
 
 /* Writes one line. fields may be NULL. fmt is printf-style for msg. */
-void pl_log(pl_log_level_t level, const char *event, const pl_log_field_t *fields, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+void pl_log(pl_log_level_t level, const char *event, const pl_log_field_t *fields, const char *fmt,
+            ...) __attribute__((format(printf, 4, 5)));
 
 /* Per-thread context copied into every line of this thread until cleared. Values are copied. */
 void pl_log_ctx_set(const char *trace_id, const char *delivery_id);

@@ -15,7 +15,11 @@ typedef struct pl_metrics pl_metrics_t;
 typedef struct pl_metric_family pl_metric_family_t;
 typedef struct pl_metric pl_metric_t; /* one series; owned by its family */
 
-typedef enum pl_metric_type { PL_METRIC_COUNTER, PL_METRIC_GAUGE, PL_METRIC_HISTOGRAM } pl_metric_type_t;
+typedef enum pl_metric_type {
+	PL_METRIC_COUNTER,
+	PL_METRIC_GAUGE,
+	PL_METRIC_HISTOGRAM
+} pl_metric_type_t;
 
 pl_metrics_t *pl_metrics_new(void);
 void pl_metrics_destroy(pl_metrics_t *metrics);
@@ -25,8 +29,8 @@ pl_metrics_t *pl_metrics_default(void);
  * comma-separated list ("route,status") or NULL/"" for none. buckets (histograms only, ascending,
  * seconds or any unit) may be NULL for the default latency buckets. The family copies its args. */
 pl_metric_family_t *pl_metrics_family(pl_metrics_t *metrics, const char *name, const char *help,
-				      pl_metric_type_t type, const char *label_names,
-				      const double *buckets, size_t nbuckets);
+                                      pl_metric_type_t type, const char *label_names,
+                                      const double *buckets, size_t nbuckets);
 
 /* The series for these label values (one per label name, in order; count must match). */
 pl_metric_t *pl_metric_get(pl_metric_family_t *family, const char *const *label_values);
@@ -37,7 +41,7 @@ void pl_metric_family_clear(pl_metric_family_t *family);
 
 void pl_metric_inc(pl_metric_t *metric);
 void pl_metric_add(pl_metric_t *metric, double delta);
-void pl_metric_set(pl_metric_t *metric, double value); /* gauges */
+void pl_metric_set(pl_metric_t *metric, double value);     /* gauges */
 void pl_metric_observe(pl_metric_t *metric, double value); /* histograms */
 double pl_metric_value(const pl_metric_t *metric); /* counter/gauge value, histogram count */
 

@@ -9,7 +9,7 @@
 #include "mongo.h"
 
 static void mongoc_to_pl_log(mongoc_log_level_t level, const char *domain, const char *message,
-			     void *user_data)
+                             void *user_data)
 {
 	(void)user_data;
 	pl_log_level_t pl_level;
@@ -30,7 +30,8 @@ static void mongoc_to_pl_log(mongoc_log_level_t level, const char *domain, const
 		break;
 	}
 	if (pl_log_enabled(pl_level))
-		pl_log(pl_level, "mongoc_log", PL_LOG_FIELDS(PL_LS("domain", domain)), "%s", message);
+		pl_log(pl_level, "mongoc_log", PL_LOG_FIELDS(PL_LS("domain", domain)), "%s",
+		       message);
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -48,8 +49,8 @@ static void uri_default(mongoc_uri_t *uri, const char *option, int32_t value)
 }
 
 mongoc_client_pool_t *pl_mongo_pool_new(const char *uri_text, const char *db_name,
-					const char *appname, mongoc_uri_t **uri_out, char *errstr,
-					size_t errstr_size)
+                                        const char *appname, mongoc_uri_t **uri_out, char *errstr,
+                                        size_t errstr_size)
 {
 	pthread_once(&once, setup);
 	*uri_out = NULL;

@@ -16,8 +16,8 @@
  * On success *uri_out (caller destroys after the pool) and the pool are returned; on failure
  * NULL with the reason in errstr. */
 mongoc_client_pool_t *pl_mongo_pool_new(const char *uri_text, const char *db_name,
-					const char *appname, mongoc_uri_t **uri_out, char *errstr,
-					size_t errstr_size);
+                                        const char *appname, mongoc_uri_t **uri_out, char *errstr,
+                                        size_t errstr_size);
 
 /* A duplicate-key error (the outcome of losing a unique-insert race). */
 bool pl_mongo_is_duplicate_key(const bson_error_t *error);

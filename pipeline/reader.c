@@ -11,8 +11,8 @@ struct pl_reader {
 	rd_kafka_t *rk;
 	char *topic;
 	int nparts;
-	int64_t *end;	 /* end offset per partition at start */
-	int64_t *pos;	 /* next offset per partition (from records seen) */
+	int64_t *end; /* end offset per partition at start */
+	int64_t *pos; /* next offset per partition (from records seen) */
 	bool stop_at_end;
 	int64_t remaining;
 	rd_kafka_message_t *msg;
@@ -35,7 +35,7 @@ void pl_reader_destroy(pl_reader_t *r)
 }
 
 pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_opts_t *opts,
-		       int timeout_ms, pl_reader_t **out, char *errstr, size_t errstr_size)
+                       int timeout_ms, pl_reader_t **out, char *errstr, size_t errstr_size)
 {
 	pl_err_t rc = PL_ERR_TRANSIENT;
 	*out = NULL;
@@ -44,8 +44,9 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	r->stop_at_end = opts->stop_at_end;
 	char group[64];
 	snprintf(group, sizeof(group), "dronepipe-reader-%lld", (long long)pl_now_ms());
-	const char *props[] = {"group.id", group, "enable.auto.commit", "false",
-			       "enable.partition.eof", "false", NULL};
+	const char *props[] = {
+	    "group.id", group, "enable.auto.commit", "false", "enable.partition.eof",
+	    "false",    NULL};
 	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, props, errstr, errstr_size);
 	if (!conf) {
 		rc = PL_ERR_CONFIG;
@@ -64,7 +65,7 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	rd_kafka_topic_destroy(rkt);
 	if (err) {
 		snprintf(errstr, errstr_size, "cannot reach Kafka at %s: %s",
-			 pl_cfg_str(cfg, "DP_KAFKA_BROKERS"), rd_kafka_err2str(err));
+		         pl_cfg_str(cfg, "DP_KAFKA_BROKERS"), rd_kafka_err2str(err));
 		goto fail;
 	}
 	if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
@@ -79,7 +80,8 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	r->pos = pl_calloc((size_t)r->nparts, sizeof(int64_t));
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts);
 	if (opts->one_partition && (opts->partition < 0 || opts->partition >= r->nparts)) {
-		snprintf(errstr, errstr_size, "topic %s has no partition %d", topic, opts->partition);
+		snprintf(errstr, errstr_size, "topic %s has no partition %d", topic,
+		         opts->partition);
 		rd_kafka_topic_partition_list_destroy(l);
 		rc = PL_ERR_NOT_FOUND;
 		goto fail;
@@ -91,7 +93,7 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 		err = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, timeout_ms);
 		if (err) {
 			snprintf(errstr, errstr_size, "offsets of %s [%d]: %s", topic, p,
-				 rd_kafka_err2str(err));
+			         rd_kafka_err2str(err));
 			rd_kafka_topic_partition_list_destroy(l);
 			goto fail;
 		}
@@ -118,7 +120,8 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	if (opts->start == PL_READER_TIME) {
 		err = rd_kafka_offsets_for_times(r->rk, l, timeout_ms);
 		if (err) {
-			snprintf(errstr, errstr_size, "offsets for time: %s", rd_kafka_err2str(err));
+			snprintf(errstr, errstr_size, "offsets for time: %s",
+			         rd_kafka_err2str(err));
 			rd_kafka_topic_partition_list_destroy(l);
 			goto fail;
 		}
@@ -190,11 +193,12 @@ pl_err_t pl_reader_next(pl_reader_t *r, pl_record_t *rec, int timeout_ms)
 			const char *name;
 			const void *val;
 			size_t size;
-			for (size_t i = 0; rec->header_count < PL_MAX_HEADERS &&
-					   rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
+			for (size_t i = 0;
+			     rec->header_count < PL_MAX_HEADERS &&
+			     rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
 			     i++)
 				rec->headers[rec->header_count++] =
-					(pl_header_t){name, val ? val : "", size};
+				    (pl_header_t){name, val ? val : "", size};
 		}
 		return PL_OK;
 	}

@@ -16,7 +16,7 @@
 typedef enum pl_reader_start {
 	PL_READER_BEGINNING,
 	PL_READER_END,
-	PL_READER_TIME,	  /* start_time_ms */
+	PL_READER_TIME,   /* start_time_ms */
 	PL_READER_OFFSET, /* start_partition/start_offset; other partitions from the beginning */
 } pl_reader_start_t;
 
@@ -25,7 +25,7 @@ typedef struct pl_reader_opts {
 	int64_t start_time_ms;
 	int32_t start_partition;
 	int64_t start_offset;
-	bool stop_at_end; /* end = the end offsets seen at start */
+	bool stop_at_end;   /* end = the end offsets seen at start */
 	bool one_partition; /* read only `partition` */
 	int32_t partition;
 } pl_reader_opts_t;
@@ -35,7 +35,7 @@ typedef struct pl_reader pl_reader_t;
 /* brokers from DP_KAFKA_BROKERS (and DP_KAFKA_PROP_*). PL_ERR_NOT_FOUND when the topic does not
  * exist; PL_ERR_TRANSIENT when the broker cannot be reached within timeout_ms. */
 pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_opts_t *opts,
-		       int timeout_ms, pl_reader_t **out, char *errstr, size_t errstr_size);
+                       int timeout_ms, pl_reader_t **out, char *errstr, size_t errstr_size);
 void pl_reader_destroy(pl_reader_t *reader);
 
 /* PL_OK with a record; PL_ERR_TIMEOUT when none arrived in timeout_ms; PL_ERR_NOT_FOUND when

@@ -17,7 +17,7 @@ typedef struct runner {
 } runner_t;
 
 static pl_stage_outcome_t handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
-				 const json_t *event, const pl_avro_schema_t *schema, void *arg)
+                                 const json_t *event, const pl_avro_schema_t *schema, void *arg)
 {
 	runner_t *r = arg;
 	return r->def->handler(ctx, record, event, schema, r->state);
@@ -64,13 +64,13 @@ static void *signal_main(void *arg)
 void pl_service_http_opts(const pl_cfg_t *cfg, const char *svc, pl_http_opts_t *out)
 {
 	*out = (pl_http_opts_t){
-		.svc = svc,
-		.addr = pl_cfg_str(cfg, "DP_HTTP_ADDR"),
-		.port = (uint16_t)pl_cfg_int(cfg, "DP_HTTP_PORT"),
-		.threads = (unsigned)pl_cfg_int(cfg, "DP_HTTP_THREADS"),
-		.max_body = (size_t)pl_cfg_int(cfg, "DP_HTTP_MAX_BODY"),
-		.tls_cert_file = pl_cfg_str(cfg, "DP_TLS_CERT_FILE"),
-		.tls_key_file = pl_cfg_str(cfg, "DP_TLS_KEY_FILE"),
+	    .svc = svc,
+	    .addr = pl_cfg_str(cfg, "DP_HTTP_ADDR"),
+	    .port = (uint16_t)pl_cfg_int(cfg, "DP_HTTP_PORT"),
+	    .threads = (unsigned)pl_cfg_int(cfg, "DP_HTTP_THREADS"),
+	    .max_body = (size_t)pl_cfg_int(cfg, "DP_HTTP_MAX_BODY"),
+	    .tls_cert_file = pl_cfg_str(cfg, "DP_TLS_CERT_FILE"),
+	    .tls_key_file = pl_cfg_str(cfg, "DP_TLS_KEY_FILE"),
 	};
 }
 
@@ -99,25 +99,25 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	if (!registry)
 		goto out;
 	pl_stage_opts_t so = {
-		.group = def->group,
-		.topics = def->topics,
-		.handler = handle,
-		.handler_arg = &r,
-		.on_assign = assigned,
-		.on_revoke = revoked,
-		.assign_arg = &r,
-		.registry = registry,
-		.max_batch = def->max_batch,
-		.on_tick = def->tick ? tick : NULL,
-		.tick_arg = &r,
+	    .group = def->group,
+	    .topics = def->topics,
+	    .handler = handle,
+	    .handler_arg = &r,
+	    .on_assign = assigned,
+	    .on_revoke = revoked,
+	    .assign_arg = &r,
+	    .registry = registry,
+	    .max_batch = def->max_batch,
+	    .on_tick = def->tick ? tick : NULL,
+	    .tick_arg = &r,
 	};
 	r.stage = pl_stage_new(cfg, &so, err, sizeof(err));
 	if (!r.stage)
 		goto out;
 	pl_service_env_t env = {.cfg = cfg,
-				.registry = registry,
-				.producer = pl_stage_producer(r.stage),
-				.stage = r.stage};
+	                        .registry = registry,
+	                        .producer = pl_stage_producer(r.stage),
+	                        .stage = r.stage};
 	r.state = def->init ? def->init(&env, err, sizeof(err), &config_error) : NULL;
 	if (def->init && !r.state) {
 		if (config_error)

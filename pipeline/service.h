@@ -21,22 +21,22 @@ typedef struct pl_service_env {
 } pl_service_env_t;
 
 typedef struct pl_service_def {
-	const char *name;	    /* binary name, e.g. "dronepipe-package" */
-	const char *svc;	    /* log/metrics name, e.g. "package" */
-	const pl_cfg_opt_t *cfg;    /* the service's own options (must include DP_HTTP_PORT) */
-	const char *group;	    /* consumer group */
-	const char *const *topics;  /* NULL-terminated */
+	const char *name;          /* binary name, e.g. "dronepipe-package" */
+	const char *svc;           /* log/metrics name, e.g. "package" */
+	const pl_cfg_opt_t *cfg;   /* the service's own options (must include DP_HTTP_PORT) */
+	const char *group;         /* consumer group */
+	const char *const *topics; /* NULL-terminated */
 	/* Builds the service state. Return NULL + errstr to fail; *config_error = true makes the
 	 * exit code 1 instead of 2. */
 	void *(*init)(const pl_service_env_t *env, char *errstr, size_t errstr_size,
-		      bool *config_error);
+	              bool *config_error);
 	void (*fini)(void *state);
-	pl_stage_handler_fn handler; /* arg = state */
-	pl_stage_assign_fn on_assign; /* optional; arg = state */
-	pl_stage_assign_fn on_revoke; /* optional; arg = state */
+	pl_stage_handler_fn handler;                                     /* arg = state */
+	pl_stage_assign_fn on_assign;                                    /* optional; arg = state */
+	pl_stage_assign_fn on_revoke;                                    /* optional; arg = state */
 	size_t (*routes)(void *state, pl_http_route_t *out, size_t max); /* optional */
-	bool (*ready)(void *state, char *reason, size_t reason_size);	  /* optional, extra */
-	int max_batch; /* 0 = stage default */
+	bool (*ready)(void *state, char *reason, size_t reason_size);    /* optional, extra */
+	int max_batch;                                                   /* 0 = stage default */
 	void (*tick)(void *state); /* optional: on the stage thread, at least every 100 ms */
 } pl_service_def_t;
 

@@ -29,11 +29,15 @@
 #include "stage.h"
 
 const pl_cfg_opt_t pl_stage_cfg[] = {
-	{"DP_RETRY_BACKOFF_MIN_MS", PL_CFG_INT, "100", 1, 600000, .help = "first retry delay of a transient failure"},
-	{"DP_RETRY_BACKOFF_MAX_MS", PL_CFG_INT, "30000", 1, 3600000, .help = "retry delay cap (exponential backoff with jitter)"},
-	{"DP_COMMIT_INTERVAL_MS", PL_CFG_INT, "1000", 10, 600000, .help = "how often stored offsets are committed"},
-	{"DP_STATS_INTERVAL_MS", PL_CFG_INT, "5000", 0, 600000, .help = "consumer statistics (lag metrics) interval, 0 = off"},
-	{NULL},
+    {"DP_RETRY_BACKOFF_MIN_MS", PL_CFG_INT, "100", 1, 600000,
+     .help = "first retry delay of a transient failure"},
+    {"DP_RETRY_BACKOFF_MAX_MS", PL_CFG_INT, "30000", 1, 3600000,
+     .help = "retry delay cap (exponential backoff with jitter)"},
+    {"DP_COMMIT_INTERVAL_MS", PL_CFG_INT, "1000", 10, 600000,
+     .help = "how often stored offsets are committed"},
+    {"DP_STATS_INTERVAL_MS", PL_CFG_INT, "5000", 0, 600000,
+     .help = "consumer statistics (lag metrics) interval, 0 = off"},
+    {NULL},
 };
 
 typedef struct part {
@@ -42,10 +46,10 @@ typedef struct part {
 	bool assigned;
 	bool paused;
 	int64_t resume_at_ms;
-	int attempt;		/* consecutive retries of retry_offset */
-	int64_t retry_offset;	/* offset being retried, -1 none */
-	bool seek_pending;	/* the seek back to retry_offset failed: redo it before resuming */
-	int64_t last_ts_ms;	/* timestamp of the last record handled */
+	int attempt;          /* consecutive retries of retry_offset */
+	int64_t retry_offset; /* offset being retried, -1 none */
+	bool seek_pending;    /* the seek back to retry_offset failed: redo it before resuming */
+	int64_t last_ts_ms;   /* timestamp of the last record handled */
 	pl_metric_t *lag_records, *lag_seconds;
 } part_t;
 
@@ -85,14 +89,15 @@ struct pl_stage {
 	atomic_bool stop;
 	atomic_bool joined;
 	atomic_int assigned_count;
-	atomic_bool producer_fatal; /* the idempotent producer failed for good: stop, return FATAL */
-	unsigned epoch; /* incremented on every rebalance */
+	atomic_bool
+	    producer_fatal; /* the idempotent producer failed for good: stop, return FATAL */
+	unsigned epoch;     /* incremented on every rebalance */
 	part_t *parts;
 	size_t nparts;
 	int64_t backoff_min, backoff_max;
 	pl_err_t fatal;
 	pl_metric_family_t *m_records, *m_latency, *m_retries, *m_dead, *m_lag_records,
-		*m_lag_seconds;
+	    *m_lag_seconds;
 	batch_t batch;
 };
 
@@ -131,7 +136,7 @@ static int64_t backoff_ms(pl_stage_t *s, int attempt)
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	pl_stage_t *s = opaque;
 	s->epoch++;
@@ -145,8 +150,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			p->retry_offset = -1;
 			p->seek_pending = false; /* restarts from its committed offset */
 			if (s->opts.on_assign && s->fatal == PL_OK) {
-				pl_err_t e = s->opts.on_assign(p->topic, p->partition,
-							       s->opts.assign_arg);
+				pl_err_t e =
+				    s->opts.on_assign(p->topic, p->partition, s->opts.assign_arg);
 				if (e != PL_OK)
 					s->fatal = e;
 			}
@@ -168,7 +173,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
 			pl_log(PL_LOG_WARN, "commit_on_revoke_failed",
 			       PL_LOG_FIELDS(PL_LS("group", s->group),
-					     PL_LS("err", rd_kafka_err2name(cerr))),
+			                     PL_LS("err", rd_kafka_err2name(cerr))),
 			       "%s", rd_kafka_err2str(cerr));
 		for (int i = 0; i < parts->cnt; i++) {
 			part_t *p = part_get(s, parts->elems[i].topic, parts->elems[i].partition);
@@ -212,7 +217,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 				    !p->assigned)
 					continue;
 				json_int_t lag =
-					json_integer_value(json_object_get(pj, "consumer_lag"));
+				    json_integer_value(json_object_get(pj, "consumer_lag"));
 				if (lag < 0)
 					lag = 0;
 				pl_metric_set(p->lag_records, (double)lag);
@@ -228,7 +233,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 }
 
 pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char *errstr,
-			 size_t errstr_size)
+                         size_t errstr_size)
 {
 	pl_stage_t *s = pl_calloc(1, sizeof(*s));
 	rd_kafka_conf_t *conf = NULL;
@@ -250,44 +255,56 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 		s->backoff_max = s->backoff_min;
 	pl_metrics_t *m = opts->metrics ? opts->metrics : pl_metrics_default();
 	s->m_records = pl_metrics_family(m, "dronepipe_stage_records_total",
-					 "Records handled, by outcome (ok, dead, retry)",
-					 PL_METRIC_COUNTER, "group,topic,outcome", NULL, 0);
-	s->m_latency = pl_metrics_family(m, "dronepipe_stage_handler_seconds",
-					 "Handler latency per record", PL_METRIC_HISTOGRAM,
-					 "group,topic", NULL, 0);
+	                                 "Records handled, by outcome (ok, dead, retry)",
+	                                 PL_METRIC_COUNTER, "group,topic,outcome", NULL, 0);
+	s->m_latency =
+	    pl_metrics_family(m, "dronepipe_stage_handler_seconds", "Handler latency per record",
+	                      PL_METRIC_HISTOGRAM, "group,topic", NULL, 0);
 	s->m_retries = pl_metrics_family(m, "dronepipe_stage_retries_total",
-					 "Records paused for a retry (transient failures)",
-					 PL_METRIC_COUNTER, "group,topic", NULL, 0);
+	                                 "Records paused for a retry (transient failures)",
+	                                 PL_METRIC_COUNTER, "group,topic", NULL, 0);
 	s->m_dead = pl_metrics_family(m, "dronepipe_stage_dead_letters_total",
-				      "Records sent to the dead-letter topic", PL_METRIC_COUNTER,
-				      "group,topic", NULL, 0);
+	                              "Records sent to the dead-letter topic", PL_METRIC_COUNTER,
+	                              "group,topic", NULL, 0);
 	s->m_lag_records = pl_metrics_family(m, "dronepipe_consumer_lag_records",
-					     "Records behind the end of the partition",
-					     PL_METRIC_GAUGE, "group,topic,partition", NULL, 0);
+	                                     "Records behind the end of the partition",
+	                                     PL_METRIC_GAUGE, "group,topic,partition", NULL, 0);
 	s->m_lag_seconds = pl_metrics_family(
-		m, "dronepipe_consumer_lag_seconds",
-		"Age of the last handled record while the partition lags (0 when caught up)",
-		PL_METRIC_GAUGE, "group,topic,partition", NULL, 0);
+	    m, "dronepipe_consumer_lag_seconds",
+	    "Age of the last handled record while the partition lags (0 when caught up)",
+	    PL_METRIC_GAUGE, "group,topic,partition", NULL, 0);
 	pthread_mutex_init(&s->batch.lock, NULL);
 	pthread_cond_init(&s->batch.cond, NULL);
 
 	char commit_ms[24], stats_ms[24];
 	snprintf(commit_ms, sizeof(commit_ms), "%lld",
-		 (long long)pl_cfg_int(cfg, "DP_COMMIT_INTERVAL_MS"));
+	         (long long)pl_cfg_int(cfg, "DP_COMMIT_INTERVAL_MS"));
 	snprintf(stats_ms, sizeof(stats_ms), "%lld",
-		 (long long)pl_cfg_int(cfg, "DP_STATS_INTERVAL_MS"));
-	const char *base[] = {"group.id", s->group, "client.id", s->group,
-			      "enable.auto.offset.store", "false", "enable.auto.commit", "true",
-			      "auto.commit.interval.ms", commit_ms, "auto.offset.reset", "earliest",
-			      "statistics.interval.ms", stats_ms, "enable.partition.eof", "false",
-			      NULL};
+	         (long long)pl_cfg_int(cfg, "DP_STATS_INTERVAL_MS"));
+	const char *base[] = {"group.id",
+	                      s->group,
+	                      "client.id",
+	                      s->group,
+	                      "enable.auto.offset.store",
+	                      "false",
+	                      "enable.auto.commit",
+	                      "true",
+	                      "auto.commit.interval.ms",
+	                      commit_ms,
+	                      "auto.offset.reset",
+	                      "earliest",
+	                      "statistics.interval.ms",
+	                      stats_ms,
+	                      "enable.partition.eof",
+	                      "false",
+	                      NULL};
 	conf = pl_kafka_conf_new(cfg, base, errstr, errstr_size);
 	if (!conf)
 		goto fail;
 	for (size_t i = 0; opts->extra_consumer_props && opts->extra_consumer_props[i]; i += 2) {
 		if (rd_kafka_conf_set(conf, opts->extra_consumer_props[i],
-				      opts->extra_consumer_props[i + 1], errstr,
-				      errstr_size) != RD_KAFKA_CONF_OK)
+		                      opts->extra_consumer_props[i + 1], errstr,
+		                      errstr_size) != RD_KAFKA_CONF_OK)
 			goto fail;
 	}
 	rd_kafka_conf_set_opaque(conf, s);
@@ -347,7 +364,7 @@ bool pl_stage_ready(pl_stage_t *s, char *reason, size_t reason_size)
 {
 	if (!atomic_load(&s->joined)) {
 		snprintf(reason, reason_size, "consumer group %s: waiting for partition assignment",
-			 s->group);
+		         s->group);
 		return false;
 	}
 	return true;
@@ -361,7 +378,7 @@ pl_producer_t *pl_stage_producer(pl_stage_t *s)
 /* ---- produce completions ---------------------------------------------------------------- */
 
 static void entry_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
-		       int64_t offset)
+                       int64_t offset)
 {
 	(void)partition;
 	(void)offset;
@@ -372,9 +389,8 @@ static void entry_done(void *opaque, pl_err_t err, const char *reason, int32_t p
 		atomic_fetch_add(&e->failed, 1);
 		pl_log(PL_LOG_WARN, "reply_not_acknowledged",
 		       PL_LOG_FIELDS(PL_LS("topic", e->stage->parts[e->part].topic),
-				     PL_LI("partition", e->stage->parts[e->part].partition),
-				     PL_LI("offset", e->offset),
-				     PL_LS("err", pl_err_str(err))),
+		                     PL_LI("partition", e->stage->parts[e->part].partition),
+		                     PL_LI("offset", e->offset), PL_LS("err", pl_err_str(err))),
 		       "a produced reply failed: %s; the record will be retried", reason);
 	}
 	atomic_fetch_sub(&e->pending, 1);
@@ -386,8 +402,8 @@ static void entry_done(void *opaque, pl_err_t err, const char *reason, int32_t p
 }
 
 static pl_err_t entry_send(pl_stage_t *s, entry_t *e, const char *topic, const void *key,
-			   size_t key_len, const void *value, size_t value_len, const pl_header_t *h,
-			   size_t nh)
+                           size_t key_len, const void *value, size_t value_len,
+                           const pl_header_t *h, size_t nh)
 {
 	pthread_mutex_lock(&e->batch->lock);
 	e->batch->outstanding++;
@@ -396,7 +412,7 @@ static pl_err_t entry_send(pl_stage_t *s, entry_t *e, const char *topic, const v
 	pl_err_t err;
 	for (int tries = 0;; tries++) {
 		err = pl_producer_send(s->producer, topic, key, key_len, value, value_len, h, nh,
-				       entry_done, e);
+		                       entry_done, e);
 		if (err != PL_ERR_QUEUE_FULL || tries > 100)
 			break;
 		struct timespec ts = {0, 10 * 1000000}; /* let the queue drain */
@@ -415,7 +431,7 @@ static pl_err_t entry_send(pl_stage_t *s, entry_t *e, const char *topic, const v
 }
 
 pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *key,
-			  const void *value, size_t value_len, const pl_event_meta_t *meta)
+                          const void *value, size_t value_len, const pl_event_meta_t *meta)
 {
 	/* the reply continues the trace of the record being handled (a new span) */
 	char traceparent[56];
@@ -425,14 +441,14 @@ pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *ke
 	pl_event_headers_t eh;
 	pl_event_headers_build(&eh, &m);
 	pl_err_t err = entry_send(ctx->stage, ctx->entry, topic, key, key ? strlen(key) : 0, value,
-				  value_len, eh.h, eh.n);
+	                          value_len, eh.h, eh.n);
 	if (err != PL_OK)
 		atomic_fetch_add(&ctx->entry->failed, 1);
 	return err;
 }
 
 pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const char *key,
-				const char *schema_name, const json_t *event, const char *event_id)
+                                const char *schema_name, const json_t *event, const char *event_id)
 {
 	const pl_avro_schema_t *schema = pl_avro_schema_get(ctx->stage->opts.registry, schema_name);
 	if (!schema) {
@@ -448,7 +464,7 @@ pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const ch
 		return e;
 	}
 	pl_event_meta_t meta = {.event_type = pl_avro_schema_short_name(schema),
-				.event_id = event_id};
+	                        .event_id = event_id};
 	e = pl_stage_produce(ctx, topic, key, buf, len, &meta);
 	pl_free(buf);
 	return e;
@@ -488,7 +504,7 @@ static void fill_record(pl_record_t *r, const rd_kafka_message_t *m)
 		const void *val;
 		size_t size;
 		for (size_t i = 0; r->header_count < PL_MAX_HEADERS &&
-				   rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
+		                   rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
 		     i++)
 			r->headers[r->header_count++] = (pl_header_t){name, val ? val : "", size};
 	}
@@ -496,7 +512,7 @@ static void fill_record(pl_record_t *r, const rd_kafka_message_t *m)
 
 /* Produces the record to <topic>.dlq with its key, value, headers and the reason. */
 static pl_err_t dead_letter(pl_stage_t *s, entry_t *e, const pl_record_t *r, pl_err_t err,
-			    const char *reason)
+                            const char *reason)
 {
 	char dlq[300], part[16], off[24], at[24];
 	snprintf(dlq, sizeof(dlq), "%s.dlq", r->topic);
@@ -541,7 +557,7 @@ static void block_partition(pl_stage_t *s, size_t pi, int64_t offset, const char
 	if (err) {
 		pl_log(PL_LOG_ERROR, "seek_failed",
 		       PL_LOG_FIELDS(PL_LS("topic", p->topic), PL_LI("partition", p->partition),
-				     PL_LI("offset", offset)),
+		                     PL_LI("offset", offset)),
 		       "%s", rd_kafka_error_string(err));
 		rd_kafka_error_destroy(err);
 	}
@@ -551,8 +567,8 @@ static void block_partition(pl_stage_t *s, size_t pi, int64_t offset, const char
 	pl_metric_inc(pl_metric_get(s->m_retries, labels));
 	pl_log(p->attempt < 3 ? PL_LOG_INFO : PL_LOG_WARN, "record_retry",
 	       PL_LOG_FIELDS(PL_LS("topic", p->topic), PL_LI("partition", p->partition),
-			     PL_LI("offset", offset), PL_LI("attempt", p->attempt + 1),
-			     PL_LI("backoff_ms", wait)),
+	                     PL_LI("offset", offset), PL_LI("attempt", p->attempt + 1),
+	                     PL_LI("backoff_ms", wait)),
 	       "retrying in %lld ms: %s", (long long)wait, why);
 }
 
@@ -588,7 +604,8 @@ static int poll_timeout_ms(pl_stage_t *s)
 {
 	int64_t now = pl_now_ms(), t = 100;
 	for (size_t i = 0; i < s->nparts; i++)
-		if (s->parts[i].paused && s->parts[i].assigned && s->parts[i].resume_at_ms - now < t)
+		if (s->parts[i].paused && s->parts[i].assigned &&
+		    s->parts[i].resume_at_ms - now < t)
 			t = s->parts[i].resume_at_ms - now;
 	return t < 0 ? 0 : (int)t;
 }
@@ -617,7 +634,7 @@ static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e, b
 	if (!s->opts.raw) {
 		char err[256];
 		pl_err_t de = pl_avro_decode(s->opts.registry, r.value, r.value_len, &event,
-					     &schema, err, sizeof(err));
+		                             &schema, err, sizeof(err));
 		if (de != PL_OK) {
 			pl_stage_set_reason(&ctx, de, "undecodable record: %s", err);
 			out = PL_STAGE_DEAD;
@@ -633,7 +650,8 @@ decided:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	const char *labels[] = {s->group, r.topic};
 	pl_metric_observe(pl_metric_get(s->m_latency, labels),
-			  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	                  (double)(t1.tv_sec - t0.tv_sec) +
+	                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	const char *outcome = out == PL_STAGE_OK ? "ok" : out == PL_STAGE_DEAD ? "dead" : "retry";
 	const char *olabels[] = {s->group, r.topic, outcome};
 	pl_metric_inc(pl_metric_get(s->m_records, olabels));
@@ -641,7 +659,7 @@ decided:
 		pl_err_t cls = ctx.err != PL_OK ? ctx.err : PL_ERR_REJECTED;
 		pl_log(PL_LOG_WARN, "record_dead_lettered",
 		       PL_LOG_FIELDS(PL_LS("topic", r.topic), PL_LI("partition", r.partition),
-				     PL_LI("offset", r.offset), PL_LS("err", pl_err_str(cls))),
+		                     PL_LI("offset", r.offset), PL_LS("err", pl_err_str(cls))),
 		       "%s", ctx.reason);
 		pl_metric_inc(pl_metric_get(s->m_dead, labels));
 		if (dead_letter(s, e, &r, cls, ctx.reason) != PL_OK)
@@ -650,7 +668,7 @@ decided:
 	if (out == PL_STAGE_RETRY) {
 		*blocked = true;
 		block_partition(s, e->part, r.offset,
-				ctx.reason[0] ? ctx.reason : "transient failure");
+		                ctx.reason[0] ? ctx.reason : "transient failure");
 	} else {
 		e->completed = true;
 	}
@@ -673,8 +691,8 @@ static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		entry_t *e = &entries[i];
 		part_t *p = &s->parts[e->part];
-		rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, p->topic,
-										    p->partition);
+		rd_kafka_topic_partition_t *tp =
+		    rd_kafka_topic_partition_list_find(l, p->topic, p->partition);
 		if (tp && tp->err)
 			continue; /* partition stopped at an earlier record */
 		if (!e->completed || atomic_load(&e->failed)) {
@@ -682,7 +700,8 @@ static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
 				tp = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
 			tp->err = RD_KAFKA_RESP_ERR__FAIL; /* marker: nothing more for it */
 			if (e->completed) /* handled, but a reply was not acknowledged */
-				block_partition(s, e->part, e->offset, "a reply was not acknowledged");
+				block_partition(s, e->part, e->offset,
+				                "a reply was not acknowledged");
 			continue;
 		}
 		if (!tp) {
@@ -699,14 +718,14 @@ static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
 	for (int i = 0; i < l->cnt; i++)
 		if (l->elems[i].offset >= 0)
 			rd_kafka_topic_partition_list_add(st, l->elems[i].topic,
-							  l->elems[i].partition)
-				->offset = l->elems[i].offset;
+			                                  l->elems[i].partition)
+			    ->offset = l->elems[i].offset;
 	if (st->cnt > 0) {
 		rd_kafka_resp_err_t err = rd_kafka_offsets_store(s->rk, st);
 		if (err)
 			pl_log(PL_LOG_WARN, "offset_store_failed",
 			       PL_LOG_FIELDS(PL_LS("group", s->group),
-					     PL_LS("err", rd_kafka_err2name(err))),
+			                     PL_LS("err", rd_kafka_err2name(err))),
 			       "%s", rd_kafka_err2str(err));
 	}
 	rd_kafka_topic_partition_list_destroy(st);
@@ -742,10 +761,11 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 			m = msgs[i];
 			if (m->err) {
 				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-					pl_log(PL_LOG_WARN, "consume_error",
-					       PL_LOG_FIELDS(PL_LS("group", s->group),
-							     PL_LS("err", rd_kafka_err2name(m->err))),
-					       "%s", rd_kafka_message_errstr(m));
+					pl_log(
+					    PL_LOG_WARN, "consume_error",
+					    PL_LOG_FIELDS(PL_LS("group", s->group),
+					                  PL_LS("err", rd_kafka_err2name(m->err))),
+					    "%s", rd_kafka_message_errstr(m));
 				continue;
 			}
 			if (msg_epoch[i] != epoch || s->fatal != PL_OK)

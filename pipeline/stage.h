@@ -41,26 +41,26 @@ typedef struct pl_stage_ctx pl_stage_ctx_t; /* per-record handler context */
 
 /* event is the decoded value (borrowed; NULL when raw) and schema its reader schema. */
 typedef pl_stage_outcome_t (*pl_stage_handler_fn)(pl_stage_ctx_t *ctx, const pl_record_t *record,
-						   const json_t *event, const pl_avro_schema_t *schema,
-						   void *arg);
+                                                  const json_t *event,
+                                                  const pl_avro_schema_t *schema, void *arg);
 
 /* Partition assignment hooks (e.g. restore saga state). Called on the stage thread. A non-OK
  * return from on_assign is fatal (pl_stage_run returns it). */
 typedef pl_err_t (*pl_stage_assign_fn)(const char *topic, int32_t partition, void *arg);
 
 typedef struct pl_stage_opts {
-	const char *group;	    /* consumer group id, e.g. "workflow" */
-	const char *const *topics;  /* NULL-terminated */
+	const char *group;         /* consumer group id, e.g. "workflow" */
+	const char *const *topics; /* NULL-terminated */
 	pl_stage_handler_fn handler;
 	void *handler_arg;
 	pl_stage_assign_fn on_assign; /* optional, per partition */
 	pl_stage_assign_fn on_revoke; /* optional, per partition */
 	void *assign_arg;
-	const pl_avro_registry_t *registry; /* for decoding; borrowed */
-	bool raw;			    /* do not decode; handler gets event == NULL */
-	pl_metrics_t *metrics;		    /* NULL = default */
+	const pl_avro_registry_t *registry;      /* for decoding; borrowed */
+	bool raw;                                /* do not decode; handler gets event == NULL */
+	pl_metrics_t *metrics;                   /* NULL = default */
 	const char *const *extra_consumer_props; /* NULL-terminated key/value list, may be NULL */
-	int max_batch;			    /* records per batch (default 500) */
+	int max_batch;                           /* records per batch (default 500) */
 	/* optional: called on the stage thread after every batch (at least every 100 ms), e.g. for
 	 * timers that must see the same state as the handler */
 	void (*on_tick)(void *arg);
@@ -72,7 +72,7 @@ typedef struct pl_stage_opts {
 extern const pl_cfg_opt_t pl_stage_cfg[];
 
 pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char *errstr,
-			 size_t errstr_size);
+                         size_t errstr_size);
 /* Runs until pl_stage_stop. Returns PL_OK after a clean shutdown, or the fatal error. */
 pl_err_t pl_stage_run(pl_stage_t *stage);
 /* Async-signal-safe. */
@@ -86,15 +86,15 @@ pl_producer_t *pl_stage_producer(pl_stage_t *stage);
 
 /* Inside a handler: produce a reply that must be acknowledged before the record's offset is
  * stored. Copies its arguments. A send error other than a full queue makes the record RETRY. */
-pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *key, const void *value,
-			  size_t value_len, const pl_event_meta_t *meta);
+pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *key,
+                          const void *value, size_t value_len, const pl_event_meta_t *meta);
 /* Encodes event with the latest schema of schema_name and produces it (event_type = short name).
  * The record's traceparent is continued. */
 pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const char *key,
-				const char *schema_name, const json_t *event, const char *event_id);
+                                const char *schema_name, const json_t *event, const char *event_id);
 /* Sets the reason recorded with a DEAD or RETRY outcome (copied). */
 void pl_stage_set_reason(pl_stage_ctx_t *ctx, pl_err_t err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* The trace-id / traceparent of the record being handled ("" when none). */
 const char *pl_stage_traceparent(const pl_stage_ctx_t *ctx);
 

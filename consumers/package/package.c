@@ -12,15 +12,15 @@
 #include "package.h"
 #include "store.h"
 
-#define REPLY_NS "2b7d0e5c-5f3e-4c7a-8d9b-1e6f2a4c8b30"
+#define REPLY_NS     "2b7d0e5c-5f3e-4c7a-8d9b-1e6f2a4c8b30"
 #define TOPIC_EVENTS "dronedelivery.package.events"
 
 const pl_cfg_opt_t package_cfg[] = {
-	{"DP_HTTP_PORT", PL_CFG_INT, "8082", 0, 65535, .help = "package read API port"},
-	{"DP_MONGO_URI", PL_CFG_STR, "mongodb://127.0.0.1:27017/", 1, 4096, .secret = true,
-	 .help = "MongoDB-API server (MongoDB or FerretDB)"},
-	{"DP_PACKAGE_DB", PL_CFG_STR, "packages", 1, 63, .help = "database of the packages"},
-	{NULL},
+    {"DP_HTTP_PORT", PL_CFG_INT, "8082", 0, 65535, .help = "package read API port"},
+    {"DP_MONGO_URI", PL_CFG_STR, "mongodb://127.0.0.1:27017/", 1, 4096, .secret = true,
+     .help = "MongoDB-API server (MongoDB or FerretDB)"},
+    {"DP_PACKAGE_DB", PL_CFG_STR, "packages", 1, 63, .help = "database of the packages"},
+    {NULL},
 };
 
 const char *const package_topics[] = {"dronedelivery.package.commands", NULL};
@@ -30,11 +30,11 @@ typedef struct package_svc {
 } package_svc_t;
 
 void *package_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
-		   bool *config_error)
+                   bool *config_error)
 {
-	package_store_t *store = package_store_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
-						   pl_cfg_str(env->cfg, "DP_PACKAGE_DB"), errstr,
-						   errstr_size);
+	package_store_t *store =
+	    package_store_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
+	                      pl_cfg_str(env->cfg, "DP_PACKAGE_DB"), errstr, errstr_size);
 	if (!store) {
 		*config_error = true;
 		return NULL;
@@ -67,8 +67,8 @@ static void copy_str(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
-pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
-				  const json_t *ev, const pl_avro_schema_t *schema, void *state)
+pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record, const json_t *ev,
+                                  const pl_avro_schema_t *schema, void *state)
 {
 	(void)record;
 	package_svc_t *svc = state;
@@ -81,9 +81,9 @@ pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record
 	const char *delivery_id = json_string_value(json_object_get(ev, "deliveryId"));
 	package_t pkg = {0};
 	copy_str(pkg.package_id, sizeof(pkg.package_id),
-		 json_string_value(json_object_get(ev, "packageId")));
+	         json_string_value(json_object_get(ev, "packageId")));
 	copy_str(pkg.owner_id, sizeof(pkg.owner_id),
-		 json_string_value(json_object_get(ev, "ownerId")));
+	         json_string_value(json_object_get(ev, "ownerId")));
 	copy_str(pkg.delivery_id, sizeof(pkg.delivery_id), delivery_id);
 	const char *tag = json_string_value(json_object_get(ev, "tag"));
 	pkg.has_tag = tag != NULL;
@@ -107,21 +107,22 @@ pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record
 		reply_type = "PackageCreated";
 		reply_id(cmd_id, reply_type, id);
 		reply = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:I}", "eventId", id,
-				  "deliveryId", delivery_id, "causationId", cmd_id, "packageId",
-				  stored.package_id, "ownerId", stored.owner_id, "size",
-				  package_size_name(stored.size), "weight", stored.weight, "tag",
-				  stored.has_tag ? json_string(stored.tag) : json_null(), "createdAt",
-				  (json_int_t)stored.created_at_ms);
+		                  "deliveryId", delivery_id, "causationId", cmd_id, "packageId",
+		                  stored.package_id, "ownerId", stored.owner_id, "size",
+		                  package_size_name(stored.size), "weight", stored.weight, "tag",
+		                  stored.has_tag ? json_string(stored.tag) : json_null(),
+		                  "createdAt", (json_int_t)stored.created_at_ms);
 	} else {
-		/* rejected or malformed: the saga must learn it, or the delivery would wait forever */
+		/* rejected or malformed: the saga must learn it, or the delivery would wait forever
+		 */
 		reply_type = "PackageRejected";
 		reply_id(cmd_id, reply_type, id);
-		pl_log(PL_LOG_INFO, "package_rejected", PL_LOG_FIELDS(PL_LS("package_id", pkg.package_id)),
-		       "%s", reason);
+		pl_log(PL_LOG_INFO, "package_rejected",
+		       PL_LOG_FIELDS(PL_LS("package_id", pkg.package_id)), "%s", reason);
 		reply = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "eventId", id, "deliveryId",
-				  delivery_id, "causationId", cmd_id, "packageId", pkg.package_id,
-				  "reason", reason[0] ? reason : pl_err_str(e), "rejectedAt",
-				  (json_int_t)pkg.created_at_ms);
+		                  delivery_id, "causationId", cmd_id, "packageId", pkg.package_id,
+		                  "reason", reason[0] ? reason : pl_err_str(e), "rejectedAt",
+		                  (json_int_t)pkg.created_at_ms);
 	}
 	pl_err_t pe = pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, reply_type, reply, id);
 	json_decref(reply);
@@ -136,9 +137,9 @@ static void on_get(pl_http_req_t *req, void *arg)
 	pl_err_t e = package_store_get(svc->store, id, &pkg);
 	if (e == PL_OK) {
 		pl_httpq_json(req, 200,
-			     json_pack("{s:s, s:s, s:f, s:o}", "id", pkg.package_id, "size",
-				       package_size_name(pkg.size), "weight", pkg.weight, "tag",
-				       pkg.has_tag ? json_string(pkg.tag) : json_null()));
+		              json_pack("{s:s, s:s, s:f, s:o}", "id", pkg.package_id, "size",
+		                        package_size_name(pkg.size), "weight", pkg.weight, "tag",
+		                        pkg.has_tag ? json_string(pkg.tag) : json_null()));
 	} else if (e == PL_ERR_NOT_FOUND || e == PL_ERR_INVALID) {
 		char detail[200];
 		snprintf(detail, sizeof(detail), "no package %.128s", id);
@@ -156,12 +157,12 @@ static void on_summary(pl_http_req_t *req, void *arg)
 		return;
 	double total = 0;
 	pl_err_t e = package_store_total_weight(svc->store, pl_http_param(req, "ownerId"), year,
-						month, &total);
+	                                        month, &total);
 	if (e == PL_OK)
 		pl_httpq_json(req, 200, json_pack("{s:f}", "totalWeight", total));
 	else if (e == PL_ERR_INVALID)
 		pl_http_problem(req, 400, "ownerId must be a non-empty id",
-				"[{\"field\":\"ownerId\",\"reason\":\"must be a non-empty id\"}]");
+		                "[{\"field\":\"ownerId\",\"reason\":\"must be a non-empty id\"}]");
 	else
 		pl_httpq_unavailable(req, "package store", package_store_errmsg());
 }
@@ -169,8 +170,8 @@ static void on_summary(pl_http_req_t *req, void *arg)
 size_t package_routes(void *state, pl_http_route_t *out, size_t max)
 {
 	const pl_http_route_t routes[] = {
-		{"GET", "/api/packages/summary/{ownerId}", on_summary, state},
-		{"GET", "/api/packages/{id}", on_get, state},
+	    {"GET", "/api/packages/summary/{ownerId}", on_summary, state},
+	    {"GET", "/api/packages/{id}", on_get, state},
 	};
 	size_t n = sizeof(routes) / sizeof(routes[0]);
 	n = n < max ? n : max;

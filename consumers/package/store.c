@@ -77,7 +77,6 @@ static void set_reason(char *reason, size_t reason_size, const char *fmt, ...)
 
 /* ---- mongoc glue ------------------------------------------------------------------------- */
 
-
 /* Every failure of a server round trip: keep the detail for package_store_errmsg. */
 static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 {
@@ -91,7 +90,7 @@ package_store_t *package_store_new(const char *uri_text, const char *db_name, ch
 	package_store_t *store = NULL;
 	mongoc_uri_t *uri = NULL;
 	mongoc_client_pool_t *pool =
-		pl_mongo_pool_new(uri_text, db_name, "dronepipe-package", &uri, errstr, errstr_size);
+	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-package", &uri, errstr, errstr_size);
 	if (!pool)
 		return NULL;
 	store = pl_calloc(1, sizeof *store);

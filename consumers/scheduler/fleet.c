@@ -43,7 +43,6 @@ static void set_errmsg(const char *fmt, ...)
 	va_end(ap);
 }
 
-
 static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 {
 	set_errmsg("%s: %s (domain %u, code %u)", op, error->message, error->domain, error->code);
@@ -55,7 +54,7 @@ fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size
 	fleet_t *fleet;
 	mongoc_uri_t *uri = NULL;
 	mongoc_client_pool_t *pool =
-		pl_mongo_pool_new(uri_text, db_name, "dronepipe-scheduler", &uri, errstr, errstr_size);
+	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-scheduler", &uri, errstr, errstr_size);
 	if (!pool)
 		return NULL;
 	fleet = pl_calloc(1, sizeof *fleet);
@@ -334,7 +333,8 @@ pl_err_t fleet_seed(fleet_t *fleet, unsigned size, unsigned *inserted)
 		mongoc_bulk_operation_insert(bulk, d);
 		bson_destroy(d);
 	}
-	if (!mongoc_bulk_operation_execute(bulk, &reply, &error) && !pl_mongo_is_duplicate_key(&error))
+	if (!mongoc_bulk_operation_execute(bulk, &reply, &error) &&
+	    !pl_mongo_is_duplicate_key(&error))
 		err = mongo_fail("insert drones", &error);
 	else if (inserted)
 		*inserted = (unsigned)get_i64(&reply, "nInserted");
@@ -544,7 +544,7 @@ static pl_err_t insert_assignment(conn_t *c, const char *delivery_id, const char
 	BSON_APPEND_DATE_TIME(doc, "createdAt", now_ms);
 	if (!mongoc_collection_insert_one(c->assignments, doc, NULL, NULL, &error))
 		err = pl_mongo_is_duplicate_key(&error) ? PL_ERR_NOT_FOUND
-		                               : mongo_fail("insert assignment", &error);
+		                                        : mongo_fail("insert assignment", &error);
 	bson_destroy(doc);
 	return err;
 }

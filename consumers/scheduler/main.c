@@ -4,16 +4,16 @@
 int main(int argc, char **argv)
 {
 	const pl_service_def_t def = {
-		.name = "dronepipe-scheduler",
-		.svc = "scheduler",
-		.cfg = scheduler_cfg,
-		.group = "scheduler",
-		.topics = scheduler_topics,
-		.init = scheduler_init,
-		.fini = scheduler_fini,
-		.handler = scheduler_handle,
-		.routes = scheduler_routes,
-		.ready = scheduler_ready,
+	    .name = "dronepipe-scheduler",
+	    .svc = "scheduler",
+	    .cfg = scheduler_cfg,
+	    .group = "scheduler",
+	    .topics = scheduler_topics,
+	    .init = scheduler_init,
+	    .fini = scheduler_fini,
+	    .handler = scheduler_handle,
+	    .routes = scheduler_routes,
+	    .ready = scheduler_ready,
 	};
 	return pl_service_main(&def, argc, argv);
 }

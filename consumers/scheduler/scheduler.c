@@ -14,17 +14,17 @@
 #include "scheduler.h"
 #include "timefmt.h"
 
-#define REPLY_NS "8c3f6a1e-0d2b-4e5f-9a7c-3b1d5e7f9a20"
+#define REPLY_NS     "8c3f6a1e-0d2b-4e5f-9a7c-3b1d5e7f9a20"
 #define TOPIC_EVENTS "dronedelivery.drone.events"
 
 const pl_cfg_opt_t scheduler_cfg[] = {
-	{"DP_HTTP_PORT", PL_CFG_INT, "8083", 0, 65535, .help = "drone assignment read API port"},
-	{"DP_MONGO_URI", PL_CFG_STR, "mongodb://127.0.0.1:27017/", 1, 4096, .secret = true,
-	 .help = "MongoDB-API server (MongoDB or FerretDB)"},
-	{"DP_SCHEDULER_DB", PL_CFG_STR, "dronescheduler", 1, 63, .help = "database of the fleet"},
-	{"DP_FLEET_SIZE", PL_CFG_INT, "1000", 1, FLEET_SIZE_MAX,
-	 .help = "drones seeded at start (drone-0001..); an existing fleet is kept"},
-	{NULL},
+    {"DP_HTTP_PORT", PL_CFG_INT, "8083", 0, 65535, .help = "drone assignment read API port"},
+    {"DP_MONGO_URI", PL_CFG_STR, "mongodb://127.0.0.1:27017/", 1, 4096, .secret = true,
+     .help = "MongoDB-API server (MongoDB or FerretDB)"},
+    {"DP_SCHEDULER_DB", PL_CFG_STR, "dronescheduler", 1, 63, .help = "database of the fleet"},
+    {"DP_FLEET_SIZE", PL_CFG_INT, "1000", 1, FLEET_SIZE_MAX,
+     .help = "drones seeded at start (drone-0001..); an existing fleet is kept"},
+    {NULL},
 };
 
 const char *const scheduler_topics[] = {"dronedelivery.drone.commands", NULL};
@@ -51,10 +51,10 @@ static bool seed(scheduler_svc_t *svc)
 }
 
 void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
-		     bool *config_error)
+                     bool *config_error)
 {
 	fleet_t *fleet = fleet_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
-				   pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"), errstr, errstr_size);
+	                           pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"), errstr, errstr_size);
 	if (!fleet) {
 		*config_error = true;
 		return NULL;
@@ -94,7 +94,7 @@ static json_t *geo(fleet_point_t p)
 }
 
 static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, const json_t *ev,
-				    const char *cmd_id, const char *delivery_id)
+                                    const char *cmd_id, const char *delivery_id)
 {
 	fleet_point_t pickup, dropoff;
 	if (!point_of(ev, "pickup", &pickup) || !point_of(ev, "dropoff", &dropoff)) {
@@ -103,9 +103,9 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 	}
 	json_int_t attempt = json_integer_value(json_object_get(ev, "attempt"));
 	fleet_assignment_t a;
-	pl_err_t e = fleet_assign(svc->fleet, delivery_id,
-				  json_string_value(json_object_get(ev, "ownerId")), pickup,
-				  dropoff, pl_now_ms(), &a);
+	pl_err_t e =
+	    fleet_assign(svc->fleet, delivery_id, json_string_value(json_object_get(ev, "ownerId")),
+	                 pickup, dropoff, pl_now_ms(), &a);
 	if (e == PL_ERR_TRANSIENT) {
 		pl_stage_set_reason(ctx, e, "fleet store: %s", fleet_errmsg());
 		return PL_STAGE_RETRY;
@@ -121,16 +121,16 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 		type = "DroneAssigned";
 		reply_id(cmd_id, type, id);
 		reply = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:I, s:o, s:o}", "eventId", id,
-				  "deliveryId", delivery_id, "causationId", cmd_id, "attempt",
-				  attempt, "droneId", a.drone_id, "position", geo(a.position),
-				  "assignedAt", (json_int_t)a.assigned_at_ms, "pickup", geo(a.pickup),
-				  "dropoff", geo(a.dropoff));
+		                  "deliveryId", delivery_id, "causationId", cmd_id, "attempt",
+		                  attempt, "droneId", a.drone_id, "position", geo(a.position),
+		                  "assignedAt", (json_int_t)a.assigned_at_ms, "pickup",
+		                  geo(a.pickup), "dropoff", geo(a.dropoff));
 	} else {
 		type = "DroneUnavailable";
 		reply_id(cmd_id, type, id);
 		reply = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "eventId", id, "deliveryId",
-				  delivery_id, "causationId", cmd_id, "attempt", attempt, "reason",
-				  "no drone available", "time", (json_int_t)pl_now_ms());
+		                  delivery_id, "causationId", cmd_id, "attempt", attempt, "reason",
+		                  "no drone available", "time", (json_int_t)pl_now_ms());
 	}
 	pl_err_t pe = pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, type, reply, id);
 	json_decref(reply);
@@ -138,36 +138,36 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 }
 
 static pl_stage_outcome_t on_release(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, const json_t *ev,
-				     const char *cmd_id, const char *delivery_id)
+                                     const char *cmd_id, const char *delivery_id)
 {
 	const char *reason = json_string_value(json_object_get(ev, "reason"));
 	fleet_assignment_t a;
-	pl_err_t e = fleet_release(svc->fleet, delivery_id, reason ? reason : "released",
-				   pl_now_ms(), &a);
+	pl_err_t e =
+	    fleet_release(svc->fleet, delivery_id, reason ? reason : "released", pl_now_ms(), &a);
 	if (e == PL_ERR_TRANSIENT) {
 		pl_stage_set_reason(ctx, e, "fleet store: %s", fleet_errmsg());
 		return PL_STAGE_RETRY;
 	}
 	if (e != PL_OK) {
-		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "ReleaseDrone rejected: %s", fleet_errmsg());
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "ReleaseDrone rejected: %s",
+		                    fleet_errmsg());
 		return PL_STAGE_DEAD;
 	}
 	char id[37];
 	reply_id(cmd_id, "DroneReleased", id);
-	json_t *reply = json_pack("{s:s, s:s, s:s, s:o, s:I, s:o}", "eventId", id, "deliveryId",
-				  delivery_id, "causationId", cmd_id, "droneId",
-				  a.drone_id[0] ? json_string(a.drone_id) : json_null(),
-				  "releasedAt",
-				  (json_int_t)(a.released_at_ms ? a.released_at_ms : pl_now_ms()),
-				  "reason", reason ? json_string(reason) : json_null());
+	json_t *reply = json_pack(
+	    "{s:s, s:s, s:s, s:o, s:I, s:o}", "eventId", id, "deliveryId", delivery_id,
+	    "causationId", cmd_id, "droneId", a.drone_id[0] ? json_string(a.drone_id) : json_null(),
+	    "releasedAt", (json_int_t)(a.released_at_ms ? a.released_at_ms : pl_now_ms()), "reason",
+	    reason ? json_string(reason) : json_null());
 	pl_err_t pe =
-		pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, "DroneReleased", reply, id);
+	    pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, "DroneReleased", reply, id);
 	json_decref(reply);
 	return pe == PL_OK ? PL_STAGE_OK : PL_STAGE_RETRY;
 }
 
 pl_stage_outcome_t scheduler_handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
-				    const json_t *ev, const pl_avro_schema_t *schema, void *state)
+                                    const json_t *ev, const pl_avro_schema_t *schema, void *state)
 {
 	(void)record;
 	scheduler_svc_t *svc = state;
@@ -196,8 +196,9 @@ static void on_get(pl_http_req_t *req, void *arg)
 		char at[32];
 		pl_time_format(a.assigned_at_ms, at);
 		pl_httpq_json(req, 200,
-			     json_pack("{s:s, s:s, s:s, s:s}", "deliveryId", a.delivery_id,
-				       "droneId", a.drone_id, "assignedAt", at, "status", a.status));
+		              json_pack("{s:s, s:s, s:s, s:s}", "deliveryId", a.delivery_id,
+		                        "droneId", a.drone_id, "assignedAt", at, "status",
+		                        a.status));
 	} else if (e == PL_ERR_NOT_FOUND || e == PL_ERR_INVALID) {
 		char detail[200];
 		snprintf(detail, sizeof(detail), "no drone assignment for delivery %.128s", id);
@@ -213,7 +214,7 @@ static void on_utilization(pl_http_req_t *req, void *arg)
 	const char *owner = pl_http_query(req, "ownerId");
 	if (!owner || !*owner) {
 		pl_http_problem(req, 400, "ownerId is required",
-				"[{\"field\":\"ownerId\",\"reason\":\"is required\"}]");
+		                "[{\"field\":\"ownerId\",\"reason\":\"is required\"}]");
 		return;
 	}
 	int year, month;
@@ -223,13 +224,14 @@ static void on_utilization(pl_http_req_t *req, void *arg)
 	pl_err_t e = fleet_utilization(svc->fleet, owner, year, month, pl_now_ms(), &u);
 	if (e == PL_OK)
 		pl_httpq_json(req, 200,
-			     json_pack("{s:f, s:f}", "traveledMiles", u.traveled_miles,
-				       "assignedHours", u.assigned_hours));
+		              json_pack("{s:f, s:f}", "traveledMiles", u.traveled_miles,
+		                        "assignedHours", u.assigned_hours));
 	else if (e == PL_ERR_NOT_FOUND)
-		pl_http_problem(req, 404, "no drone assignments for this owner in that month", NULL);
+		pl_http_problem(req, 404, "no drone assignments for this owner in that month",
+		                NULL);
 	else if (e == PL_ERR_INVALID)
 		pl_http_problem(req, 400, "ownerId is not a valid id",
-				"[{\"field\":\"ownerId\",\"reason\":\"must be a valid id\"}]");
+		                "[{\"field\":\"ownerId\",\"reason\":\"must be a valid id\"}]");
 	else
 		pl_httpq_unavailable(req, "fleet store", fleet_errmsg());
 }
@@ -237,8 +239,8 @@ static void on_utilization(pl_http_req_t *req, void *arg)
 size_t scheduler_routes(void *state, pl_http_route_t *out, size_t max)
 {
 	const pl_http_route_t routes[] = {
-		{"GET", "/api/dronedeliveries/utilization", on_utilization, state},
-		{"GET", "/api/dronedeliveries/{deliveryId}", on_get, state},
+	    {"GET", "/api/dronedeliveries/utilization", on_utilization, state},
+	    {"GET", "/api/dronedeliveries/{deliveryId}", on_get, state},
 	};
 	size_t n = sizeof(routes) / sizeof(routes[0]);
 	n = n < max ? n : max;

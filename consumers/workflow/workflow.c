@@ -18,19 +18,19 @@
 #include "workflow.h"
 
 const pl_cfg_opt_t workflow_cfg[] = {
-	{"DP_HTTP_PORT", PL_CFG_INT, "8084", 0, 65535, .help = "health and metrics port"},
-	{"DP_WORKFLOW_ASSIGN_TIMEOUT_S", PL_CFG_INT, "300", 1, 86400,
-	 .help = "a delivery with no drone this long after the first attempt ends Failed"},
-	{"DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS", PL_CFG_INT, "1000", 10, 3600000,
-	 .help = "delay before the second drone-assignment attempt (doubles per attempt)"},
-	{"DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS", PL_CFG_INT, "30000", 10, 3600000,
-	 .help = "cap of the drone-assignment retry delay"},
-	{"DP_DRONE_SPEED_MPS", PL_CFG_INT, "15", 1, 200, .help = "drone cruise speed used for ETAs"},
-	{NULL},
+    {"DP_HTTP_PORT", PL_CFG_INT, "8084", 0, 65535, .help = "health and metrics port"},
+    {"DP_WORKFLOW_ASSIGN_TIMEOUT_S", PL_CFG_INT, "300", 1, 86400,
+     .help = "a delivery with no drone this long after the first attempt ends Failed"},
+    {"DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS", PL_CFG_INT, "1000", 10, 3600000,
+     .help = "delay before the second drone-assignment attempt (doubles per attempt)"},
+    {"DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS", PL_CFG_INT, "30000", 10, 3600000,
+     .help = "cap of the drone-assignment retry delay"},
+    {"DP_DRONE_SPEED_MPS", PL_CFG_INT, "15", 1, 200, .help = "drone cruise speed used for ETAs"},
+    {NULL},
 };
 
 const char *const workflow_topics[] = {SAGA_TOPIC_REQUESTS, SAGA_TOPIC_PACKAGE_EVENTS,
-				       SAGA_TOPIC_DRONE_EVENTS, NULL};
+                                       SAGA_TOPIC_DRONE_EVENTS, NULL};
 
 #define MAX_PARTITIONS 1024
 
@@ -46,19 +46,19 @@ typedef struct wf {
 } wf_t;
 
 void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
-		    bool *config_error)
+                    bool *config_error)
 {
 	for (size_t i = 0; saga_output_schemas[i]; i++) {
 		if (!pl_avro_schema_get(env->registry, saga_output_schemas[i])) {
 			snprintf(errstr, errstr_size, "schema %s is missing from the build",
-				 saga_output_schemas[i]);
+			         saga_output_schemas[i]);
 			return NULL;
 		}
 	}
 	int64_t partitions = pl_cfg_int(env->cfg, "DP_PARTITIONS");
 	if (partitions > MAX_PARTITIONS) {
 		snprintf(errstr, errstr_size, "DP_PARTITIONS: at most %d for the workflow",
-			 MAX_PARTITIONS);
+		         MAX_PARTITIONS);
 		*config_error = true;
 		return NULL;
 	}
@@ -67,18 +67,18 @@ void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 	wf->registry = env->registry;
 	wf->producer = env->producer;
 	wf->opts = (saga_opts_t){
-		.assign_timeout_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_TIMEOUT_S") * 1000,
-		.assign_backoff_min_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS"),
-		.assign_backoff_max_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS"),
-		.drone_speed_mps = (double)pl_cfg_int(env->cfg, "DP_DRONE_SPEED_MPS"),
+	    .assign_timeout_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_TIMEOUT_S") * 1000,
+	    .assign_backoff_min_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS"),
+	    .assign_backoff_max_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS"),
+	    .drone_speed_mps = (double)pl_cfg_int(env->cfg, "DP_DRONE_SPEED_MPS"),
 	};
 	pl_metrics_t *m = pl_metrics_default();
 	wf->m_outcomes = pl_metrics_family(m, "dronepipe_workflow_saga_inputs_total",
-					   "Saga inputs by type and outcome", PL_METRIC_COUNTER,
-					   "input,outcome", NULL, 0);
+	                                   "Saga inputs by type and outcome", PL_METRIC_COUNTER,
+	                                   "input,outcome", NULL, 0);
 	wf->m_sagas = pl_metrics_family(m, "dronepipe_workflow_sagas",
-					"Sagas held in memory (restored or written)",
-					PL_METRIC_GAUGE, "", NULL, 0);
+	                                "Sagas held in memory (restored or written)",
+	                                PL_METRIC_GAUGE, "", NULL, 0);
 	return wf;
 }
 
@@ -120,15 +120,17 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 	if (wf->states[p])
 		return PL_OK; /* restored for another input topic of the same partition */
 	pl_reader_opts_t ro = {.start = PL_READER_BEGINNING,
-			       .stop_at_end = true,
-			       .one_partition = true,
-			       .partition = p};
+	                       .stop_at_end = true,
+	                       .one_partition = true,
+	                       .partition = p};
 	pl_reader_t *reader = NULL;
 	char err[512];
-	pl_err_t e = pl_reader_new(wf->cfg, SAGA_TOPIC_STATE, &ro, 30000, &reader, err, sizeof(err));
+	pl_err_t e =
+	    pl_reader_new(wf->cfg, SAGA_TOPIC_STATE, &ro, 30000, &reader, err, sizeof(err));
 	if (e != PL_OK) {
 		pl_log(PL_LOG_ERROR, "saga_restore_failed",
-		       PL_LOG_FIELDS(PL_LI("partition", p), PL_LS("err", pl_err_str(e))), "%s", err);
+		       PL_LOG_FIELDS(PL_LI("partition", p), PL_LS("err", pl_err_str(e))), "%s",
+		       err);
 		return e == PL_ERR_NOT_FOUND ? PL_ERR_FATAL : e;
 	}
 	wf->states[p] = json_object();
@@ -148,11 +150,11 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 		}
 		json_t *state = NULL;
 		if (pl_avro_decode(wf->registry, r.value, r.value_len, &state, NULL, err,
-				   sizeof(err)) != PL_OK) {
+		                   sizeof(err)) != PL_OK) {
 			unreadable++; /* keep the last readable state of that delivery */
 			pl_log(PL_LOG_ERROR, "saga_state_unreadable",
 			       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("offset", r.offset),
-					     PL_LS("delivery_id", key)),
+			                     PL_LS("delivery_id", key)),
 			       "%s", err);
 			continue;
 		}
@@ -165,14 +167,15 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 		json_decref(wf->states[p]);
 		json_decref(wf->timers[p]);
 		wf->states[p] = wf->timers[p] = NULL;
-		pl_log(PL_LOG_ERROR, "saga_restore_incomplete", PL_LOG_FIELDS(PL_LI("partition", p)),
+		pl_log(PL_LOG_ERROR, "saga_restore_incomplete",
+		       PL_LOG_FIELDS(PL_LI("partition", p)),
 		       "the changelog could not be read to its end");
 		return PL_ERR_TRANSIENT;
 	}
 	pl_log(PL_LOG_INFO, "sagas_restored",
 	       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("sagas", json_object_size(wf->states[p])),
-			     PL_LI("records", restored), PL_LI("unreadable", unreadable),
-			     PL_LI("ms", pl_now_ms() - t0)),
+	                     PL_LI("records", restored), PL_LI("unreadable", unreadable),
+	                     PL_LI("ms", pl_now_ms() - t0)),
 	       "restored partition %d", p);
 	count_sagas(wf);
 	return PL_OK;
@@ -198,8 +201,8 @@ static void count(wf_t *wf, const char *input, saga_outcome_t outcome)
 	pl_metric_inc(pl_metric_get(wf->m_outcomes, l));
 }
 
-pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec,
-				   const json_t *event, const pl_avro_schema_t *schema, void *arg)
+pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, const json_t *event,
+                                   const pl_avro_schema_t *schema, void *arg)
 {
 	wf_t *wf = arg;
 	int32_t p = rec->partition;
@@ -216,7 +219,7 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec,
 	if (rec->key_len != strlen(delivery_id) || memcmp(rec->key, delivery_id, rec->key_len)) {
 		/* keyed elsewhere = another partition's saga: applying it here would fork it */
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "record key is not its deliveryId %s",
-				    delivery_id);
+		                    delivery_id);
 		return PL_STAGE_DEAD;
 	}
 	json_t *state = json_object_get(wf->states[p], delivery_id);
@@ -229,8 +232,8 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec,
 	case SAGA_DUPLICATE:
 		break;
 	case SAGA_IGNORED:
-		pl_log(PL_LOG_INFO, "saga_input_ignored", PL_LOG_FIELDS(PL_LS("input", input)), "%s",
-		       r.reason);
+		pl_log(PL_LOG_INFO, "saga_input_ignored", PL_LOG_FIELDS(PL_LS("input", input)),
+		       "%s", r.reason);
 		break;
 	case SAGA_RETRY_LATER:
 		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "%s", r.reason);
@@ -242,19 +245,20 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec,
 		goto done;
 	}
 	for (size_t i = 0; i < r.output_count; i++)
-		if (pl_stage_produce_event(ctx, r.outputs[i].topic, delivery_id, r.outputs[i].schema,
-					   r.outputs[i].event, r.outputs[i].event_id) != PL_OK)
+		if (pl_stage_produce_event(ctx, r.outputs[i].topic, delivery_id,
+		                           r.outputs[i].schema, r.outputs[i].event,
+		                           r.outputs[i].event_id) != PL_OK)
 			out = PL_STAGE_RETRY;
 	for (size_t i = 0; i < r.resend_count; i++)
 		if (pl_stage_produce_event(ctx, r.resend[i].topic, delivery_id, r.resend[i].schema,
-					   r.resend[i].event, r.resend[i].event_id) != PL_OK)
+		                           r.resend[i].event, r.resend[i].event_id) != PL_OK)
 			out = PL_STAGE_RETRY;
 	/* The state is written after the outputs; on a duplicate the current state is written
 	 * again too, in case the first write is what failed (the changelog is compacted, so an
 	 * identical value costs nothing). */
 	json_t *to_write = r.state ? r.state : (r.outcome == SAGA_DUPLICATE ? state : NULL);
 	if (to_write && pl_stage_produce_event(ctx, SAGA_TOPIC_STATE, delivery_id,
-					       SAGA_STATE_SCHEMA, to_write, NULL) != PL_OK)
+	                                       SAGA_STATE_SCHEMA, to_write, NULL) != PL_OK)
 		out = PL_STAGE_RETRY;
 	if (r.state && out == PL_STAGE_OK) {
 		bool is_new = state == NULL;
@@ -270,7 +274,7 @@ done:
 /* ---- timers ---------------------------------------------------------------------------------- */
 
 static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const char *schema_name,
-			  const json_t *event, const char *event_id)
+                          const json_t *event, const char *event_id)
 {
 	const pl_avro_schema_t *schema = pl_avro_schema_get(wf->registry, schema_name);
 	void *buf = NULL;
@@ -278,19 +282,19 @@ static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const ch
 	char err[256];
 	pl_err_t e = pl_avro_encode(schema, event, &buf, &len, err, sizeof(err));
 	if (e != PL_OK) {
-		pl_log(PL_LOG_ERROR, "encode_failed", PL_LOG_FIELDS(PL_LS("schema", schema_name)), "%s",
-		       err);
+		pl_log(PL_LOG_ERROR, "encode_failed", PL_LOG_FIELDS(PL_LS("schema", schema_name)),
+		       "%s", err);
 		return e;
 	}
 	pl_event_meta_t meta = {.event_type = schema_name, .event_id = event_id};
 	pl_event_headers_t eh;
 	pl_event_headers_build(&eh, &meta);
-	e = pl_producer_send_sync(wf->producer, topic, key, strlen(key), buf, len, eh.h, eh.n, 30000,
-				  err, sizeof(err));
+	e = pl_producer_send_sync(wf->producer, topic, key, strlen(key), buf, len, eh.h, eh.n,
+	                          30000, err, sizeof(err));
 	pl_free(buf);
 	if (e != PL_OK)
-		pl_log(PL_LOG_WARN, "timer_output_failed", PL_LOG_FIELDS(PL_LS("topic", topic)), "%s",
-		       err);
+		pl_log(PL_LOG_WARN, "timer_output_failed", PL_LOG_FIELDS(PL_LS("topic", topic)),
+		       "%s", err);
 	return e;
 }
 
@@ -306,10 +310,10 @@ static void fire(wf_t *wf, int32_t p, const char *delivery_id)
 	pl_log_ctx_set(NULL, delivery_id);
 	for (size_t i = 0; ok && i < r.output_count; i++)
 		ok = emit_sync(wf, r.outputs[i].topic, delivery_id, r.outputs[i].schema,
-			       r.outputs[i].event, r.outputs[i].event_id) == PL_OK;
+		               r.outputs[i].event, r.outputs[i].event_id) == PL_OK;
 	if (ok && r.state)
-		ok = emit_sync(wf, SAGA_TOPIC_STATE, delivery_id, SAGA_STATE_SCHEMA, r.state, NULL) ==
-		     PL_OK;
+		ok = emit_sync(wf, SAGA_TOPIC_STATE, delivery_id, SAGA_STATE_SCHEMA, r.state,
+		               NULL) == PL_OK;
 	if (ok && r.state)
 		remember(wf, p, delivery_id, r.state);
 	else if (r.outcome != SAGA_OK) /* nothing to do after all: forget the timer */

@@ -13,10 +13,10 @@ extern const pl_cfg_opt_t workflow_cfg[];
 extern const char *const workflow_topics[];
 
 void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
-		    bool *config_error);
+                    bool *config_error);
 void workflow_fini(void *wf);
 pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
-				   const json_t *event, const pl_avro_schema_t *schema, void *wf);
+                                   const json_t *event, const pl_avro_schema_t *schema, void *wf);
 pl_err_t workflow_assigned(const char *topic, int32_t partition, void *wf);
 pl_err_t workflow_revoked(const char *topic, int32_t partition, void *wf);
 void workflow_tick(void *wf);

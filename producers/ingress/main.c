@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 		goto out;
 	char timeout[24];
 	snprintf(timeout, sizeof(timeout), "%lld",
-		 (long long)pl_cfg_int(cfg, "DP_INGRESS_ACK_TIMEOUT_MS"));
+	         (long long)pl_cfg_int(cfg, "DP_INGRESS_ACK_TIMEOUT_MS"));
 	/* message.timeout.ms bounds the wait for the delivery report: a request is answered 202
 	 * or 503 within the ack timeout, never left hanging. */
 	const char *props[] = {"message.timeout.ms", timeout, NULL};

@@ -22,15 +22,15 @@
 #include "validate.h"
 
 const pl_cfg_opt_t ingress_cfg[] = {
-	{"DP_HTTP_PORT", PL_CFG_INT, "8080", 0, 65535, .help = "public API port"},
-	{"DP_INGRESS_ACK_TIMEOUT_MS", PL_CFG_INT, "5000", 100, 300000,
-	 .help = "longest wait for the broker's acknowledgement before answering 503"},
-	{"DP_INGRESS_API_KEYS_FILE", PL_CFG_STR, NULL, 0, 4096,
-	 .help = "file with one API key per line; when set every API route needs "
-		 "'Authorization: Bearer <key>'"},
-	{"DP_INGRESS_RETRY_AFTER_S", PL_CFG_INT, "1", 1, 3600,
-	 .help = "Retry-After seconds sent with 503"},
-	{NULL},
+    {"DP_HTTP_PORT", PL_CFG_INT, "8080", 0, 65535, .help = "public API port"},
+    {"DP_INGRESS_ACK_TIMEOUT_MS", PL_CFG_INT, "5000", 100, 300000,
+     .help = "longest wait for the broker's acknowledgement before answering 503"},
+    {"DP_INGRESS_API_KEYS_FILE", PL_CFG_STR, NULL, 0, 4096,
+     .help = "file with one API key per line; when set every API route needs "
+             "'Authorization: Bearer <key>'"},
+    {"DP_INGRESS_RETRY_AFTER_S", PL_CFG_INT, "1", 1, 3600,
+     .help = "Retry-After seconds sent with 503"},
+    {NULL},
 };
 
 typedef struct pending {
@@ -54,7 +54,7 @@ static void count_unavailable(ingress_t *ing, const char *reason)
 }
 
 static void answer_unavailable(ingress_t *ing, pl_http_req_t *req, const char *reason,
-			       const char *detail)
+                               const char *detail)
 {
 	char ra[16];
 	snprintf(ra, sizeof(ra), "%d", ing->retry_after_s);
@@ -92,7 +92,7 @@ static bool pending_unlist(ingress_t *ing, pending_t *p)
 }
 
 static void on_produced(void *opaque, pl_err_t err, const char *reason, int32_t partition,
-			int64_t offset)
+                        int64_t offset)
 {
 	(void)partition;
 	(void)offset;
@@ -104,21 +104,21 @@ static void on_produced(void *opaque, pl_err_t err, const char *reason, int32_t 
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		pl_metric_observe(pl_metric_get0(ing->m_produce),
-				  (double)(now.tv_sec - p->started.tv_sec) +
-					  (double)(now.tv_nsec - p->started.tv_nsec) / 1e9);
+		                  (double)(now.tv_sec - p->started.tv_sec) +
+		                      (double)(now.tv_nsec - p->started.tv_nsec) / 1e9);
 		if (err == PL_OK) {
 			if (p->location[0])
 				pl_http_add_header(p->req, "Location", p->location);
 			pl_http_respond(p->req, p->ok_status, "application/json", p->ok_body,
-					p->ok_body ? strlen(p->ok_body) : 0);
+			                p->ok_body ? strlen(p->ok_body) : 0);
 		} else {
 			char detail[256];
 			snprintf(detail, sizeof(detail),
-				 "the request could not be written to Kafka (%s); nothing was "
-				 "accepted, retry later",
-				 reason ? reason : pl_err_str(err));
-			answer_unavailable(ing, p->req, err == PL_ERR_TIMEOUT ? "timeout" : "broker",
-					   detail);
+			         "the request could not be written to Kafka (%s); nothing was "
+			         "accepted, retry later",
+			         reason ? reason : pl_err_str(err));
+			answer_unavailable(ing, p->req,
+			                   err == PL_ERR_TIMEOUT ? "timeout" : "broker", detail);
 		}
 		atomic_fetch_sub(&ing->inflight, 1);
 	}
@@ -151,11 +151,12 @@ static void *timer_main(void *arg)
 				break;
 			if (!atomic_exchange(&p->answered, true)) {
 				char detail[256];
-				snprintf(detail, sizeof(detail),
-					 "Kafka did not acknowledge the request within %lld ms; it may "
-					 "or may not be recorded: retry with the same Idempotency-Key "
-					 "to be safe",
-					 (long long)ing->ack_timeout_ms);
+				snprintf(
+				    detail, sizeof(detail),
+				    "Kafka did not acknowledge the request within %lld ms; it may "
+				    "or may not be recorded: retry with the same Idempotency-Key "
+				    "to be safe",
+				    (long long)ing->ack_timeout_ms);
 				answer_unavailable(ing, p->req, "timeout", detail);
 				atomic_fetch_sub(&ing->inflight, 1);
 			}
@@ -185,9 +186,9 @@ static bool authorized(ingress_t *ing, pl_http_req_t *req)
 	}
 	pl_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"dronepipe\"");
 	pl_http_problem(req, 401,
-			auth ? "the API key is not valid"
-			     : "an API key is required: send 'Authorization: Bearer <key>'",
-			NULL);
+	                auth ? "the API key is not valid"
+	                     : "an API key is required: send 'Authorization: Bearer <key>'",
+	                NULL);
 	return false;
 }
 
@@ -228,16 +229,16 @@ static void answer_invalid(pl_http_req_t *req, ingress_problem_t *problem)
 /* Encodes and produces event; on success the request is suspended until on_produced. Takes
  * ownership of ok_body. */
 static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *schema,
-		    json_t *event, const char *delivery_id, const char *event_id,
-		    unsigned ok_status, char *ok_body, const char *location)
+                    json_t *event, const char *delivery_id, const char *event_id,
+                    unsigned ok_status, char *ok_body, const char *location)
 {
 	void *buf = NULL;
 	size_t len = 0;
 	char err[256];
 	if (pl_avro_encode(schema, event, &buf, &len, err, sizeof(err)) != PL_OK) {
 		/* the validator let through something the schema refuses: our bug, say so */
-		pl_log(PL_LOG_ERROR, "encode_failed", PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)),
-		       "%s", err);
+		pl_log(PL_LOG_ERROR, "encode_failed",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)), "%s", err);
 		pl_http_problem(req, 500, "the request could not be encoded", NULL);
 		pl_free(ok_body);
 		return;
@@ -257,10 +258,10 @@ static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *
 	const char *rid = pl_http_request_id(req);
 	pl_header_t extra[] = {{"request_id", rid, strlen(rid)}};
 	pl_event_meta_t meta = {.event_type = pl_avro_schema_short_name(schema),
-				.event_id = event_id,
-				.traceparent = traceparent,
-				.extra = extra,
-				.extra_count = 1};
+	                        .event_id = event_id,
+	                        .traceparent = traceparent,
+	                        .extra = extra,
+	                        .extra_count = 1};
 	atomic_fetch_add(&ing->inflight, 1);
 	pl_http_suspend(req);
 	pthread_mutex_lock(&ing->pending_lock);
@@ -273,7 +274,7 @@ static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *
 	ing->pending_tail = p;
 	pthread_mutex_unlock(&ing->pending_lock);
 	pl_err_t e = pl_producer_send_event(ing->producer, INGRESS_TOPIC, delivery_id, buf, len,
-					    &meta, on_produced, p);
+	                                    &meta, on_produced, p);
 	pl_free(buf);
 	if (e != PL_OK) {
 		/* not sent: no report will come; if the timer already answered, it owns p */
@@ -286,9 +287,9 @@ static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *
 			return;
 		atomic_fetch_sub(&ing->inflight, 1);
 		answer_unavailable(ing, req, e == PL_ERR_QUEUE_FULL ? "queue_full" : "broker",
-				   e == PL_ERR_QUEUE_FULL
-					   ? "too many requests waiting for Kafka; retry later"
-					   : "Kafka refused the request; retry later");
+		                   e == PL_ERR_QUEUE_FULL
+		                       ? "too many requests waiting for Kafka; retry later"
+		                       : "Kafka refused the request; retry later");
 	}
 }
 
@@ -308,14 +309,14 @@ static char *echo_create(const json_t *ev)
 	pl_time_format(json_integer_value(json_object_get(ev, "pickupTime")), when);
 	const json_t *pi = json_object_get(ev, "packageInfo");
 	json_t *doc = json_pack(
-		"{s:O, s:O, s:O, s:O, s:s, s:O, s:O, s:O, s:{s:O, s:O, s:O, s:O}}", "deliveryId",
-		json_object_get(ev, "deliveryId"), "ownerId", json_object_get(ev, "ownerId"),
-		"pickupLocation", json_object_get(ev, "pickupLocation"), "dropOffLocation",
-		json_object_get(ev, "dropOffLocation"), "pickupTime", when, "deadline",
-		json_object_get(ev, "deadline"), "expedited", json_object_get(ev, "expedited"),
-		"confirmationRequired", json_object_get(ev, "confirmationRequired"), "packageInfo",
-		"packageId", json_object_get(pi, "packageId"), "size", json_object_get(pi, "size"),
-		"weight", json_object_get(pi, "weight"), "tag", json_object_get(pi, "tag"));
+	    "{s:O, s:O, s:O, s:O, s:s, s:O, s:O, s:O, s:{s:O, s:O, s:O, s:O}}", "deliveryId",
+	    json_object_get(ev, "deliveryId"), "ownerId", json_object_get(ev, "ownerId"),
+	    "pickupLocation", json_object_get(ev, "pickupLocation"), "dropOffLocation",
+	    json_object_get(ev, "dropOffLocation"), "pickupTime", when, "deadline",
+	    json_object_get(ev, "deadline"), "expedited", json_object_get(ev, "expedited"),
+	    "confirmationRequired", json_object_get(ev, "confirmationRequired"), "packageInfo",
+	    "packageId", json_object_get(pi, "packageId"), "size", json_object_get(pi, "size"),
+	    "weight", json_object_get(pi, "weight"), "tag", json_object_get(pi, "tag"));
 	char *text = json_dumps(doc, JSON_COMPACT);
 	char *out = pl_strdup(text);
 	free(text);
@@ -342,7 +343,7 @@ static void on_create(pl_http_req_t *req, void *arg)
 	const char *key = pl_http_header(req, "Idempotency-Key");
 	if (key && *key) {
 		ingress_delivery_id(json_string_value(json_object_get(ev, "ownerId")), key,
-				    delivery_id);
+		                    delivery_id);
 		/* the same retried request is the same event: consumers dedupe on eventId */
 		pl_uuid_v5(INGRESS_IDEMPOTENCY_NS, delivery_id, strlen(delivery_id), event_id);
 		json_object_set_new(ev, "idempotencyKey", json_string(key));
@@ -357,7 +358,7 @@ static void on_create(pl_http_req_t *req, void *arg)
 	char location[80];
 	snprintf(location, sizeof(location), "/api/deliveries/%s", delivery_id);
 	produce(ing, req, ing->s_requested, ev, delivery_id, event_id, 202, echo_create(ev),
-		location);
+	        location);
 	json_decref(ev);
 }
 
@@ -368,8 +369,8 @@ static const char *path_delivery_id(pl_http_req_t *req)
 	if (valid_uuid(id))
 		return id;
 	pl_http_problem(req, 400, "the delivery id in the path is not a UUID",
-			"[{\"field\":\"deliveryId\",\"reason\":\"must be a UUID like "
-			"3f2c1e4a-8b7d-4c2e-9f1a-0b6d5e4c3a21\"}]");
+	                "[{\"field\":\"deliveryId\",\"reason\":\"must be a UUID like "
+	                "3f2c1e4a-8b7d-4c2e-9f1a-0b6d5e4c3a21\"}]");
 	return NULL;
 }
 
@@ -382,13 +383,13 @@ static void finish_event(json_t *ev, const char *delivery_id, char event_id[37])
 }
 
 typedef pl_err_t (*validate_fn)(const char *body, size_t len, json_t **event,
-				 ingress_problem_t *problem);
+                                ingress_problem_t *problem);
 
 /* The routes on /api/deliveryrequests/{deliveryId}...: validate the body (validate NULL = no
  * body), then produce the event of schema; the answer is ok_status with ok_body (taken over;
  * NULL = empty, and freed here when the request is refused before producing). */
 static void on_delivery_route(ingress_t *ing, pl_http_req_t *req, validate_fn validate,
-			      const pl_avro_schema_t *schema, unsigned ok_status, char *ok_body)
+                              const pl_avro_schema_t *schema, unsigned ok_status, char *ok_body)
 {
 	const char *id = NULL;
 	json_t *ev = NULL;
@@ -421,7 +422,7 @@ static void on_reschedule(pl_http_req_t *req, void *arg)
 	ingress_t *ing = arg;
 	const char *id = pl_http_param(req, "deliveryId");
 	on_delivery_route(ing, req, ingress_validate_reschedule, ing->s_reschedule, 200,
-			  pl_asprintf("\"%s\"", id));
+	                  pl_asprintf("\"%s\"", id));
 }
 
 static void on_cancel(pl_http_req_t *req, void *arg)
@@ -434,9 +435,9 @@ static void on_confirm(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
 	const char *id = pl_http_param(req, "deliveryId");
-	on_delivery_route(ing, req, ingress_validate_confirmation, ing->s_confirmed, 202,
-			  pl_asprintf("{\"deliveryId\":\"%s\",\"status\":\"ConfirmationReceived\"}",
-				      id));
+	on_delivery_route(
+	    ing, req, ingress_validate_confirmation, ing->s_confirmed, 202,
+	    pl_asprintf("{\"deliveryId\":\"%s\",\"status\":\"ConfirmationReceived\"}", id));
 }
 
 static void on_probe(pl_http_req_t *req, void *arg)
@@ -459,14 +460,13 @@ static void on_actuator(pl_http_req_t *req, void *arg)
 size_t ingress_routes(ingress_t *ing, pl_http_route_t *out, size_t max)
 {
 	const pl_http_route_t routes[] = {
-		{"POST", "/api/deliveryrequests", on_create, ing, PL_HTTP_BODY_JSON},
-		{"PATCH", "/api/deliveryrequests/{deliveryId}", on_reschedule, ing,
-		 PL_HTTP_BODY_JSON},
-		{"DELETE", "/api/deliveryrequests/{deliveryId}", on_cancel, ing, PL_HTTP_BODY_NONE},
-		{"POST", "/api/deliveryrequests/{deliveryId}/confirmations", on_confirm, ing,
-		 PL_HTTP_BODY_JSON},
-		{"GET", "/api/probe", on_probe, ing, PL_HTTP_BODY_NONE},
-		{"GET", "/actuator/health", on_actuator, ing, PL_HTTP_BODY_NONE},
+	    {"POST", "/api/deliveryrequests", on_create, ing, PL_HTTP_BODY_JSON},
+	    {"PATCH", "/api/deliveryrequests/{deliveryId}", on_reschedule, ing, PL_HTTP_BODY_JSON},
+	    {"DELETE", "/api/deliveryrequests/{deliveryId}", on_cancel, ing, PL_HTTP_BODY_NONE},
+	    {"POST", "/api/deliveryrequests/{deliveryId}/confirmations", on_confirm, ing,
+	     PL_HTTP_BODY_JSON},
+	    {"GET", "/api/probe", on_probe, ing, PL_HTTP_BODY_NONE},
+	    {"GET", "/actuator/health", on_actuator, ing, PL_HTTP_BODY_NONE},
 	};
 	size_t n = sizeof(routes) / sizeof(routes[0]);
 	if (n > max)
@@ -513,7 +513,7 @@ static bool load_keys(ingress_t *ing, const char *path, char *errstr, size_t err
 }
 
 bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
-		  const pl_avro_registry_t *registry, char *errstr, size_t errstr_size)
+                  const pl_avro_registry_t *registry, char *errstr, size_t errstr_size)
 {
 	memset(ing, 0, sizeof(*ing));
 	ing->producer = producer;
@@ -534,11 +534,11 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 		return false;
 	pl_metrics_t *m = pl_metrics_default();
 	ing->m_produce = pl_metrics_family(m, "dronepipe_ingress_produce_seconds",
-					   "Time from produce to the broker's acknowledgement",
-					   PL_METRIC_HISTOGRAM, "", NULL, 0);
-	ing->m_unavailable = pl_metrics_family(m, "dronepipe_ingress_unavailable_total",
-					       "503 answers by reason", PL_METRIC_COUNTER,
-					       "reason", NULL, 0);
+	                                   "Time from produce to the broker's acknowledgement",
+	                                   PL_METRIC_HISTOGRAM, "", NULL, 0);
+	ing->m_unavailable =
+	    pl_metrics_family(m, "dronepipe_ingress_unavailable_total", "503 answers by reason",
+	                      PL_METRIC_COUNTER, "reason", NULL, 0);
 	if (pthread_create(&ing->timer, NULL, timer_main, ing) != 0) {
 		snprintf(errstr, errstr_size, "cannot start the ack timer thread");
 		return false;

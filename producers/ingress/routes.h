@@ -46,7 +46,7 @@ extern const pl_cfg_opt_t ingress_cfg[];
 
 /* Fills ing from cfg; reads the API-key file. false + errstr on error. */
 bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
-		  const pl_avro_registry_t *registry, char *errstr, size_t errstr_size);
+                  const pl_avro_registry_t *registry, char *errstr, size_t errstr_size);
 void ingress_fini(ingress_t *ing);
 
 /* The service routes (static table bound to ing). */

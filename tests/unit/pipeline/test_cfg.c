@@ -198,9 +198,15 @@ static void unknown_settings(void **state)
 	              "DP_LOGLEVEL: unknown setting (did you mean DP_LOG_LEVEL?)\n");
 	/* not ours: another binary's settings (far from every name of ours), other prefixes,
 	 * script variables, entries without '=' */
-	char *env[] = {"DP_REDIS_URL=r",      "HOME=/root",  "DPX=1", "DP_TEST_SEED=4",
-	               "DP_STACK_DIR=/tmp/x", "DP_NOEQUALS", "DP_MONGO_URI=mongodb://x/",
-	               "DP_COMPLETELY_DIFFERENT=1", NULL};
+	char *env[] = {"DP_REDIS_URL=r",
+	               "HOME=/root",
+	               "DPX=1",
+	               "DP_TEST_SEED=4",
+	               "DP_STACK_DIR=/tmp/x",
+	               "DP_NOEQUALS",
+	               "DP_MONGO_URI=mongodb://x/",
+	               "DP_COMPLETELY_DIFFERENT=1",
+	               NULL};
 	int code;
 	pl_cfg_t *cfg = load(env, NULL, &code);
 	assert_non_null(cfg);
