@@ -125,7 +125,7 @@ test: deps
 	$(MAKE) deploy-check
 	$(MAKE) it
 
-up: deps all
+up: deps bins
 	scripts/stack.sh up
 
 down:

@@ -10,6 +10,10 @@
  * pl_http_respond() (or pl_http_problem()) on the same request, which resumes the connection.
  * No server thread is blocked while the request waits.
  *
+ * Streaming answers (e.g. text/event-stream): pl_http_stream_start() gives the request a 200
+ * response whose body is written later, from any thread, with pl_http_stream_write(), until
+ * pl_http_stream_close(). See the stream section below.
+ *
  * Ownership: pl_http_req_t is owned by the server; it stays valid until a response was given and
  * the connection finished with it. Handlers must respond exactly once, synchronously or after
  * suspending. Thread rules: handlers run on MHD pool threads; pl_http_respond may be called from
@@ -55,6 +59,9 @@ typedef struct pl_http_opts {
 	void *ready_arg;
 	pl_metrics_t *metrics; /* rendered at /metrics; NULL = pl_metrics_default() */
 	unsigned connection_limit; /* 0 = default 10000 */
+	unsigned max_streams;	   /* concurrent streaming responses; 0 = default 1000 */
+	size_t stream_buffer;	   /* bytes a stream may hold unsent; 0 = default 64 KiB */
+	unsigned stream_heartbeat_ms; /* idle time before a stream's heartbeat; 0 = 15000 */
 } pl_http_opts_t;
 
 /* Starts listening. routes (count entries) are copied. NULL + errstr on failure. */
@@ -84,6 +91,40 @@ void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
 		     const char *errors_json);
 /* Marks the request as answered later (from any thread) with pl_http_respond. */
 void pl_http_suspend(pl_http_req_t *req);
+
+/* ---- streaming responses ----------------------------------------------------------------------
+ *
+ * pl_http_stream_start answers req with 200, content_type, "Cache-Control: no-cache" and a body
+ * of unknown length (chunked) that is produced by pl_http_stream_write calls. It may be called
+ * instead of pl_http_respond: from the handler, or from any thread after pl_http_suspend.
+ * heartbeat (copied, may be NULL) is written whenever the stream was idle for
+ * stream_heartbeat_ms (e.g. ": ping\n\n" for Server-Sent Events): it keeps proxies from
+ * timing out and is how a vanished client is noticed (the write fails, the connection ends).
+ * Returns NULL when max_streams streams are open: the request is then NOT answered and the
+ * caller answers it (e.g. 503).
+ *
+ * While the stream has nothing to send, its connection is suspended in MHD: no server thread
+ * is busy and no timeout runs. Each stream holds at most stream_buffer unsent bytes; a write
+ * that does not fit ends the stream (a client that reads too slowly is dropped and may
+ * reconnect) and returns PL_ERR_QUEUE_FULL.
+ *
+ * Ownership: the returned handle is the caller's until pl_http_stream_close; the connection
+ * holds its own reference, so the handle stays valid after the client went away (writes then
+ * return PL_ERR_IO). Thread rules: every pl_http_stream_* call is thread-safe. */
+typedef struct pl_http_stream pl_http_stream_t;
+
+pl_http_stream_t *pl_http_stream_start(pl_http_req_t *req, const char *content_type,
+				       const char *heartbeat);
+/* Queues len bytes (copied). PL_OK; PL_ERR_IO when the client is gone or the stream ended;
+ * PL_ERR_QUEUE_FULL when the buffer would overflow (the stream is ended). */
+pl_err_t pl_http_stream_write(pl_http_stream_t *stream, const void *data, size_t len);
+/* True while the client is connected and the stream was not ended. */
+bool pl_http_stream_alive(pl_http_stream_t *stream);
+/* Ends the stream after the queued bytes were sent and releases the caller's handle (which must
+ * not be used afterwards). NULL is a no-op. */
+void pl_http_stream_close(pl_http_stream_t *stream);
+/* Streams currently open on the server (for metrics and tests). */
+unsigned pl_http_stream_count(pl_http_server_t *server);
 
 /* Standard reason phrase for a status ("Not Found"). */
 const char *pl_http_reason(unsigned status);

@@ -1,9 +1,12 @@
 /* ops.h — the `dronepipe` operator CLI: shared context of its subcommands.
- * Each subcommand is one file: tail.c (tail), and more as they are added. */
+ * Each subcommand is one file: tail.c (tail), topics.c (topics), replay.c (replay, with the pure
+ * plan in plan.c), dlq.c (dlq list|show|redrive); progress.c draws progress lines.
+ * Thread rules: the CLI is single-threaded (the producer's delivery reports aside). */
 #ifndef OPS_H
 #define OPS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "avro.h"
@@ -18,6 +21,36 @@ typedef struct ops {
 /* Subcommands: argv[0] is the subcommand name. Return the process exit code
  * (0 ok, 1 bad arguments, 2 runtime failure such as an unreachable broker). */
 int ops_tail(ops_t *ops, int argc, char **argv);
+int ops_topics(ops_t *ops, int argc, char **argv);
+/* replay also exits 3 when it refuses because the group has active members. */
+int ops_replay(ops_t *ops, int argc, char **argv);
+int ops_dlq(ops_t *ops, int argc, char **argv);
+
+/* `dlq` arguments. Strings point into argv (borrowed). */
+typedef struct ops_dlq_args {
+	const char *action; /* "list", "show", "redrive" */
+	const char *topic;  /* the .dlq topic */
+	const char *filter; /* --filter-error: substring of dp_error, or equal to dp_error_class */
+	const char *group; /* --group: redrive progress group (default derived from topic+filter) */
+	int64_t limit;     /* --limit: records shown / redriven; -1 = all */
+	int batch;         /* --batch: records per produce+commit round (default 100) */
+	int64_t rate;      /* --rate: records per second, 0 = unlimited */
+	bool has_offset;   /* --offset P:O (show one record) */
+	int32_t partition;
+	int64_t offset;
+	int fault_exit_after_ack; /* test hook: _exit(9) after N acknowledged batches */
+	bool json;
+	bool help;
+} ops_dlq_args_t;
+
+/* Parses `dlq ACTION ...` (argv[0] = "dlq"). 0 on success (check help), 1 + err when bad. */
+int ops_dlq_parse_args(int argc, char **argv, ops_dlq_args_t *args, char *err, size_t err_size);
+/* True when a dead letter with this dp_error / dp_error_class passes --filter-error (NULL = all).
+ */
+bool ops_dlq_selected(const char *filter, const char *error, const char *error_class);
+/* The default redrive group: "dronepipe-redrive-<topic>", plus "-f-<filter>" (characters other
+ * than [A-Za-z0-9._-] as '_') when filtered. */
+void ops_dlq_group_name(const char *topic, const char *filter, char *buf, size_t size);
 
 /* Parses "2026-11-27T10:00:00Z" or epoch ms; false when neither. */
 bool ops_parse_time(const char *text, int64_t *epoch_ms);

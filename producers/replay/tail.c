@@ -13,15 +13,15 @@
 #include "timefmt.h"
 
 static const char tail_usage[] =
-	"usage: dronepipe tail TOPIC [options]\n"
-	"  --from-beginning     start at the first record (default: only new records)\n"
-	"  --from-time T        start at the first record at/after T (ISO-8601 or epoch ms)\n"
-	"  --from-offset P:O    start partition P at offset O (others from the beginning)\n"
-	"  --key K              only records with this key\n"
-	"  --limit N            stop after N records printed\n"
-	"  --follow             keep waiting for new records (default: stop at the end\n"
-	"                       when a start was given)\n"
-	"  --timeout-ms MS      stop after MS without a record (default: 0 = never when following)\n";
+    "usage: dronepipe tail TOPIC [options]\n"
+    "  --from-beginning     start at the first record (default: only new records)\n"
+    "  --from-time T        start at the first record at/after T (ISO-8601 or epoch ms)\n"
+    "  --from-offset P:O    start partition P at offset O (others from the beginning)\n"
+    "  --key K              only records with this key\n"
+    "  --limit N            stop after N records printed\n"
+    "  --follow             keep waiting for new records (default: stop at the end\n"
+    "                       when a start was given)\n"
+    "  --timeout-ms MS      stop after MS without a record (default: 0 = never when following)\n";
 
 bool ops_parse_time(const char *text, int64_t *epoch_ms)
 {
@@ -54,19 +54,19 @@ static json_t *record_json(ops_t *ops, const pl_record_t *r)
 	char when[32];
 	pl_time_format(r->timestamp_ms, when);
 	json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s%}", "topic", r->topic, "partition",
-				(int)r->partition, "offset", (json_int_t)r->offset, "timestamp",
-				when, "key", r->key ? (const char *)r->key : "", r->key_len);
+	                        (int)r->partition, "offset", (json_int_t)r->offset, "timestamp",
+	                        when, "key", r->key ? (const char *)r->key : "", r->key_len);
 	json_t *hdrs = json_object();
 	for (size_t i = 0; i < r->header_count; i++)
-		json_object_set_new(hdrs, r->headers[i].name,
-				    json_stringn((const char *)r->headers[i].value,
-						 r->headers[i].len));
+		json_object_set_new(
+		    hdrs, r->headers[i].name,
+		    json_stringn((const char *)r->headers[i].value, r->headers[i].len));
 	json_object_set_new(doc, "headers", hdrs);
 	json_t *value = NULL;
 	const pl_avro_schema_t *schema = NULL;
 	char err[256];
 	if (pl_avro_decode(ops->registry, r->value, r->value_len, &value, &schema, err,
-			   sizeof(err)) == PL_OK) {
+	                   sizeof(err)) == PL_OK) {
 		json_object_set_new(doc, "type", json_string(pl_avro_schema_name(schema)));
 		json_object_set_new(doc, "value", value);
 	} else {
@@ -86,11 +86,15 @@ static json_t *record_json(ops_t *ops, const pl_record_t *r)
 int ops_tail(ops_t *ops, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"from-beginning", no_argument, NULL, 'b'}, {"from-time", required_argument, NULL, 't'},
-		{"from-offset", required_argument, NULL, 'o'}, {"key", required_argument, NULL, 'k'},
-		{"limit", required_argument, NULL, 'n'},       {"follow", no_argument, NULL, 'f'},
-		{"timeout-ms", required_argument, NULL, 'T'},  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"from-beginning", no_argument, NULL, 'b'},
+	    {"from-time", required_argument, NULL, 't'},
+	    {"from-offset", required_argument, NULL, 'o'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"timeout-ms", required_argument, NULL, 'T'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	pl_reader_opts_t ro = {.start = PL_READER_END};
 	bool follow = false, started = false;
@@ -107,9 +111,10 @@ int ops_tail(ops_t *ops, int argc, char **argv)
 			break;
 		case 't':
 			if (!ops_parse_time(optarg, &ro.start_time_ms)) {
-				fprintf(stderr, "dronepipe tail: --from-time '%s' is not an "
-						"ISO-8601 time or epoch milliseconds\n",
-					optarg);
+				fprintf(stderr,
+				        "dronepipe tail: --from-time '%s' is not an "
+				        "ISO-8601 time or epoch milliseconds\n",
+				        optarg);
 				return 1;
 			}
 			ro.start = PL_READER_TIME;
@@ -117,10 +122,11 @@ int ops_tail(ops_t *ops, int argc, char **argv)
 			break;
 		case 'o':
 			if (!ops_parse_partition_offset(optarg, &ro.start_partition,
-							&ro.start_offset)) {
-				fprintf(stderr, "dronepipe tail: --from-offset '%s' must be "
-						"PARTITION:OFFSET, e.g. 3:1200\n",
-					optarg);
+			                                &ro.start_offset)) {
+				fprintf(stderr,
+				        "dronepipe tail: --from-offset '%s' must be "
+				        "PARTITION:OFFSET, e.g. 3:1200\n",
+				        optarg);
 				return 1;
 			}
 			ro.start = PL_READER_OFFSET;
@@ -132,7 +138,8 @@ int ops_tail(ops_t *ops, int argc, char **argv)
 		case 'n':
 			limit = strtoll(optarg, &end, 10);
 			if (*end || limit < 1) {
-				fprintf(stderr, "dronepipe tail: --limit must be a positive integer\n");
+				fprintf(stderr,
+				        "dronepipe tail: --limit must be a positive integer\n");
 				return 1;
 			}
 			break;
