@@ -1,0 +1,599 @@
+/* dronesim.c — the simulator stage (see dronesim.h): input handling, restore from the telemetry
+ * log on partition assignment, and the tick that flies, reports telemetry and arrivals.
+ * Invariant: tables[p] != NULL iff partition p is assigned and was restored; an entry that is
+ * DONE or STOPPED never flies again while it is remembered (DP_SIM_RESUME_WINDOW_S). */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mem.h"
+#include "reader.h"
+#include "sim.h"
+#include "dronesim.h"
+
+const pl_cfg_opt_t dronesim_cfg[] = {
+    {"DP_HTTP_PORT", PL_CFG_INT, "8085", 0, 65535, .help = "health and metrics port"},
+    {"DP_DRONE_SPEED_MPS", PL_CFG_INT, "15", 1, 200,
+     .help = "drone cruise speed in simulated time (the workflow's ETAs use the same value)"},
+    {"DP_SIM_TIME_SCALE", PL_CFG_INT, "1", 1, 10000,
+     .help = "simulated seconds per wall-clock second (e.g. 60 for demos and tests)"},
+    {"DP_TELEMETRY_INTERVAL_MS", PL_CFG_INT, "1000", 10, 60000,
+     .help = "wall-clock interval between two telemetry records of a flight"},
+    {"DP_SIM_RESUME_WINDOW_S", PL_CFG_INT, "86400", 60, 2592000,
+     .help = "history read back on partition assignment; assignments older than this are "
+             "not flown"},
+    {NULL},
+};
+
+const char *const dronesim_topics[] = {DRONESIM_TOPIC_DRONE_EVENTS, DRONESIM_TOPIC_DELIVERY_EVENTS,
+                                       NULL};
+
+#define MAX_PARTITIONS     1024
+#define TICK_MIN_MS        20
+#define ARRIVAL_SEND_MS    5000
+#define ARRIVAL_BACKOFF_MS 1000
+#define PRUNE_EVERY_MS     60000
+#define RESTORE_WAIT_MS    30000
+
+typedef struct ds {
+	const pl_cfg_t *cfg;
+	const pl_avro_registry_t *registry;
+	pl_producer_t *producer;
+	double speed_mps, time_scale;
+	int64_t interval_ms, window_ms;
+	sim_table_t *tables[MAX_PARTITIONS];
+	int64_t next_tick_ms, next_prune_ms, arrivals_blocked_until_ms;
+	pl_metric_family_t *m_flights, *m_telemetry, *m_telemetry_failed, *m_arrivals;
+} ds_t;
+
+void *dronesim_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
+                    bool *config_error)
+{
+	const char *needed[] = {SIM_TELEMETRY_SCHEMA, "DroneArrived", NULL};
+	for (size_t i = 0; needed[i]; i++) {
+		if (!pl_avro_schema_get(env->registry, needed[i])) {
+			snprintf(errstr, errstr_size, "schema %s is missing from the build",
+			         needed[i]);
+			return NULL;
+		}
+	}
+	if (pl_cfg_int(env->cfg, "DP_PARTITIONS") > MAX_PARTITIONS) {
+		snprintf(errstr, errstr_size, "DP_PARTITIONS: at most %d for the simulator",
+		         MAX_PARTITIONS);
+		*config_error = true;
+		return NULL;
+	}
+	ds_t *ds = pl_calloc(1, sizeof(*ds));
+	ds->cfg = env->cfg;
+	ds->registry = env->registry;
+	ds->producer = env->producer;
+	ds->speed_mps = (double)pl_cfg_int(env->cfg, "DP_DRONE_SPEED_MPS");
+	ds->time_scale = (double)pl_cfg_int(env->cfg, "DP_SIM_TIME_SCALE");
+	ds->interval_ms = pl_cfg_int(env->cfg, "DP_TELEMETRY_INTERVAL_MS");
+	ds->window_ms = pl_cfg_int(env->cfg, "DP_SIM_RESUME_WINDOW_S") * 1000;
+	pl_metrics_t *m = pl_metrics_default();
+	ds->m_flights = pl_metrics_family(m, "dronepipe_dronesim_flights_in_progress",
+	                                  "Flights being flown", PL_METRIC_GAUGE, "", NULL, 0);
+	ds->m_telemetry =
+	    pl_metrics_family(m, "dronepipe_dronesim_telemetry_records_total",
+	                      "Telemetry records produced", PL_METRIC_COUNTER, "", NULL, 0);
+	ds->m_telemetry_failed = pl_metrics_family(
+	    m, "dronepipe_dronesim_telemetry_failed_total",
+	    "Telemetry records not delivered (skipped or failed)", PL_METRIC_COUNTER, "", NULL, 0);
+	ds->m_arrivals = pl_metrics_family(m, "dronepipe_dronesim_arrivals_total",
+	                                   "Arrival events produced (acknowledged)",
+	                                   PL_METRIC_COUNTER, "phase", NULL, 0);
+	return ds;
+}
+
+void dronesim_fini(void *arg)
+{
+	ds_t *ds = arg;
+	for (int p = 0; p < MAX_PARTITIONS; p++)
+		sim_table_destroy(ds->tables[p]);
+	pl_free(ds);
+}
+
+static void count_flights(ds_t *ds)
+{
+	size_t n = 0;
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		if (!ds->tables[p])
+			continue;
+		size_t c = 0;
+		for (sim_flight_t *f; (f = sim_table_next(ds->tables[p], &c));)
+			n += f->state == SIM_FLYING;
+	}
+	pl_metric_set(pl_metric_get0(ds->m_flights), (double)n);
+}
+
+/* ---- producing ------------------------------------------------------------------------------- */
+
+/* Delivery report of a telemetry record, on the producer's thread. opaque is the failure counter
+ * (owned by the process-wide metrics registry, so it outlives ds and any pending report). */
+static void telemetry_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
+                           int64_t offset)
+{
+	(void)partition;
+	(void)offset;
+	if (err == PL_OK)
+		return;
+	pl_metric_inc(opaque);
+	pl_log(PL_LOG_WARN, "telemetry_failed", PL_LOG_FIELDS(PL_LS("err", pl_err_str(err))), "%s",
+	       reason ? reason : "");
+}
+
+/* Encodes event with the latest version of schema_name (the schemas were checked at init). */
+static pl_err_t encode(ds_t *ds, const char *schema_name, const json_t *event, void **buf,
+                       size_t *len)
+{
+	char err[256];
+	pl_err_t e = pl_avro_encode(pl_avro_schema_get(ds->registry, schema_name), event, buf, len,
+	                            err, sizeof(err));
+	if (e != PL_OK)
+		pl_log(PL_LOG_ERROR, "encode_failed", PL_LOG_FIELDS(PL_LS("schema", schema_name)),
+		       "%s", err);
+	return e;
+}
+
+/* Telemetry of the flight now, asynchronously. Telemetry is a sampled stream: a record that
+ * cannot be queued is counted and skipped (the next one follows an interval later). */
+static void send_telemetry(ds_t *ds, sim_flight_t *f, int64_t now)
+{
+	char id[37];
+	sim_telemetry_id(f->delivery_id, f->seq, id);
+	json_t *t = sim_telemetry_json(f, ds->speed_mps, now, id);
+	void *buf = NULL;
+	size_t len = 0;
+	f->next_telemetry_ms = now + ds->interval_ms;
+	pl_err_t e = encode(ds, SIM_TELEMETRY_SCHEMA, t, &buf, &len);
+	json_decref(t);
+	if (e == PL_OK) {
+		pl_event_meta_t meta = {.event_type = SIM_TELEMETRY_SCHEMA, .event_id = id};
+		e = pl_producer_send_event(ds->producer, DRONESIM_TOPIC_TELEMETRY, f->delivery_id,
+		                           buf, len, &meta, telemetry_done,
+		                           pl_metric_get0(ds->m_telemetry_failed));
+	}
+	pl_free(buf);
+	if (e != PL_OK) {
+		pl_metric_inc(pl_metric_get0(ds->m_telemetry_failed));
+		return;
+	}
+	f->seq++;
+	pl_metric_inc(pl_metric_get0(ds->m_telemetry));
+}
+
+/* DroneArrived, waiting for the acknowledgement (arrivals are rare; the phase may change only
+ * once the arrival is durable). */
+static pl_err_t send_arrival(ds_t *ds, const sim_flight_t *f, sim_arrival_t arrival, int64_t now)
+{
+	char id[37], err[256] = "";
+	sim_arrival_id(f->delivery_id, arrival, id);
+	json_t *ev =
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:{s:f, s:f, s:f}}", "eventId", id, "deliveryId",
+	              f->delivery_id, "droneId", f->drone_id, "phase", sim_arrival_name(arrival),
+	              "time", (json_int_t)now, "position", "latitude", f->position.latitude,
+	              "longitude", f->position.longitude, "altitude", f->position.altitude);
+	void *buf = NULL;
+	size_t len = 0;
+	pl_err_t e = encode(ds, "DroneArrived", ev, &buf, &len);
+	json_decref(ev);
+	if (e != PL_OK)
+		return e;
+	char tp[56], produced_at[24];
+	pl_traceparent_child(NULL, tp);
+	snprintf(produced_at, sizeof(produced_at), "%lld", (long long)pl_now_ms());
+	pl_header_t h[] = {{"event_type", "DroneArrived", strlen("DroneArrived")},
+	                   {"event_id", id, strlen(id)},
+	                   {"traceparent", tp, strlen(tp)},
+	                   {"produced_at", produced_at, strlen(produced_at)}};
+	e = pl_producer_send_sync(ds->producer, DRONESIM_TOPIC_DRONE_EVENTS, f->delivery_id,
+	                          strlen(f->delivery_id), buf, len, h, 4, ARRIVAL_SEND_MS, err,
+	                          sizeof(err));
+	pl_free(buf);
+	if (e != PL_OK)
+		pl_log(PL_LOG_WARN, "arrival_failed",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", f->delivery_id),
+		                     PL_LS("phase", sim_arrival_name(arrival)),
+		                     PL_LS("err", pl_err_str(e))),
+		       "%s; retrying", err);
+	else
+		pl_metric_inc(pl_metric_get(ds->m_arrivals,
+		                            (const char *const[]){sim_arrival_name(arrival)}));
+	return e;
+}
+
+/* ---- inputs ---------------------------------------------------------------------------------- */
+
+static bool key_is(const pl_record_t *r, const char *id)
+{
+	return r->key && r->key_len == strlen(id) && !memcmp(r->key, id, r->key_len);
+}
+
+static void stop(ds_t *ds, sim_table_t *t, const char *id, const char *why, int64_t now)
+{
+	sim_flight_t *f = sim_table_add(t, id);
+	if (f->state == SIM_DONE || f->state == SIM_STOPPED)
+		return;
+	if (f->state == SIM_FLYING)
+		pl_log(PL_LOG_INFO, "flight_stopped",
+		       PL_LOG_FIELDS(PL_LS("drone_id", f->drone_id),
+		                     PL_LS("phase", sim_phase_name(f->phase))),
+		       "flight stopped: %s", why);
+	f->state = SIM_STOPPED;
+	f->touched_ms = now;
+	count_flights(ds);
+}
+
+static bool same_point(const sim_point_t *a, const sim_point_t *b)
+{
+	return a->latitude == b->latitude && a->longitude == b->longitude;
+}
+
+/* A lifecycle snapshot with a route: newer versions replace the route of a pending entry or of
+ * a flight still on its way to the pickup (after pickup the workflow ignores reschedules). */
+static void reroute(sim_table_t *t, const char *id, const json_t *event, int64_t now)
+{
+	sim_point_t pickup, dropoff;
+	json_int_t version = json_integer_value(json_object_get(event, "version"));
+	if (!sim_point_from_json(json_object_get(event, "pickup"), &pickup) ||
+	    !sim_point_from_json(json_object_get(event, "dropoff"), &dropoff) || version <= 0)
+		return;
+	sim_flight_t *f = sim_table_get(t, id);
+	if (!f) {
+		f = sim_table_add(t, id);
+		f->touched_ms = now;
+	}
+	bool may_change =
+	    f->state == SIM_PENDING || (f->state == SIM_FLYING && f->phase == SIM_TO_PICKUP);
+	if (!may_change || version <= f->route_version)
+		return;
+	f->route_version = version;
+	if (same_point(&f->pickup, &pickup) && same_point(&f->dropoff, &dropoff))
+		return;
+	f->pickup = pickup;
+	f->dropoff = dropoff;
+	if (f->state == SIM_FLYING) {
+		f->next_telemetry_ms = now; /* say so at once */
+		pl_log(PL_LOG_INFO, "flight_rerouted", PL_LOG_FIELDS(PL_LI("version", version)),
+		       "new route from lifecycle version %lld", (long long)version);
+	}
+}
+
+static pl_stage_outcome_t start(ds_t *ds, pl_stage_ctx_t *ctx, sim_table_t *t, const char *id,
+                                const json_t *event, int64_t now)
+{
+	sim_flight_t assigned;
+	char err[256];
+	if (sim_flight_from_assigned(event, &assigned, err, sizeof(err)) != PL_OK) {
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "%s", err);
+		return PL_STAGE_DEAD;
+	}
+	sim_flight_t *f = sim_table_get(t, id);
+	json_int_t assigned_at = json_integer_value(json_object_get(event, "assignedAt"));
+	if ((!f || f->state == SIM_PENDING) && assigned_at < now - ds->window_ms) {
+		pl_log(PL_LOG_INFO, "assignment_too_old", NULL,
+		       "assigned more than DP_SIM_RESUME_WINDOW_S ago: history, not flown");
+		return PL_STAGE_OK;
+	}
+	switch (sim_table_start(t, &assigned, now, &f)) {
+	case SIM_START_NEW:
+		pl_log(PL_LOG_INFO, "flight_started", PL_LOG_FIELDS(PL_LS("drone_id", f->drone_id)),
+		       "drone departs for the pickup");
+		count_flights(ds);
+		break;
+	case SIM_START_FLYING:
+		if (strcmp(f->drone_id, assigned.drone_id))
+			pl_log(PL_LOG_WARN, "assignment_ignored",
+			       PL_LOG_FIELDS(PL_LS("drone_id", assigned.drone_id)),
+			       "already flying drone %s for this delivery", f->drone_id);
+		if (f->seq > 0)
+			return PL_STAGE_OK; /* duplicate: its departure is already on its way */
+		break;
+	case SIM_START_DONE:
+	case SIM_START_STOPPED:
+		pl_log(PL_LOG_INFO, "assignment_ignored", NULL, "flight already %s",
+		       f->state == SIM_DONE ? "arrived" : "stopped");
+		return PL_STAGE_OK;
+	}
+	/* The departure record goes through the stage: the assignment's offset is stored only once
+	 * the flight is durable in the telemetry log, which is what a restart resumes from. */
+	char eid[37];
+	sim_telemetry_id(id, f->seq, eid);
+	json_t *tel = sim_telemetry_json(f, ds->speed_mps, now, eid);
+	pl_err_t e = pl_stage_produce_event(ctx, DRONESIM_TOPIC_TELEMETRY, id, SIM_TELEMETRY_SCHEMA,
+	                                    tel, eid);
+	json_decref(tel);
+	if (e != PL_OK) {
+		pl_stage_set_reason(ctx, e, "departure telemetry not produced");
+		return PL_STAGE_RETRY; /* the flight stays; the retry produces seq 0 again */
+	}
+	f->seq++;
+	f->next_telemetry_ms = now + ds->interval_ms;
+	pl_metric_inc(pl_metric_get0(ds->m_telemetry));
+	return PL_STAGE_OK;
+}
+
+pl_stage_outcome_t dronesim_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, const json_t *event,
+                                   const pl_avro_schema_t *schema, void *arg)
+{
+	ds_t *ds = arg;
+	int32_t p = rec->partition;
+	if (p < 0 || p >= MAX_PARTITIONS || !ds->tables[p]) {
+		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "flights of partition %d not restored",
+		                    p);
+		return PL_STAGE_RETRY;
+	}
+	const char *type = pl_avro_schema_short_name(schema);
+	bool assigned = !strcmp(type, "DroneAssigned"), released = !strcmp(type, "DroneReleased"),
+	     lifecycle = !strcmp(type, "DeliveryLifecycle");
+	if (!assigned && !released && !lifecycle)
+		return PL_STAGE_OK; /* DroneUnavailable, DroneArrived (ours), ...: not a sim input
+		                     */
+	const char *id = json_string_value(json_object_get(event, "deliveryId"));
+	if (!id || !*id || strlen(id) >= SIM_ID_MAX) {
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "%s without a usable deliveryId", type);
+		return PL_STAGE_DEAD;
+	}
+	if (!key_is(rec, id)) { /* its telemetry would land on another partition than its flight */
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "record key is not its deliveryId %s", id);
+		return PL_STAGE_DEAD;
+	}
+	sim_table_t *t = ds->tables[p];
+	int64_t now = pl_now_ms();
+	if (assigned)
+		return start(ds, ctx, t, id, event, now);
+	if (released) {
+		const char *drone = json_string_value(json_object_get(event, "droneId"));
+		sim_flight_t *f = sim_table_get(t, id);
+		if (!drone || !f || !f->drone_id[0] || !strcmp(drone, f->drone_id))
+			stop(ds, t, id, "drone released", now);
+		return PL_STAGE_OK;
+	}
+	const char *stage = json_string_value(json_object_get(event, "stage"));
+	if (!stage)
+		return PL_STAGE_OK;
+	if (!strcmp(stage, "Completed") || !strcmp(stage, "Cancelled") || !strcmp(stage, "Failed"))
+		stop(ds, t, id, stage, now);
+	else if (!strcmp(stage, "Scheduled") || !strcmp(stage, "Rescheduled") ||
+	         !strcmp(stage, "HeadedToPickup"))
+		reroute(t, id, event, now);
+	return PL_STAGE_OK;
+}
+
+/* ---- restore --------------------------------------------------------------------------------- */
+
+typedef struct restore {
+	json_t *last;    /* deliveryId -> last telemetry record (highest seq) */
+	json_t *stopped; /* deliveryId -> droneId released (string) or null = any */
+	size_t records, unreadable;
+} restore_t;
+
+static void restore_record(restore_t *r, const char *id, const json_t *ev,
+                           const pl_avro_schema_t *schema)
+{
+	const char *type = pl_avro_schema_short_name(schema);
+	if (!strcmp(type, SIM_TELEMETRY_SCHEMA)) {
+		json_t *prev = json_object_get(r->last, id);
+		json_int_t seq = json_integer_value(json_object_get(ev, "seq"));
+		if (!prev || seq >= json_integer_value(json_object_get(prev, "seq")))
+			json_object_set(r->last, id, (json_t *)ev);
+	} else if (!strcmp(type, "DroneReleased")) {
+		json_t *drone = json_object_get(ev, "droneId");
+		json_object_set_new(r->stopped, id,
+		                    json_is_string(drone) ? json_copy(drone) : json_null());
+	} else if (!strcmp(type, "DeliveryLifecycle")) {
+		const char *stage = json_string_value(json_object_get(ev, "stage"));
+		if (stage && (!strcmp(stage, "Completed") || !strcmp(stage, "Cancelled") ||
+		              !strcmp(stage, "Failed")))
+			json_object_set_new(r->stopped, id, json_null());
+	}
+}
+
+/* Reads partition p of topic from since_ms to its end into r. */
+static pl_err_t read_history(ds_t *ds, const char *topic, int32_t p, int64_t since_ms, restore_t *r)
+{
+	pl_reader_opts_t ro = {.start = PL_READER_TIME,
+	                       .start_time_ms = since_ms,
+	                       .stop_at_end = true,
+	                       .one_partition = true,
+	                       .partition = p};
+	pl_reader_t *reader = NULL;
+	char err[512];
+	pl_err_t e = pl_reader_new(ds->cfg, topic, &ro, RESTORE_WAIT_MS, &reader, err, sizeof(err));
+	if (e != PL_OK) {
+		pl_log(PL_LOG_ERROR, "restore_failed",
+		       PL_LOG_FIELDS(PL_LS("topic", topic), PL_LI("partition", p),
+		                     PL_LS("err", pl_err_str(e))),
+		       "%s", err);
+		return e == PL_ERR_NOT_FOUND ? PL_ERR_FATAL : e;
+	}
+	pl_record_t rec;
+	while ((e = pl_reader_next(reader, &rec, RESTORE_WAIT_MS)) == PL_OK) {
+		char key[SIM_ID_MAX];
+		if (!rec.value || !rec.key || rec.key_len == 0 || rec.key_len >= sizeof(key))
+			continue;
+		memcpy(key, rec.key, rec.key_len);
+		key[rec.key_len] = '\0';
+		json_t *ev = NULL;
+		const pl_avro_schema_t *schema = NULL;
+		if (pl_avro_decode(ds->registry, rec.value, rec.value_len, &ev, &schema, err,
+		                   sizeof(err)) != PL_OK) {
+			r->unreadable++; /* the stage dead-letters these; telemetry is ours */
+			continue;
+		}
+		restore_record(r, key, ev, schema);
+		json_decref(ev);
+		r->records++;
+	}
+	pl_reader_destroy(reader);
+	if (e != PL_ERR_NOT_FOUND) { /* timed out before the end: do not fly on a partial view */
+		pl_log(PL_LOG_ERROR, "restore_incomplete",
+		       PL_LOG_FIELDS(PL_LS("topic", topic), PL_LI("partition", p)),
+		       "%s could not be read to its end", topic);
+		return PL_ERR_TRANSIENT;
+	}
+	return PL_OK;
+}
+
+static sim_table_t *build_table(restore_t *r, int64_t now, size_t *flying, size_t *finished)
+{
+	sim_table_t *t = sim_table_new();
+	const char *id;
+	json_t *v;
+	json_object_foreach(r->last, id, v)
+	{
+		sim_flight_t from;
+		char err[256];
+		if (sim_flight_from_telemetry(v, &from, err, sizeof(err)) != PL_OK) {
+			r->unreadable++;
+			continue;
+		}
+		json_t *stop_drone = json_object_get(r->stopped, id);
+		if (from.state == SIM_FLYING && stop_drone &&
+		    (json_is_null(stop_drone) ||
+		     !strcmp(json_string_value(stop_drone), from.drone_id)))
+			from.state = SIM_STOPPED;
+		from.last_advance_ms = now; /* resume from the last position: no jump, no rewind */
+		from.next_telemetry_ms = now;
+		from.touched_ms = now;
+		*sim_table_add(t, id) = from;
+		*flying += from.state == SIM_FLYING;
+		*finished += from.state != SIM_FLYING;
+	}
+	json_object_foreach(r->stopped, id, v)
+	{
+		sim_flight_t *f = sim_table_add(t, id);
+		if (f->state == SIM_PENDING) { /* stopped before it ever flew */
+			f->state = SIM_STOPPED;
+			f->touched_ms = now;
+			(*finished)++;
+		}
+	}
+	return t;
+}
+
+pl_err_t dronesim_assigned(const char *topic, int32_t p, void *arg)
+{
+	(void)topic;
+	ds_t *ds = arg;
+	if (p < 0 || p >= MAX_PARTITIONS)
+		return PL_ERR_FATAL;
+	if (ds->tables[p])
+		return PL_OK; /* restored for the other input topic of the same partition */
+	int64_t t0 = pl_now_ms(), since = t0 - ds->window_ms;
+	restore_t r = {.last = json_object(), .stopped = json_object()};
+	const char *history[] = {DRONESIM_TOPIC_DRONE_EVENTS, DRONESIM_TOPIC_DELIVERY_EVENTS,
+	                         DRONESIM_TOPIC_TELEMETRY, NULL};
+	pl_err_t e = PL_OK;
+	for (size_t i = 0; e == PL_OK && history[i]; i++)
+		e = read_history(ds, history[i], p, since, &r);
+	if (e == PL_OK) {
+		size_t flying = 0, finished = 0;
+		ds->tables[p] = build_table(&r, pl_now_ms(), &flying, &finished);
+		pl_log(PL_LOG_INFO, "flights_restored",
+		       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("flying", flying),
+		                     PL_LI("finished", finished), PL_LI("records", r.records),
+		                     PL_LI("unreadable", r.unreadable),
+		                     PL_LI("ms", pl_now_ms() - t0)),
+		       "restored partition %d", p);
+		count_flights(ds);
+	}
+	json_decref(r.last);
+	json_decref(r.stopped);
+	return e;
+}
+
+pl_err_t dronesim_revoked(const char *topic, int32_t p, void *arg)
+{
+	(void)topic;
+	ds_t *ds = arg;
+	if (p < 0 || p >= MAX_PARTITIONS || !ds->tables[p])
+		return PL_OK;
+	/* The next owner restores from the telemetry log: let what we sent land there first. */
+	int64_t deadline = pl_now_ms() + 5000;
+	while (pl_producer_outq_len(ds->producer) > 0 && pl_now_ms() < deadline) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	sim_table_destroy(ds->tables[p]);
+	ds->tables[p] = NULL;
+	count_flights(ds);
+	return PL_OK;
+}
+
+/* ---- the tick -------------------------------------------------------------------------------- */
+
+/* Advances one flight to now: at most two arrivals (pickup then dropoff) per tick, each made
+ * durable before the phase changes; then periodic telemetry. */
+static void fly(ds_t *ds, sim_flight_t *f, int64_t now, bool *changed)
+{
+	double sim_s = sim_elapsed_s(now - f->last_advance_ms, ds->time_scale);
+	f->last_advance_ms = now;
+	for (int legs = 0; legs < 2; legs++) {
+		double leftover = 0;
+		sim_arrival_t a = sim_advance(f, sim_s, ds->speed_mps, &leftover);
+		if (a == SIM_ARRIVAL_NONE)
+			break;
+		/* waits on the point until its arrival is acknowledged */
+		if (now < ds->arrivals_blocked_until_ms || send_arrival(ds, f, a, now) != PL_OK) {
+			if (now >= ds->arrivals_blocked_until_ms)
+				ds->arrivals_blocked_until_ms = now + ARRIVAL_BACKOFF_MS;
+			break;
+		}
+		sim_arrival_done(f, a, now);
+		pl_log(PL_LOG_INFO, "drone_arrived",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", f->delivery_id),
+		                     PL_LS("drone_id", f->drone_id),
+		                     PL_LS("phase", sim_arrival_name(a))),
+		       "%s", sim_arrival_name(a));
+		send_telemetry(ds, f, now); /* the phase change, at the point */
+		if (f->state != SIM_FLYING) {
+			*changed = true;
+			return;
+		}
+		sim_s = leftover;
+	}
+	if (now >= f->next_telemetry_ms)
+		send_telemetry(ds, f, now);
+}
+
+static void prune(ds_t *ds, int64_t now)
+{
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		if (!ds->tables[p])
+			continue;
+		size_t c = 0;
+		for (sim_flight_t *f; (f = sim_table_next(ds->tables[p], &c));) {
+			if (f->state != SIM_FLYING && f->touched_ms < now - ds->window_ms) {
+				sim_table_remove(ds->tables[p], f->delivery_id);
+				c = c > 0 ? c - 1 : 0; /* the slot may hold a shifted entry now */
+			}
+		}
+	}
+}
+
+void dronesim_tick(void *arg)
+{
+	ds_t *ds = arg;
+	int64_t now = pl_now_ms();
+	if (now < ds->next_tick_ms)
+		return;
+	ds->next_tick_ms = now + TICK_MIN_MS;
+	bool changed = false;
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
+		if (!ds->tables[p])
+			continue;
+		size_t c = 0;
+		for (sim_flight_t *f; (f = sim_table_next(ds->tables[p], &c));)
+			if (f->state == SIM_FLYING)
+				fly(ds, f, pl_now_ms(), &changed);
+	}
+	if (changed)
+		count_flights(ds);
+	if (now >= ds->next_prune_ms) {
+		ds->next_prune_ms = now + PRUNE_EVERY_MS;
+		prune(ds, now);
+	}
+}
