@@ -33,7 +33,7 @@
 #include "log.h"
 #include "mem.h"
 
-#define MAX_PARAMS 4
+#define MAX_PARAMS        4
 #define MAX_EXTRA_HEADERS 8
 
 enum req_state { REQ_NEW, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_ANSWERED };
@@ -72,11 +72,11 @@ struct pl_http_stream {
 	struct MHD_Connection *conn; /* NULL once MHD is done with the response */
 	char *buf;
 	size_t off, len, cap, max;
-	char *heartbeat;    /* NULL = none */
-	bool suspended;	    /* the reader suspended the connection; the next wake resumes it */
-	bool ended;	    /* no more writes: send what is queued, then end the body */
-	bool gone;	    /* MHD is done with the response (client gone or body finished) */
-	struct timespec last_write; /* CLOCK_MONOTONIC */
+	char *heartbeat; /* NULL = none */
+	bool suspended;  /* the reader suspended the connection; the next wake resumes it */
+	bool ended;      /* no more writes: send what is queued, then end the body */
+	bool gone;       /* MHD is done with the response (client gone or body finished) */
+	struct timespec last_write;    /* CLOCK_MONOTONIC */
 	pl_http_stream_t *prev, *next; /* in the server's list (streams_lock) while MHD holds it */
 	pl_http_server_t *server;      /* NULL once unlinked */
 };
@@ -103,12 +103,24 @@ static const struct {
 	unsigned code;
 	const char *text;
 } reasons[] = {
-	{200, "OK"},		      {201, "Created"},		     {202, "Accepted"},
-	{204, "No Content"},	      {400, "Bad Request"},	     {401, "Unauthorized"},
-	{403, "Forbidden"},	      {404, "Not Found"},	     {405, "Method Not Allowed"},
-	{409, "Conflict"},	      {413, "Payload Too Large"},    {415, "Unsupported Media Type"},
-	{422, "Unprocessable Entity"}, {429, "Too Many Requests"},    {500, "Internal Server Error"},
-	{502, "Bad Gateway"},	      {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Payload Too Large"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
 };
 
 const char *pl_http_reason(unsigned status)
@@ -186,7 +198,7 @@ void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value)
 }
 
 void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_type,
-		     const char *body, size_t len)
+                     const char *body, size_t len)
 {
 	pthread_mutex_lock(&req->lock);
 	if (req->resp_type) { /* answered twice: a programming error, keep the first */
@@ -207,7 +219,7 @@ void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_ty
 }
 
 void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
-		     const char *errors_json)
+                     const char *errors_json)
 {
 	json_t *errors = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
 	if (!json_is_array(errors)) {
@@ -215,8 +227,8 @@ void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
 		errors = json_array();
 	}
 	json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:o}", "type", "about:blank", "title",
-				pl_http_reason(status), "status", (int)status, "detail",
-				detail ? detail : pl_http_reason(status), "errors", errors);
+	                        pl_http_reason(status), "status", (int)status, "detail",
+	                        detail ? detail : pl_http_reason(status), "errors", errors);
 	char *text = json_dumps(doc, JSON_COMPACT);
 	pl_http_respond(req, status, "application/problem+json", text, strlen(text));
 	free(text);
@@ -323,7 +335,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 }
 
 pl_http_stream_t *pl_http_stream_start(pl_http_req_t *req, const char *content_type,
-				       const char *heartbeat)
+                                       const char *heartbeat)
 {
 	pl_http_server_t *s = req->server;
 	pl_http_stream_t *st = pl_calloc(1, sizeof(*st));
@@ -454,7 +466,7 @@ static void *heartbeat_main(void *arg)
 		for (pl_http_stream_t *st = s->streams; st && n < cap; st = st->next) {
 			pthread_mutex_lock(&st->lock);
 			int64_t last = (int64_t)st->last_write.tv_sec * 1000 +
-				       st->last_write.tv_nsec / 1000000;
+			               st->last_write.tv_nsec / 1000000;
 			if (st->heartbeat && !st->ended && !st->gone &&
 			    now - last >= (int64_t)s->opts.stream_heartbeat_ms) {
 				st->refs++;
@@ -515,9 +527,10 @@ static enum MHD_Result queue_stored(pl_http_req_t *req)
 	pl_http_server_t *s = req->server;
 	struct MHD_Response *resp;
 	if (req->stream) {
-		req->stream_owned_by_mhd = true; /* the free callback now releases MHD's reference */
+		req->stream_owned_by_mhd =
+		    true; /* the free callback now releases MHD's reference */
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader,
-							 req->stream, stream_mhd_done);
+		                                         req->stream, stream_mhd_done);
 		if (!resp) {
 			stream_mhd_done(req->stream);
 			return MHD_NO;
@@ -526,7 +539,7 @@ static enum MHD_Result queue_stored(pl_http_req_t *req)
 		MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	} else {
 		resp = MHD_create_response_from_buffer(req->resp_len, req->resp_body,
-						       MHD_RESPMEM_MUST_COPY);
+		                                       MHD_RESPMEM_MUST_COPY);
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
 	MHD_add_response_header(resp, "X-Request-Id", req->request_id);
@@ -537,16 +550,16 @@ static enum MHD_Result queue_stored(pl_http_req_t *req)
 	req->queued = true;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	const char *route = req->route ? (req->route->name ? req->route->name : req->route->pattern)
-				       : "unmatched";
+	const char *route =
+	    req->route ? (req->route->name ? req->route->name : req->route->pattern) : "unmatched";
 	char status[8];
 	snprintf(status, sizeof(status), "%u", req->status);
 	const char *l2[] = {route, status};
 	pl_metric_inc(pl_metric_get(s->m_requests, l2));
 	const char *l1[] = {route};
 	pl_metric_observe(pl_metric_get(s->m_latency, l1),
-			  (double)(now.tv_sec - req->started.tv_sec) +
-				  (double)(now.tv_nsec - req->started.tv_nsec) / 1e9);
+	                  (double)(now.tv_sec - req->started.tv_sec) +
+	                      (double)(now.tv_nsec - req->started.tv_nsec) / 1e9);
 	return r;
 }
 
@@ -642,7 +655,7 @@ static bool sane_request_id(const char *id)
 }
 
 static pl_http_req_t *req_new(pl_http_server_t *s, struct MHD_Connection *conn, const char *url,
-			      const char *method)
+                              const char *method)
 {
 	pl_http_req_t *req = pl_calloc(1, sizeof(*req));
 	req->server = s;
@@ -683,7 +696,7 @@ static void req_free(pl_http_req_t *req)
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)conn;
@@ -721,8 +734,8 @@ static bool dispatch_lookup(pl_http_req_t *req)
 	if (allow[0]) {
 		pl_http_add_header(req, "Allow", allow);
 		char detail[256];
-		snprintf(detail, sizeof(detail), "%s is not allowed on %s; allowed: %s", req->method,
-			 req->path, allow);
+		snprintf(detail, sizeof(detail), "%s is not allowed on %s; allowed: %s",
+		         req->method, req->path, allow);
 		pl_http_problem(req, 405, detail, NULL);
 	} else {
 		char detail[300];
@@ -733,8 +746,8 @@ static bool dispatch_lookup(pl_http_req_t *req)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
 	pl_http_server_t *s = cls;
@@ -743,8 +756,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req = req_new(s, conn, url, method);
 		*con_cls = req;
 		if (dispatch_lookup(req)) {
-			const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-								     MHD_HTTP_HEADER_CONTENT_LENGTH);
+			const char *cl = MHD_lookup_connection_value(
+			    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 			if (cl && strtoull(cl, NULL, 10) > s->opts.max_body)
 				req->too_large = true;
 		}
@@ -761,8 +774,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			} else {
 				if (need + 1 > req->body_cap) {
 					req->body_cap = need + 1 > 2 * req->body_cap
-								? need + 1
-								: 2 * req->body_cap;
+					                    ? need + 1
+					                    : 2 * req->body_cap;
 					req->body = pl_realloc(req->body, req->body_cap);
 				}
 				memcpy(req->body + req->body_len, upload_data, *upload_data_size);
@@ -782,12 +795,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (st == REQ_NEW && !req->resp_type) {
 		if (req->too_large) {
 			char detail[128];
-			snprintf(detail, sizeof(detail), "request body exceeds the limit of %zu bytes",
-				 s->opts.max_body);
+			snprintf(detail, sizeof(detail),
+			         "request body exceeds the limit of %zu bytes", s->opts.max_body);
 			pl_http_problem(req, 413, detail, NULL);
 		} else if (req->route->body == PL_HTTP_BODY_JSON && req->body_len > 0 &&
-			   !json_content_type(MHD_lookup_connection_value(
-				   conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		           !json_content_type(MHD_lookup_connection_value(
+		               conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
 			pl_http_problem(req, 415, "Content-Type must be application/json", NULL);
 		} else {
 			req->route->handler(req, req->route->arg);
@@ -846,7 +859,7 @@ static char *read_file(const char *path, char *errstr, size_t errstr_size)
 }
 
 pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http_route_t *routes,
-				       size_t count, char *errstr, size_t errstr_size)
+                                       size_t count, char *errstr, size_t errstr_size)
 {
 	pl_http_server_t *s = pl_calloc(1, sizeof(*s));
 	s->opts = *opts;
@@ -864,18 +877,19 @@ pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http
 	s->routes[count + 2] = (pl_http_route_t){"GET", "/metrics", on_metrics, s};
 	char name[160];
 	snprintf(name, sizeof(name), "dronepipe_%s_http_requests_total", opts->svc);
-	s->m_requests = pl_metrics_family(s->opts.metrics, name, "HTTP requests by route and status",
-					  PL_METRIC_COUNTER, "route,status", NULL, 0);
+	s->m_requests =
+	    pl_metrics_family(s->opts.metrics, name, "HTTP requests by route and status",
+	                      PL_METRIC_COUNTER, "route,status", NULL, 0);
 	snprintf(name, sizeof(name), "dronepipe_%s_http_request_seconds", opts->svc);
 	s->m_latency = pl_metrics_family(s->opts.metrics, name, "HTTP request latency",
-					 PL_METRIC_HISTOGRAM, "route", NULL, 0);
+	                                 PL_METRIC_HISTOGRAM, "route", NULL, 0);
 	snprintf(name, sizeof(name), "dronepipe_%s_http_in_flight", opts->svc);
 	s->m_inflight = pl_metrics_family(s->opts.metrics, name, "HTTP requests being served",
-					  PL_METRIC_GAUGE, "", NULL, 0);
+	                                  PL_METRIC_GAUGE, "", NULL, 0);
 	s->inflight = pl_metric_get0(s->m_inflight);
 	snprintf(name, sizeof(name), "dronepipe_%s_http_streams", opts->svc);
 	s->m_streams = pl_metrics_family(s->opts.metrics, name, "streaming responses open",
-					 PL_METRIC_GAUGE, "", NULL, 0);
+	                                 PL_METRIC_GAUGE, "", NULL, 0);
 	s->streams_gauge = pl_metric_get0(s->m_streams);
 	if (!s->opts.max_streams)
 		s->opts.max_streams = 1000;
@@ -896,37 +910,38 @@ pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http
 		snprintf(errstr, errstr_size, "bad listen address %s", opts->addr);
 		goto fail;
 	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	bool tls = opts->tls_cert_file && *opts->tls_cert_file && opts->tls_key_file &&
-		   *opts->tls_key_file;
+	           *opts->tls_key_file;
 	if (tls) {
 		s->tls_cert = read_file(opts->tls_cert_file, errstr, errstr_size);
-		s->tls_key = s->tls_cert ? read_file(opts->tls_key_file, errstr, errstr_size) : NULL;
+		s->tls_key =
+		    s->tls_cert ? read_file(opts->tls_key_file, errstr, errstr_size) : NULL;
 		if (!s->tls_key)
 			goto fail;
 		flags |= MHD_USE_TLS;
 	}
 	struct MHD_OptionItem tls_opts[] = {
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
-		{MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+	    {MHD_OPTION_END, 0, NULL},
 	};
 	s->daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->opts.threads, MHD_OPTION_CONNECTION_LIMIT,
-		opts->connection_limit ? opts->connection_limit : 10000u,
-		MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-		MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned)s->opts.threads, MHD_OPTION_CONNECTION_LIMIT,
+	    opts->connection_limit ? opts->connection_limit : 10000u, MHD_OPTION_CONNECTION_TIMEOUT,
+	    60u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+	    1024u, MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(errstr, errstr_size, "cannot listen on %s:%u%s",
-			 opts->addr ? opts->addr : "127.0.0.1", opts->port,
-			 tls ? " (check the TLS certificate and key)" : " (port in use?)");
+		         opts->addr ? opts->addr : "127.0.0.1", opts->port,
+		         tls ? " (check the TLS certificate and key)" : " (port in use?)");
 		goto fail;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : opts->port;
 	return s;
 fail:

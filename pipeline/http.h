@@ -50,23 +50,23 @@ typedef struct pl_http_route {
 typedef struct pl_http_opts {
 	const char *svc;  /* metrics prefix: dronepipe_<svc>_http_... */
 	const char *addr; /* listen address, e.g. "127.0.0.1" or "0.0.0.0" */
-	uint16_t port;	  /* 0 = pick a free port (tests); see pl_http_port */
+	uint16_t port;    /* 0 = pick a free port (tests); see pl_http_port */
 	unsigned threads; /* pool size */
 	size_t max_body;
 	const char *tls_cert_file; /* both set = HTTPS */
 	const char *tls_key_file;
 	pl_http_ready_fn ready;
 	void *ready_arg;
-	pl_metrics_t *metrics; /* rendered at /metrics; NULL = pl_metrics_default() */
-	unsigned connection_limit; /* 0 = default 10000 */
-	unsigned max_streams;	   /* concurrent streaming responses; 0 = default 1000 */
-	size_t stream_buffer;	   /* bytes a stream may hold unsent; 0 = default 64 KiB */
+	pl_metrics_t *metrics;        /* rendered at /metrics; NULL = pl_metrics_default() */
+	unsigned connection_limit;    /* 0 = default 10000 */
+	unsigned max_streams;         /* concurrent streaming responses; 0 = default 1000 */
+	size_t stream_buffer;         /* bytes a stream may hold unsent; 0 = default 64 KiB */
 	unsigned stream_heartbeat_ms; /* idle time before a stream's heartbeat; 0 = 15000 */
 } pl_http_opts_t;
 
 /* Starts listening. routes (count entries) are copied. NULL + errstr on failure. */
 pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http_route_t *routes,
-				       size_t count, char *errstr, size_t errstr_size);
+                                       size_t count, char *errstr, size_t errstr_size);
 /* Stops accepting, finishes or cancels connections, frees everything. NULL is a no-op. */
 void pl_http_server_stop(pl_http_server_t *server);
 uint16_t pl_http_port(const pl_http_server_t *server);
@@ -74,21 +74,21 @@ uint16_t pl_http_port(const pl_http_server_t *server);
 /* Request accessors (valid while the request is). */
 const char *pl_http_method(const pl_http_req_t *req);
 const char *pl_http_path(const pl_http_req_t *req);
-const char *pl_http_param(const pl_http_req_t *req, const char *name);	/* {name} in pattern */
-const char *pl_http_query(const pl_http_req_t *req, const char *name);	/* NULL when absent */
+const char *pl_http_param(const pl_http_req_t *req, const char *name);  /* {name} in pattern */
+const char *pl_http_query(const pl_http_req_t *req, const char *name);  /* NULL when absent */
 const char *pl_http_header(const pl_http_req_t *req, const char *name); /* case-insensitive */
-const char *pl_http_body(const pl_http_req_t *req, size_t *len);	/* NUL-terminated; may be "" */
+const char *pl_http_body(const pl_http_req_t *req, size_t *len); /* NUL-terminated; may be "" */
 const char *pl_http_request_id(const pl_http_req_t *req);
 
 /* Adds a response header (copied) for the response about to be given. */
 void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value);
 /* Responds; body is copied. Safe from any thread; resumes a suspended request. */
 void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_type,
-		     const char *body, size_t len);
+                     const char *body, size_t len);
 /* application/problem+json: {"type","title","status","detail","errors":[...]} .
  * errors_json is a JSON array text (may be NULL for none). */
 void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
-		     const char *errors_json);
+                     const char *errors_json);
 /* Marks the request as answered later (from any thread) with pl_http_respond. */
 void pl_http_suspend(pl_http_req_t *req);
 
@@ -99,7 +99,9 @@ void pl_http_suspend(pl_http_req_t *req);
  * instead of pl_http_respond: from the handler, or from any thread after pl_http_suspend.
  * heartbeat (copied, may be NULL) is written whenever the stream was idle for
  * stream_heartbeat_ms (e.g. ": ping\n\n" for Server-Sent Events): it keeps proxies from
- * timing out and is how a vanished client is noticed (the write fails, the connection ends).
+ * timing out and is how a vanished client is noticed: the first write after the client left
+ * usually still succeeds (the kernel accepts it), the next one fails and the connection ends,
+ * so a dead stream is released within two heartbeat intervals.
  * Returns NULL when max_streams streams are open: the request is then NOT answered and the
  * caller answers it (e.g. 503).
  *
@@ -114,7 +116,7 @@ void pl_http_suspend(pl_http_req_t *req);
 typedef struct pl_http_stream pl_http_stream_t;
 
 pl_http_stream_t *pl_http_stream_start(pl_http_req_t *req, const char *content_type,
-				       const char *heartbeat);
+                                       const char *heartbeat);
 /* Queues len bytes (copied). PL_OK; PL_ERR_IO when the client is gone or the stream ended;
  * PL_ERR_QUEUE_FULL when the buffer would overflow (the stream is ended). */
 pl_err_t pl_http_stream_write(pl_http_stream_t *stream, const void *data, size_t len);

@@ -143,7 +143,7 @@ static void send_telemetry(ds_t *ds, sim_flight_t *f, int64_t now)
 {
 	char id[37];
 	sim_telemetry_id(f->delivery_id, f->seq, id);
-	json_t *t = sim_telemetry_json(f, ds->speed_mps, now, id);
+	json_t *t = sim_telemetry_json(f, ds->speed_mps * ds->time_scale, now, id);
 	void *buf = NULL;
 	size_t len = 0;
 	f->next_telemetry_ms = now + ds->interval_ms;
@@ -301,7 +301,7 @@ static pl_stage_outcome_t start(ds_t *ds, pl_stage_ctx_t *ctx, sim_table_t *t, c
 	 * the flight is durable in the telemetry log, which is what a restart resumes from. */
 	char eid[37];
 	sim_telemetry_id(id, f->seq, eid);
-	json_t *tel = sim_telemetry_json(f, ds->speed_mps, now, eid);
+	json_t *tel = sim_telemetry_json(f, ds->speed_mps * ds->time_scale, now, eid);
 	pl_err_t e = pl_stage_produce_event(ctx, DRONESIM_TOPIC_TELEMETRY, id, SIM_TELEMETRY_SCHEMA,
 	                                    tel, eid);
 	json_decref(tel);

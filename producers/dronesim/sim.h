@@ -98,7 +98,9 @@ pl_err_t sim_flight_from_telemetry(const json_t *telemetry, sim_flight_t *flight
 bool sim_point_from_json(const json_t *point, sim_point_t *out);
 
 /* The telemetry record of the flight now (new reference), with seq = flight->seq and the given
- * eventId. speedMps is speed_mps while flying between points, 0 otherwise. */
+ * eventId. speedMps is speed_mps while flying between points, 0 otherwise; the caller passes
+ * metres per wall-clock second (simulated speed x time scale), so ETAs computed from telemetry
+ * are wall-clock ETAs. */
 json_t *sim_telemetry_json(const sim_flight_t *flight, double speed_mps, int64_t now_ms,
                            const char *event_id);
 

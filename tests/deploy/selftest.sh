@@ -18,7 +18,7 @@ CASES=$(
 readonly-root|k8s/dronepipe/templates/deployment.yaml|            readOnlyRootFilesystem: true\n||FAIL k8s-security\[default\]|readOnlyRootFilesystem must be true
 unknown-var|k8s/values-dev.yaml|  DP_LOG_LEVEL: debug|  DP_LOG_LEVEL: debug\n  DP_BOGUS_SETTING: "1"|DP_BOGUS_SETTING is not in
 unknown-var-compose|compose/docker-compose.yml|      DP_FLEET_SIZE: "20"|      DP_FLEET_SIZE: "20"\n      DP_FLEET_SIZ: "20"|compose scheduler: DP_FLEET_SIZ is not in
-required-var-compose|compose/docker-compose.yml|      DP_MONGO_URI: mongodb://mongodb:27017/dronescheduler\n||required DP_MONGO_URI is not set
+compose-port-probe|compose/docker-compose.yml|      DP_HTTP_PORT: "8080"|      DP_HTTP_PORT: "8090"|healthcheck must probe /readyz on DP_HTTP_PORT 8090
 secret-literal|k8s/values-prod.yaml|      DP_FLEET_SIZE: "500"|      DP_FLEET_SIZE: "500"\n      DP_MONGO_URI: mongodb://app:hunter2@db/x|secret DP_MONGO_URI set as a literal
 schema-typo|k8s/dronepipe/templates/deployment.yaml|          readinessProbe:|          readinesProbe:|FAIL k8s-schema\[default\]
 readiness-path|k8s/dronepipe/templates/deployment.yaml|httpGet: {path: /readyz, port: http}|httpGet: {path: /healthz, port: http}|readinessProbe must GET /readyz

@@ -1,0 +1,56 @@
+/* delivery.h — dronepipe-delivery: consumes dronedelivery.delivery.events (DeliveryLifecycle) and
+ * dronedelivery.drone.telemetry (DroneTelemetry) into Redis (store.h) and serves API.md's
+ * Delivery routes (routes.c), live status streams (Server-Sent Events) and the tracking page.
+ *
+ * Live streams: each GET /api/deliveries/{id}/events is a pl_http_stream_t registered in the
+ * service's subscriber list. The store's subscription thread reports every change of a delivery
+ * (Redis PUBLISH from the apply scripts); live_changed then reads the delivery's status once and
+ * writes it to that delivery's streams, each stream getting only statuses newer than the last it
+ * sent (status_event_id), and ends the streams after a finished stage.
+ *
+ * Ownership: dlv_t owns the store and every registered stream handle. Thread rules: the handler
+ * and tick run on the stage thread; routes on HTTP threads; live_changed on the subscription
+ * thread. The subscriber list is guarded by live_lock; the store is thread-safe. */
+#ifndef DELIVERY_DELIVERY_H
+#define DELIVERY_DELIVERY_H
+
+#include <pthread.h>
+
+#include "service.h"
+#include "store.h"
+
+extern const pl_cfg_opt_t delivery_cfg[];
+extern const char *const delivery_topics[];
+
+typedef struct live_sub live_sub_t;
+
+typedef struct dlv {
+	dlv_store_t *store;
+	double default_speed_mps;
+	pthread_mutex_t live_lock;
+	live_sub_t *subs; /* registered streams (live_lock) */
+	int64_t next_sweep_ms;
+	pl_metric_family_t *m_applied, *m_reads;
+} dlv_t;
+
+void *delivery_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
+                    bool *config_error);
+void delivery_fini(void *dlv);
+pl_stage_outcome_t delivery_handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
+                                   const json_t *event, const pl_avro_schema_t *schema, void *dlv);
+bool delivery_ready(void *dlv, char *reason, size_t reason_size);
+void delivery_tick(void *dlv);
+
+/* routes.c */
+size_t delivery_routes(void *dlv, pl_http_route_t *out, size_t max);
+/* store_change_fn: a delivery changed (NULL: anything may have changed). */
+void live_changed(const char *delivery_id, void *dlv);
+/* Drops streams whose client went away. */
+void live_sweep(dlv_t *dlv);
+/* Ends and releases every stream (shutdown). */
+void live_close_all(dlv_t *dlv);
+
+/* track.c: the self-contained tracking page served at /track/{id}. */
+extern const char track_html[];
+
+#endif

@@ -1,0 +1,647 @@
+/* store.c — the Redis store of dronepipe-delivery over hiredis (see store.h for the key layout
+ * and the apply rules). Owns: the connection pool, the two Lua scripts' SHA1s, the
+ * subscription thread and its connection. */
+#include <errno.h>
+#include <hiredis.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "mem.h"
+#include "store.h"
+#include "timefmt.h"
+
+#define CHANNEL_PREFIX "dp:dlv-events:"
+
+/* KEYS: delivery hash, history list, summary set.
+ * ARGV: version, eventId, stage, event JSON, history entry JSON, deliveryId, channel. */
+static const char lifecycle_lua[] =
+    "local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')\n"
+    "if tonumber(ARGV[1]) <= cur then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'version', ARGV[1], 'eventId', ARGV[2], 'stage', ARGV[3],"
+    " 'event', ARGV[4])\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[5])\n"
+    "if ARGV[3] == 'Created' then redis.call('SADD', KEYS[3], ARGV[6]) end\n"
+    "redis.call('PUBLISH', ARGV[7], 'lifecycle ' .. ARGV[1])\n"
+    "return 1\n";
+
+/* KEYS: telemetry hash. ARGV: channel, seq, time, then the field/value pairs to write. */
+static const char telemetry_lua[] = "local cur = redis.call('HMGET', KEYS[1], 'seq', 'time')\n"
+                                    "if cur[1] and (tonumber(ARGV[2]) <= tonumber(cur[1])"
+                                    " or tonumber(ARGV[3]) < tonumber(cur[2])) then return 0 end\n"
+                                    "redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
+                                    "redis.call('PUBLISH', ARGV[1], 'telemetry ' .. ARGV[2])\n"
+                                    "return 1\n";
+
+struct dlv_store {
+	char *host, *user, *password;
+	int port, db;
+	struct timeval timeout;
+	/* pool: idle connections, count of open ones (idle + in use), bound */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	redisContext **idle;
+	unsigned nidle, open, max;
+	char sha_lifecycle[48], sha_telemetry[48]; /* "" until first loaded (under lock) */
+	/* subscription */
+	pthread_t sub_thread;
+	bool sub_running;
+	atomic_bool stopping;
+	store_change_fn sub_fn;
+	void *sub_arg;
+};
+
+/* ---- URL and keys ------------------------------------------------------------------------- */
+
+static bool parse_url(dlv_store_t *st, const char *url, char *errstr, size_t errstr_size)
+{
+	const char *p = url;
+	if (!p || strncmp(p, "redis://", 8) != 0) {
+		snprintf(errstr, errstr_size, "DP_REDIS_URL must start with redis://");
+		return false;
+	}
+	p += 8;
+	const char *at = strrchr(p, '@');
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		if (colon) {
+			if (colon > p)
+				st->user = pl_strndup(p, (size_t)(colon - p));
+			st->password = pl_strndup(colon + 1, (size_t)(at - colon - 1));
+		} else {
+			st->password = pl_strndup(p, (size_t)(at - p));
+		}
+		p = at + 1;
+	}
+	size_t hostlen = strcspn(p, ":/");
+	if (hostlen == 0) {
+		snprintf(errstr, errstr_size, "DP_REDIS_URL has no host");
+		return false;
+	}
+	st->host = pl_strndup(p, hostlen);
+	p += hostlen;
+	st->port = 6379;
+	if (*p == ':') {
+		char *end;
+		long port = strtol(p + 1, &end, 10);
+		if (end == p + 1 || port < 1 || port > 65535 || (*end && *end != '/')) {
+			snprintf(errstr, errstr_size, "DP_REDIS_URL has a bad port");
+			return false;
+		}
+		st->port = (int)port;
+		p = end;
+	}
+	if (*p == '/' && p[1]) {
+		char *end;
+		long db = strtol(p + 1, &end, 10);
+		if (end == p + 1 || *end || db < 0 || db > 1000000) {
+			snprintf(errstr, errstr_size, "DP_REDIS_URL has a bad database number");
+			return false;
+		}
+		st->db = (int)db;
+	}
+	return true;
+}
+
+void store_key_delivery(const char *delivery_id, char *out, size_t out_size)
+{
+	snprintf(out, out_size, "dp:dlv:{%s}", delivery_id);
+}
+
+void store_key_summary(const char *owner_id, int year, int month, char *out, size_t out_size)
+{
+	snprintf(out, out_size, "dp:summary:%04d-%02d:%s", year, month, owner_id);
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static bool transient_reply(const char *msg)
+{
+	static const char *const codes[] = {"LOADING",    "BUSY",     "OOM",         "READONLY",
+	                                    "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT"};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strncmp(msg, codes[i], strlen(codes[i])) == 0)
+			return true;
+	return false;
+}
+
+/* Runs a command; on failure fills errstr and returns the error class. *reply on PL_OK. */
+static pl_err_t run(redisContext *c, redisReply **reply, char *errstr, size_t errstr_size, int argc,
+                    const char **argv, const size_t *argvlen)
+{
+	*reply = redisCommandArgv(c, argc, argv, argvlen);
+	if (!*reply) {
+		snprintf(errstr, errstr_size, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+		return PL_ERR_TRANSIENT;
+	}
+	if ((*reply)->type == REDIS_REPLY_ERROR) {
+		snprintf(errstr, errstr_size, "redis: %s", (*reply)->str);
+		pl_err_t e = transient_reply((*reply)->str) ? PL_ERR_TRANSIENT : PL_ERR_REJECTED;
+		freeReplyObject(*reply);
+		*reply = NULL;
+		return e;
+	}
+	return PL_OK;
+}
+
+static pl_err_t run_simple(redisContext *c, char *errstr, size_t errstr_size, int argc,
+                           const char **argv)
+{
+	redisReply *r;
+	pl_err_t e = run(c, &r, errstr, errstr_size, argc, argv, NULL);
+	if (e == PL_OK)
+		freeReplyObject(r);
+	return e;
+}
+
+static pl_err_t load_scripts(dlv_store_t *st, redisContext *c, char *errstr, size_t errstr_size)
+{
+	const char *scripts[2] = {lifecycle_lua, telemetry_lua};
+	char *shas[2] = {st->sha_lifecycle, st->sha_telemetry};
+	for (int i = 0; i < 2; i++) {
+		const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
+		redisReply *r;
+		pl_err_t e = run(c, &r, errstr, errstr_size, 3, argv, NULL);
+		if (e != PL_OK)
+			return e;
+		if (r->type == REDIS_REPLY_STRING) {
+			pthread_mutex_lock(&st->lock);
+			snprintf(shas[i], 48, "%s", r->str);
+			pthread_mutex_unlock(&st->lock);
+		}
+		freeReplyObject(r);
+	}
+	return PL_OK;
+}
+
+static redisContext *connect_one(dlv_store_t *st, bool scripts, char *errstr, size_t errstr_size)
+{
+	redisContext *c = redisConnectWithTimeout(st->host, st->port, st->timeout);
+	if (!c || c->err) {
+		snprintf(errstr, errstr_size, "redis %s:%d unreachable: %s", st->host, st->port,
+		         c ? c->errstr : "out of memory");
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, st->timeout);
+	pl_err_t e = PL_OK;
+	if (st->password) {
+		const char *a3[] = {"AUTH", st->user, st->password};
+		const char *a2[] = {"AUTH", st->password};
+		e = st->user ? run_simple(c, errstr, errstr_size, 3, a3)
+		             : run_simple(c, errstr, errstr_size, 2, a2);
+	}
+	if (e == PL_OK && st->db) {
+		char db[16];
+		snprintf(db, sizeof(db), "%d", st->db);
+		const char *argv[] = {"SELECT", db};
+		e = run_simple(c, errstr, errstr_size, 2, argv);
+	}
+	if (e == PL_OK && scripts)
+		e = load_scripts(st, c, errstr, errstr_size);
+	if (e != PL_OK) {
+		redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Takes a connection from the pool (connecting a new one when none is idle and the pool has
+ * room; waiting otherwise). NULL + errstr when Redis cannot be reached. */
+static redisContext *acquire(dlv_store_t *st, char *errstr, size_t errstr_size)
+{
+	pthread_mutex_lock(&st->lock);
+	while (st->nidle == 0 && st->open >= st->max)
+		pthread_cond_wait(&st->cond, &st->lock);
+	if (st->nidle) {
+		redisContext *c = st->idle[--st->nidle];
+		pthread_mutex_unlock(&st->lock);
+		return c;
+	}
+	st->open++;
+	pthread_mutex_unlock(&st->lock);
+	redisContext *c = connect_one(st, true, errstr, errstr_size);
+	if (!c) {
+		pthread_mutex_lock(&st->lock);
+		st->open--;
+		pthread_cond_signal(&st->cond);
+		pthread_mutex_unlock(&st->lock);
+	}
+	return c;
+}
+
+/* Returns a connection; broken ones (I/O error, timeout: the protocol state is unknown) are
+ * closed so the next acquire reconnects. */
+static void release(dlv_store_t *st, redisContext *c)
+{
+	bool broken = c->err != 0;
+	if (broken)
+		redisFree(c);
+	pthread_mutex_lock(&st->lock);
+	if (broken)
+		st->open--;
+	else
+		st->idle[st->nidle++] = c;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
+dlv_store_t *store_new(const dlv_store_opts_t *opts, char *errstr, size_t errstr_size)
+{
+	dlv_store_t *st = pl_calloc(1, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	st->max = opts->pool_size ? opts->pool_size : 4;
+	st->idle = pl_calloc(st->max, sizeof(*st->idle));
+	int ms = opts->timeout_ms > 0 ? opts->timeout_ms : 2000;
+	st->timeout = (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	if (!parse_url(st, opts->url, errstr, errstr_size)) {
+		store_destroy(st);
+		return NULL;
+	}
+	return st;
+}
+
+void store_destroy(dlv_store_t *st)
+{
+	if (!st)
+		return;
+	if (st->sub_running) {
+		st->stopping = true;
+		pthread_join(st->sub_thread, NULL);
+	}
+	for (unsigned i = 0; i < st->nidle; i++)
+		redisFree(st->idle[i]);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
+	pl_free(st->idle);
+	pl_free(st->host);
+	pl_free(st->user);
+	pl_free(st->password);
+	pl_free(st);
+}
+
+/* EVALSHA of one of the scripts with the given argv tail (keys and args); reloads the scripts
+ * once on NOSCRIPT (Redis restarted or SCRIPT FLUSH). *result = the script's integer. */
+static pl_err_t eval_script(dlv_store_t *st, bool lifecycle, int nkeys, int nargs,
+                            const char **args, const size_t *lens, long long *result, char *errstr,
+                            size_t errstr_size)
+{
+	redisContext *c = acquire(st, errstr, errstr_size);
+	if (!c)
+		return PL_ERR_TRANSIENT;
+	const char *argv[32];
+	size_t argvlen[32];
+	if (nargs > 29)
+		abort(); /* programming error: raise the array size */
+	char numkeys[8], sha[48];
+	snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
+	pl_err_t e = PL_ERR_TRANSIENT;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		pthread_mutex_lock(&st->lock);
+		snprintf(sha, sizeof(sha), "%s", lifecycle ? st->sha_lifecycle : st->sha_telemetry);
+		pthread_mutex_unlock(&st->lock);
+		argv[0] = "EVALSHA";
+		argv[1] = sha;
+		argv[2] = numkeys;
+		argvlen[0] = 7;
+		argvlen[1] = strlen(sha);
+		argvlen[2] = strlen(numkeys);
+		for (int i = 0; i < nargs; i++) {
+			argv[3 + i] = args[i];
+			argvlen[3 + i] = lens[i];
+		}
+		redisReply *r;
+		e = run(c, &r, errstr, errstr_size, 3 + nargs, argv, argvlen);
+		if (e == PL_OK) {
+			*result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+			freeReplyObject(r);
+			break;
+		}
+		if (attempt == 0 && strstr(errstr, "NOSCRIPT") && c->err == 0 &&
+		    load_scripts(st, c, errstr, errstr_size) == PL_OK)
+			continue;
+		break;
+	}
+	release(st, c);
+	return e;
+}
+
+/* ---- apply -------------------------------------------------------------------------------- */
+
+pl_err_t store_apply_lifecycle(dlv_store_t *st, const json_t *event, const json_t *entry,
+                               bool *applied, char *errstr, size_t errstr_size)
+{
+	const char *id = json_string_value(json_object_get(event, "deliveryId"));
+	const char *event_id = json_string_value(json_object_get(event, "eventId"));
+	const char *stage = json_string_value(json_object_get(event, "stage"));
+	const char *owner = json_string_value(json_object_get(event, "ownerId"));
+	json_t *version = json_object_get(event, "version");
+	json_t *requested = json_object_get(event, "requestedAt");
+	char when[32];
+	if (!id || !event_id || !stage || !owner || !json_is_integer(version) ||
+	    !json_is_integer(requested) ||
+	    pl_time_format((int64_t)json_integer_value(requested), when) != PL_OK) {
+		snprintf(errstr, errstr_size, "lifecycle event lacks a field the store needs");
+		return PL_ERR_SCHEMA;
+	}
+	char kdel[600], khist[620], ksum[700], channel[600], ver[24];
+	store_key_delivery(id, kdel, sizeof(kdel));
+	snprintf(khist, sizeof(khist), "%s:history", kdel);
+	store_key_summary(owner, atoi(when), atoi(when + 5), ksum, sizeof(ksum));
+	snprintf(channel, sizeof(channel), CHANNEL_PREFIX "%s", id);
+	snprintf(ver, sizeof(ver), "%" JSON_INTEGER_FORMAT, json_integer_value(version));
+	char *event_json = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS);
+	char *entry_json = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
+	const char *args[] = {kdel,  khist,      ksum,       ver, event_id,
+	                      stage, event_json, entry_json, id,  channel};
+	size_t lens[10];
+	for (int i = 0; i < 10; i++)
+		lens[i] = strlen(args[i]);
+	long long result = 0;
+	pl_err_t e = eval_script(st, true, 3, 10, args, lens, &result, errstr, errstr_size);
+	free(event_json);
+	free(entry_json);
+	*applied = e == PL_OK && result == 1;
+	return e;
+}
+
+pl_err_t store_apply_telemetry(dlv_store_t *st, const json_t *tm, bool *applied, char *errstr,
+                               size_t errstr_size)
+{
+	const char *id = json_string_value(json_object_get(tm, "deliveryId"));
+	json_t *seq = json_object_get(tm, "seq"), *time = json_object_get(tm, "time");
+	json_t *lat = json_object_get(tm, "latitude"), *lon = json_object_get(tm, "longitude");
+	char updated[32];
+	if (!id || !json_is_integer(seq) || !json_is_integer(time) || !json_is_number(lat) ||
+	    !json_is_number(lon) ||
+	    pl_time_format((int64_t)json_integer_value(time), updated) != PL_OK) {
+		snprintf(errstr, errstr_size, "telemetry lacks a field the store needs");
+		return PL_ERR_SCHEMA;
+	}
+	json_t *alt = json_object_get(tm, "altitude"), *speed = json_object_get(tm, "speedMps");
+	const char *phase = json_string_value(json_object_get(tm, "phase"));
+	const char *drone = json_string_value(json_object_get(tm, "droneId"));
+	const char *event_id = json_string_value(json_object_get(tm, "eventId"));
+	char key[620], channel[600], s_seq[24], s_time[24], s_lat[40], s_lon[40], s_alt[40],
+	    s_speed[40];
+	store_key_delivery(id, key, sizeof(key));
+	strncat(key, ":tm", sizeof(key) - strlen(key) - 1);
+	snprintf(channel, sizeof(channel), CHANNEL_PREFIX "%s", id);
+	snprintf(s_seq, sizeof(s_seq), "%" JSON_INTEGER_FORMAT, json_integer_value(seq));
+	snprintf(s_time, sizeof(s_time), "%" JSON_INTEGER_FORMAT, json_integer_value(time));
+	snprintf(s_lat, sizeof(s_lat), "%.17g", json_number_value(lat));
+	snprintf(s_lon, sizeof(s_lon), "%.17g", json_number_value(lon));
+	snprintf(s_alt, sizeof(s_alt), "%.17g", json_is_number(alt) ? json_number_value(alt) : 0.0);
+	snprintf(s_speed, sizeof(s_speed), "%.17g",
+	         json_is_number(speed) ? json_number_value(speed) : 0.0);
+	/* ARGV: channel, seq, time (compared), then the field/value pairs written */
+	const char *args[] = {key,         channel,
+	                      s_seq,       s_time,
+	                      "seq",       s_seq,
+	                      "time",      s_time,
+	                      "updatedAt", updated,
+	                      "latitude",  s_lat,
+	                      "longitude", s_lon,
+	                      "altitude",  s_alt,
+	                      "speedMps",  s_speed,
+	                      "phase",     phase ? phase : "",
+	                      "droneId",   drone ? drone : "",
+	                      "eventId",   event_id ? event_id : ""};
+	enum { NARGS = sizeof(args) / sizeof(args[0]) };
+	size_t lens[NARGS];
+	for (size_t i = 0; i < NARGS; i++)
+		lens[i] = strlen(args[i]);
+	long long result = 0;
+	pl_err_t e = eval_script(st, false, 1, NARGS, args, lens, &result, errstr, errstr_size);
+	*applied = e == PL_OK && result == 1;
+	return e;
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+/* Telemetry hash fields (HGETALL) -> the DroneTelemetry-shaped object status.h reads. */
+static json_t *telemetry_from_hash(const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+		return NULL;
+	json_t *tm = json_object();
+	for (size_t i = 0; i + 1 < r->elements; i += 2) {
+		const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
+		if (!k || !v)
+			continue;
+		if (strcmp(k, "seq") == 0 || strcmp(k, "time") == 0)
+			json_object_set_new(tm, k, json_integer(strtoll(v, NULL, 10)));
+		else if (strcmp(k, "latitude") == 0 || strcmp(k, "longitude") == 0 ||
+		         strcmp(k, "altitude") == 0 || strcmp(k, "speedMps") == 0)
+			json_object_set_new(tm, k, json_real(strtod(v, NULL)));
+		else if (*v)
+			json_object_set_new(tm, k, json_string(v));
+	}
+	return tm;
+}
+
+pl_err_t store_get(dlv_store_t *st, const char *id, json_t **lifecycle, json_t **telemetry,
+                   char *errstr, size_t errstr_size)
+{
+	*lifecycle = NULL;
+	if (telemetry)
+		*telemetry = NULL;
+	redisContext *c = acquire(st, errstr, errstr_size);
+	if (!c)
+		return PL_ERR_TRANSIENT;
+	char kdel[600], ktm[620];
+	store_key_delivery(id, kdel, sizeof(kdel));
+	snprintf(ktm, sizeof(ktm), "%s:tm", kdel);
+	redisAppendCommand(c, "HGET %s event", kdel);
+	redisAppendCommand(c, "HGETALL %s", ktm);
+	redisReply *r1 = NULL, *r2 = NULL;
+	pl_err_t e = PL_OK;
+	if (redisGetReply(c, (void **)&r1) != REDIS_OK ||
+	    redisGetReply(c, (void **)&r2) != REDIS_OK) {
+		snprintf(errstr, errstr_size, "redis: %s", c->errstr);
+		e = PL_ERR_TRANSIENT;
+	} else if (r1->type == REDIS_REPLY_ERROR || r2->type == REDIS_REPLY_ERROR) {
+		snprintf(errstr, errstr_size, "redis: %s",
+		         r1->type == REDIS_REPLY_ERROR ? r1->str : r2->str);
+		e = transient_reply(errstr + 7) ? PL_ERR_TRANSIENT : PL_ERR_REJECTED;
+	} else if (r1->type != REDIS_REPLY_STRING) {
+		snprintf(errstr, errstr_size, "no delivery %s", id);
+		e = PL_ERR_NOT_FOUND;
+	} else {
+		*lifecycle = json_loadb(r1->str, r1->len, 0, NULL);
+		if (!json_is_object(*lifecycle)) {
+			json_decref(*lifecycle);
+			*lifecycle = NULL;
+			snprintf(errstr, errstr_size, "stored delivery %s is not JSON", id);
+			e = PL_ERR_REJECTED;
+		} else if (telemetry) {
+			*telemetry = telemetry_from_hash(r2);
+		}
+	}
+	if (r1)
+		freeReplyObject(r1);
+	if (r2)
+		freeReplyObject(r2);
+	release(st, c);
+	return e;
+}
+
+pl_err_t store_history(dlv_store_t *st, const char *id, json_t **entries, char *errstr,
+                       size_t errstr_size)
+{
+	*entries = NULL;
+	redisContext *c = acquire(st, errstr, errstr_size);
+	if (!c)
+		return PL_ERR_TRANSIENT;
+	char key[620];
+	store_key_delivery(id, key, sizeof(key));
+	strncat(key, ":history", sizeof(key) - strlen(key) - 1);
+	const char *argv[] = {"LRANGE", key, "0", "-1"};
+	redisReply *r;
+	pl_err_t e = run(c, &r, errstr, errstr_size, 4, argv, NULL);
+	if (e == PL_OK) {
+		if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+			snprintf(errstr, errstr_size, "no delivery %s", id);
+			e = PL_ERR_NOT_FOUND;
+		} else {
+			*entries = json_array();
+			for (size_t i = 0; i < r->elements; i++) {
+				json_t *entry = r->element[i]->str
+				                    ? json_loadb(r->element[i]->str,
+				                                 r->element[i]->len, 0, NULL)
+				                    : NULL;
+				if (entry)
+					json_array_append_new(*entries, entry);
+			}
+		}
+		freeReplyObject(r);
+	}
+	release(st, c);
+	return e;
+}
+
+pl_err_t store_summary(dlv_store_t *st, const char *owner_id, int year, int month, long long *count,
+                       char *errstr, size_t errstr_size)
+{
+	*count = 0;
+	redisContext *c = acquire(st, errstr, errstr_size);
+	if (!c)
+		return PL_ERR_TRANSIENT;
+	char key[700];
+	store_key_summary(owner_id, year, month, key, sizeof(key));
+	const char *argv[] = {"SCARD", key};
+	redisReply *r;
+	pl_err_t e = run(c, &r, errstr, errstr_size, 2, argv, NULL);
+	if (e == PL_OK) {
+		*count = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+		freeReplyObject(r);
+	}
+	release(st, c);
+	return e;
+}
+
+pl_err_t store_ping(dlv_store_t *st, char *errstr, size_t errstr_size)
+{
+	redisContext *c = acquire(st, errstr, errstr_size);
+	if (!c)
+		return PL_ERR_TRANSIENT;
+	const char *argv[] = {"PING"};
+	pl_err_t e = run_simple(c, errstr, errstr_size, 1, argv);
+	release(st, c);
+	return e;
+}
+
+/* ---- subscription ------------------------------------------------------------------------- */
+
+static void handle_message(dlv_store_t *st, const redisReply *r)
+{
+	/* ["pmessage", pattern, channel, payload] */
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || !r->element[0]->str ||
+	    strcmp(r->element[0]->str, "pmessage") != 0 || !r->element[2]->str)
+		return;
+	const char *channel = r->element[2]->str;
+	size_t plen = strlen(CHANNEL_PREFIX);
+	if (strncmp(channel, CHANNEL_PREFIX, plen) == 0 && channel[plen])
+		st->sub_fn(channel + plen, st->sub_arg);
+}
+
+/* Reads messages until stop or a connection error. Polls the socket with a timeout so the
+ * stop flag is seen within half a second (a hiredis read timeout would break the context). */
+static void subscription_session(dlv_store_t *st, redisContext *c)
+{
+	while (!st->stopping) {
+		void *reply = NULL;
+		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+			return;
+		if (reply) {
+			handle_message(st, reply);
+			freeReplyObject(reply);
+			continue;
+		}
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		int n = poll(&pfd, 1, 500);
+		if (n < 0 && errno != EINTR)
+			return;
+		if (n > 0 && redisBufferRead(c) != REDIS_OK)
+			return;
+	}
+}
+
+static void *subscription_main(void *arg)
+{
+	dlv_store_t *st = arg;
+	int backoff_ms = 100;
+	bool lost = false; /* logged once per outage, not per attempt */
+	while (!st->stopping) {
+		char err[256] = "";
+		redisContext *c = connect_one(st, false, err, sizeof(err));
+		if (c) {
+			redisReply *r = redisCommand(c, "PSUBSCRIBE %s*", CHANNEL_PREFIX);
+			bool ok = r && r->type == REDIS_REPLY_ARRAY;
+			if (r)
+				freeReplyObject(r);
+			if (ok) {
+				if (lost)
+					pl_log(PL_LOG_INFO, "redis_subscription_restored", NULL,
+					       "live updates flowing again");
+				lost = false;
+				backoff_ms = 100;
+				st->sub_fn(NULL, st->sub_arg); /* may have missed changes */
+				subscription_session(st, c);
+				snprintf(err, sizeof(err), "%s",
+				         c->err ? c->errstr : "connection closed");
+			}
+			redisFree(c);
+		}
+		if (!lost && !st->stopping) {
+			pl_log(PL_LOG_WARN, "redis_subscription_lost",
+			       PL_LOG_FIELDS(PL_LS("err", err)),
+			       "live updates paused until Redis is reachable; reconnecting");
+			lost = true;
+		}
+		for (int waited = 0; waited < backoff_ms && !st->stopping; waited += 50)
+			poll(NULL, 0, 50);
+		backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+	}
+	return NULL;
+}
+
+pl_err_t store_subscribe(dlv_store_t *st, store_change_fn fn, void *arg, char *errstr,
+                         size_t errstr_size)
+{
+	st->sub_fn = fn;
+	st->sub_arg = arg;
+	if (pthread_create(&st->sub_thread, NULL, subscription_main, st) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the subscription thread");
+		return PL_ERR_FATAL;
+	}
+	st->sub_running = true;
+	return PL_OK;
+}

@@ -1,0 +1,96 @@
+/* store.h — dronepipe-delivery's Redis store: idempotent apply of lifecycle events and drone
+ * telemetry, reads for the HTTP routes, and a change subscription for live streams. The only
+ * module that includes hiredis; hiredis errors become pl_err_t here (connection, timeout and
+ * "try again" replies -> PL_ERR_TRANSIENT).
+ *
+ * Key layout (one logical Redis database; {id} is the deliveryId inside a hash tag, so a
+ * delivery's keys share a cluster slot):
+ *   dp:dlv:{<id>}           hash  version   highest applied DeliveryLifecycle version
+ *                                 eventId   its eventId
+ *                                 stage     its stage name
+ *                                 event     the event itself (JSON: the full snapshot)
+ *   dp:dlv:{<id>}:history   list  one JSON entry per applied lifecycle event, in version order
+ *                                 (status_history_entry)
+ *   dp:dlv:{<id>}:tm        hash  latest telemetry: seq, time (ms), updatedAt (ISO-8601), latitude,
+ *                                 longitude, altitude, speedMps, phase, droneId, eventId
+ *   dp:summary:<YYYY-MM>:<ownerId>  set of deliveryIds the owner requested that month (UTC month
+ *                                 of the Created event's requestedAt); the summary count = SCARD.
+ *                                 A set counts each delivery once whatever happens.
+ *   channel dp:dlv-events:<id>    "lifecycle <version>" / "telemetry <seq>" after each change.
+ * Every value derives from event content only (no clock, no consumer position), so replaying the
+ * topics into an empty database rebuilds byte-identical keys.
+ *
+ * Idempotent apply, atomic in one Lua script each (SCRIPT LOAD at connect, EVALSHA, reloaded on
+ * NOSCRIPT):
+ *   lifecycle: if version > stored version: write the hash, RPUSH the history entry, SADD the
+ *              summary set when stage = Created, PUBLISH. Else nothing (duplicate, replay, or a
+ *              re-emitted event: versions are never reused).
+ *   telemetry: if seq > stored seq and time >= stored time: write the hash, PUBLISH. Else
+ *              nothing (older than the stored position, or a duplicate).
+ * The summary set lives outside the delivery's slot, so the scripts need one Redis node (not a
+ * cluster).
+ *
+ * URL: redis://[[user]:password@]host[:port][/db] (port 6379, db 0 by default).
+ *
+ * Thread rules: every function is thread-safe. Connections come from a small locked pool (the
+ * stage thread writes while HTTP threads read); a connection that failed is dropped and the next
+ * call reconnects, so Redis coming back needs no restart. The subscription runs on its own thread
+ * with its own connection. Ownership: json results are new references for the caller. */
+#ifndef DELIVERY_STORE_H
+#define DELIVERY_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct dlv_store dlv_store_t;
+
+typedef struct dlv_store_opts {
+	const char *url;
+	unsigned pool_size; /* connections at most (>= 1) */
+	int timeout_ms;     /* connect and command timeout */
+} dlv_store_opts_t;
+
+/* Parses the URL (PL_ERR_CONFIG on a bad one, reason in errstr); does not connect yet, so the
+ * service starts while Redis is down. */
+dlv_store_t *store_new(const dlv_store_opts_t *opts, char *errstr, size_t errstr_size);
+/* Stops the subscription, closes every connection. NULL is a no-op. */
+void store_destroy(dlv_store_t *store);
+
+/* Applies a decoded DeliveryLifecycle event. *applied = false when it was not newer. The
+ * history entry is given by the caller (status_history_entry). PL_ERR_TRANSIENT when Redis is
+ * unreachable or busy; PL_ERR_REJECTED for another error reply (reason in errstr). */
+pl_err_t store_apply_lifecycle(dlv_store_t *store, const json_t *event, const json_t *history_entry,
+                               bool *applied, char *errstr, size_t errstr_size);
+/* Applies a decoded DroneTelemetry record; same contract. */
+pl_err_t store_apply_telemetry(dlv_store_t *store, const json_t *telemetry, bool *applied,
+                               char *errstr, size_t errstr_size);
+
+/* The delivery's stored snapshot and latest telemetry (*telemetry = NULL when none).
+ * PL_ERR_NOT_FOUND when no lifecycle event of the delivery was applied. */
+pl_err_t store_get(dlv_store_t *store, const char *delivery_id, json_t **lifecycle,
+                   json_t **telemetry, char *errstr, size_t errstr_size);
+/* The history entries in order (a JSON array); PL_ERR_NOT_FOUND when empty. */
+pl_err_t store_history(dlv_store_t *store, const char *delivery_id, json_t **entries, char *errstr,
+                       size_t errstr_size);
+/* Deliveries of owner_id requested in that UTC month. */
+pl_err_t store_summary(dlv_store_t *store, const char *owner_id, int year, int month,
+                       long long *count, char *errstr, size_t errstr_size);
+/* PL_OK when Redis answers PING. */
+pl_err_t store_ping(dlv_store_t *store, char *errstr, size_t errstr_size);
+
+/* Change notifications. fn runs on the subscription thread with the deliveryId of a change, or
+ * with NULL after the subscription (re)connected (changes may have been missed: refresh all).
+ * Starts the thread; it reconnects by itself. */
+typedef void (*store_change_fn)(const char *delivery_id, void *arg);
+pl_err_t store_subscribe(dlv_store_t *store, store_change_fn fn, void *arg, char *errstr,
+                         size_t errstr_size);
+
+/* Key names (exposed for tests and tools). out gets the NUL-terminated key. */
+void store_key_delivery(const char *delivery_id, char *out, size_t out_size);
+void store_key_summary(const char *owner_id, int year, int month, char *out, size_t out_size);
+
+#endif
