@@ -9,14 +9,7 @@
  * Invariant: MHD_suspend_connection is called only by the access handler and only while no
  * response is stored; MHD_resume_connection only by pl_http_respond for a SUSPENDED request.
  *
- * Streams: a pl_http_stream_t is shared by the caller (its handle) and the MHD response that
- * reads from it (a content-reader callback); it is freed when both let go (refs). The reader
- * copies queued bytes out; with nothing queued it suspends the connection (under the stream's
- * lock) and returns 0, and the next write or end resumes it (under the same lock), so a wake-up
- * is never lost and no thread spins. A suspended connection is never freed by MHD, so conn is
- * valid whenever `suspended` is set. The response's free callback (MHD is done with it) unlinks
- * the stream from the server's list and drops MHD's reference. A heartbeat thread writes each
- * idle stream's heartbeat; writing is what reveals a client that went away. */
+ * Streams live in http_stream.c (structs shared through http_int.h). */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -29,75 +22,10 @@
 #include <time.h>
 
 #include "http.h"
+#include "http_int.h"
 #include "kafka.h"
 #include "log.h"
 #include "mem.h"
-
-#define MAX_PARAMS        4
-#define MAX_EXTRA_HEADERS 8
-
-enum req_state { REQ_NEW, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_ANSWERED };
-
-struct pl_http_req {
-	pl_http_server_t *server;
-	struct MHD_Connection *conn;
-	const pl_http_route_t *route;
-	char *method, *path;
-	char *param_names[MAX_PARAMS], *param_values[MAX_PARAMS];
-	size_t nparams;
-	char *body;
-	size_t body_len, body_cap;
-	bool too_large;
-	char request_id[130];
-	struct timespec started;
-	pthread_mutex_t lock;
-	enum req_state state;
-	bool queued;
-	/* the response, once given */
-	unsigned status;
-	char *resp_body;
-	size_t resp_len;
-	char *resp_type;
-	char *hdr_names[MAX_EXTRA_HEADERS], *hdr_values[MAX_EXTRA_HEADERS];
-	size_t nhdrs;
-	pl_http_stream_t *stream; /* set by pl_http_stream_start: the response is that stream */
-	bool stream_owned_by_mhd; /* the stream's MHD response was created */
-};
-
-/* Invariants: off <= len <= cap; len - off <= max unsent bytes; refs counts the caller's handle
- * (until pl_http_stream_close) and the MHD side (until the response's free callback). */
-struct pl_http_stream {
-	pthread_mutex_t lock;
-	unsigned refs;
-	struct MHD_Connection *conn; /* NULL once MHD is done with the response */
-	char *buf;
-	size_t off, len, cap, max;
-	char *heartbeat; /* NULL = none */
-	bool suspended;  /* the reader suspended the connection; the next wake resumes it */
-	bool ended;      /* no more writes: send what is queued, then end the body */
-	bool gone;       /* MHD is done with the response (client gone or body finished) */
-	struct timespec last_write;    /* CLOCK_MONOTONIC */
-	pl_http_stream_t *prev, *next; /* in the server's list (streams_lock) while MHD holds it */
-	pl_http_server_t *server;      /* NULL once unlinked */
-};
-
-struct pl_http_server {
-	struct MHD_Daemon *daemon;
-	pl_http_opts_t opts;
-	pl_http_route_t *routes;
-	size_t nroutes;
-	uint16_t port;
-	char *tls_cert, *tls_key;
-	pl_metric_family_t *m_requests, *m_latency, *m_inflight, *m_streams;
-	pl_metric_t *inflight, *streams_gauge;
-	/* streams: list, count, heartbeat thread */
-	pthread_mutex_t streams_lock;
-	pthread_cond_t streams_cond; /* signalled when a stream leaves or on stop */
-	pl_http_stream_t *streams;
-	unsigned nstreams;
-	bool stopping, have_heartbeat_thread;
-	pthread_t heartbeat_thread;
-};
 
 static const struct {
 	unsigned code;
@@ -243,284 +171,6 @@ void pl_http_suspend(pl_http_req_t *req)
 	pthread_mutex_unlock(&req->lock);
 }
 
-/* ---- streams ------------------------------------------------------------------------------ */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void stream_unref(pl_http_stream_t *st)
-{
-	pthread_mutex_lock(&st->lock);
-	unsigned left = --st->refs;
-	pthread_mutex_unlock(&st->lock);
-	if (left)
-		return;
-	pthread_mutex_destroy(&st->lock);
-	pl_free(st->buf);
-	pl_free(st->heartbeat);
-	pl_free(st);
-}
-
-/* Under st->lock: let MHD call the reader again. */
-static void stream_wake_locked(pl_http_stream_t *st)
-{
-	if (st->suspended) {
-		st->suspended = false;
-		MHD_resume_connection(st->conn);
-	}
-}
-
-static void stream_unlink(pl_http_stream_t *st)
-{
-	pl_http_server_t *s = st->server;
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->streams_lock);
-	if (st->prev)
-		st->prev->next = st->next;
-	else
-		s->streams = st->next;
-	if (st->next)
-		st->next->prev = st->prev;
-	st->prev = st->next = NULL;
-	st->server = NULL;
-	s->nstreams--;
-	pl_metric_add(s->streams_gauge, -1);
-	pthread_cond_broadcast(&s->streams_cond);
-	pthread_mutex_unlock(&s->streams_lock);
-}
-
-/* MHD's free callback of a stream response: MHD will not call the reader again. */
-static void stream_mhd_done(void *cls)
-{
-	pl_http_stream_t *st = cls;
-	stream_unlink(st);
-	pthread_mutex_lock(&st->lock);
-	st->gone = true;
-	st->suspended = false;
-	st->conn = NULL;
-	pthread_mutex_unlock(&st->lock);
-	stream_unref(st);
-}
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
-{
-	(void)pos;
-	pl_http_stream_t *st = cls;
-	pthread_mutex_lock(&st->lock);
-	size_t queued = st->len - st->off;
-	if (queued) {
-		size_t n = queued < max ? queued : max;
-		memcpy(out, st->buf + st->off, n);
-		st->off += n;
-		if (st->off == st->len)
-			st->off = st->len = 0;
-		pthread_mutex_unlock(&st->lock);
-		return (ssize_t)n;
-	}
-	if (st->ended) {
-		pthread_mutex_unlock(&st->lock);
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	}
-	/* Nothing to send: park the connection until the next write (returning 0 without
-	 * suspending would make MHD call us again at once). */
-	st->suspended = true;
-	MHD_suspend_connection(st->conn);
-	pthread_mutex_unlock(&st->lock);
-	return 0;
-}
-
-pl_http_stream_t *pl_http_stream_start(pl_http_req_t *req, const char *content_type,
-                                       const char *heartbeat)
-{
-	pl_http_server_t *s = req->server;
-	pl_http_stream_t *st = pl_calloc(1, sizeof(*st));
-	pthread_mutex_init(&st->lock, NULL);
-	st->refs = 2;
-	st->conn = req->conn;
-	st->max = s->opts.stream_buffer;
-	st->heartbeat = heartbeat && *heartbeat ? pl_strdup(heartbeat) : NULL;
-	clock_gettime(CLOCK_MONOTONIC, &st->last_write);
-
-	pthread_mutex_lock(&s->streams_lock);
-	if (s->stopping || s->nstreams >= s->opts.max_streams) {
-		pthread_mutex_unlock(&s->streams_lock);
-		st->refs = 1;
-		stream_unref(st);
-		return NULL;
-	}
-	st->server = s;
-	st->next = s->streams;
-	if (s->streams)
-		s->streams->prev = st;
-	s->streams = st;
-	s->nstreams++;
-	pl_metric_add(s->streams_gauge, 1);
-	pthread_mutex_unlock(&s->streams_lock);
-
-	pthread_mutex_lock(&req->lock);
-	if (req->resp_type) {
-		pthread_mutex_unlock(&req->lock);
-		pl_log(PL_LOG_ERROR, "http_double_response",
-		       PL_LOG_FIELDS(PL_LS("path", req->path)), "stream on an answered request");
-		stream_unlink(st);
-		st->refs = 1;
-		stream_unref(st);
-		return NULL;
-	}
-	req->status = 200;
-	req->resp_type = pl_strdup(content_type ? content_type : "application/octet-stream");
-	req->stream = st;
-	enum req_state prev = req->state;
-	req->state = REQ_ANSWERED;
-	if (prev == REQ_SUSPENDED)
-		MHD_resume_connection(req->conn);
-	pthread_mutex_unlock(&req->lock);
-	return st;
-}
-
-pl_err_t pl_http_stream_write(pl_http_stream_t *st, const void *data, size_t len)
-{
-	pthread_mutex_lock(&st->lock);
-	pl_err_t err = PL_OK;
-	if (st->gone || st->ended) {
-		err = PL_ERR_IO;
-	} else if (st->len - st->off + len > st->max) {
-		st->ended = true; /* a reader this slow is dropped; it may reconnect */
-		stream_wake_locked(st);
-		err = PL_ERR_QUEUE_FULL;
-	} else {
-		if (st->off && st->len + len > st->cap) { /* compact before growing */
-			memmove(st->buf, st->buf + st->off, st->len - st->off);
-			st->len -= st->off;
-			st->off = 0;
-		}
-		if (st->len + len > st->cap) {
-			st->cap = st->len + len > 2 * st->cap ? st->len + len : 2 * st->cap;
-			st->buf = pl_realloc(st->buf, st->cap);
-		}
-		memcpy(st->buf + st->len, data, len);
-		st->len += len;
-		clock_gettime(CLOCK_MONOTONIC, &st->last_write);
-		stream_wake_locked(st);
-	}
-	pthread_mutex_unlock(&st->lock);
-	return err;
-}
-
-bool pl_http_stream_alive(pl_http_stream_t *st)
-{
-	pthread_mutex_lock(&st->lock);
-	bool alive = !st->gone && !st->ended;
-	pthread_mutex_unlock(&st->lock);
-	return alive;
-}
-
-/* Ends the stream without releasing a reference. */
-static void stream_end(pl_http_stream_t *st)
-{
-	pthread_mutex_lock(&st->lock);
-	st->ended = true;
-	if (!st->gone)
-		stream_wake_locked(st);
-	pthread_mutex_unlock(&st->lock);
-}
-
-void pl_http_stream_close(pl_http_stream_t *st)
-{
-	if (!st)
-		return;
-	stream_end(st);
-	stream_unref(st);
-}
-
-unsigned pl_http_stream_count(pl_http_server_t *s)
-{
-	pthread_mutex_lock(&s->streams_lock);
-	unsigned n = s->nstreams;
-	pthread_mutex_unlock(&s->streams_lock);
-	return n;
-}
-
-/* Writes the heartbeat of every stream idle for stream_heartbeat_ms, about once a second. The
- * streams are referenced under the list lock and written outside it, so no MHD call is made
- * while holding the list lock (MHD's own callbacks take it). */
-static void *heartbeat_main(void *arg)
-{
-	pl_http_server_t *s = arg;
-	pthread_mutex_lock(&s->streams_lock);
-	while (!s->stopping) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&s->streams_cond, &s->streams_lock, &until);
-		if (s->stopping)
-			break;
-		int64_t now = mono_ms();
-		size_t n = 0, cap = s->nstreams;
-		pl_http_stream_t **due = cap ? pl_calloc(cap, sizeof(*due)) : NULL;
-		for (pl_http_stream_t *st = s->streams; st && n < cap; st = st->next) {
-			pthread_mutex_lock(&st->lock);
-			int64_t last = (int64_t)st->last_write.tv_sec * 1000 +
-			               st->last_write.tv_nsec / 1000000;
-			if (st->heartbeat && !st->ended && !st->gone &&
-			    now - last >= (int64_t)s->opts.stream_heartbeat_ms) {
-				st->refs++;
-				due[n++] = st;
-			}
-			pthread_mutex_unlock(&st->lock);
-		}
-		pthread_mutex_unlock(&s->streams_lock);
-		for (size_t i = 0; i < n; i++) {
-			pl_http_stream_write(due[i], due[i]->heartbeat, strlen(due[i]->heartbeat));
-			stream_unref(due[i]);
-		}
-		pl_free(due);
-		pthread_mutex_lock(&s->streams_lock);
-	}
-	pthread_mutex_unlock(&s->streams_lock);
-	return NULL;
-}
-
-/* Ends every stream and waits (bounded) until MHD let go of them, so that no connection is
- * left suspended when the daemon stops. */
-static void streams_shutdown(pl_http_server_t *s)
-{
-	pthread_mutex_lock(&s->streams_lock);
-	s->stopping = true;
-	pthread_cond_broadcast(&s->streams_cond);
-	size_t n = 0, cap = s->nstreams;
-	pl_http_stream_t **open = cap ? pl_calloc(cap, sizeof(*open)) : NULL;
-	for (pl_http_stream_t *st = s->streams; st && n < cap; st = st->next) {
-		pthread_mutex_lock(&st->lock);
-		st->refs++;
-		pthread_mutex_unlock(&st->lock);
-		open[n++] = st;
-	}
-	pthread_mutex_unlock(&s->streams_lock);
-	for (size_t i = 0; i < n; i++) { /* outside the list lock: resuming is an MHD call */
-		stream_end(open[i]);
-		stream_unref(open[i]);
-	}
-	pl_free(open);
-	pthread_mutex_lock(&s->streams_lock);
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 3;
-	while (s->nstreams > 0 &&
-	       pthread_cond_timedwait(&s->streams_cond, &s->streams_lock, &until) == 0)
-		;
-	pthread_mutex_unlock(&s->streams_lock);
-	if (s->have_heartbeat_thread) {
-		pthread_join(s->heartbeat_thread, NULL);
-		s->have_heartbeat_thread = false;
-	}
-}
-
 /* On the MHD thread: queue the stored response. */
 static enum MHD_Result queue_stored(pl_http_req_t *req)
 {
@@ -529,10 +179,11 @@ static enum MHD_Result queue_stored(pl_http_req_t *req)
 	if (req->stream) {
 		req->stream_owned_by_mhd =
 		    true; /* the free callback now releases MHD's reference */
-		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader,
-		                                         req->stream, stream_mhd_done);
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+		                                         pl_http__stream_reader, req->stream,
+		                                         pl_http__stream_mhd_done);
 		if (!resp) {
-			stream_mhd_done(req->stream);
+			pl_http__stream_mhd_done(req->stream);
 			return MHD_NO;
 		}
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
@@ -676,7 +327,7 @@ static pl_http_req_t *req_new(pl_http_server_t *s, struct MHD_Connection *conn, 
 static void req_free(pl_http_req_t *req)
 {
 	if (req->stream && !req->stream_owned_by_mhd)
-		stream_mhd_done(req->stream); /* the response was never created */
+		pl_http__stream_mhd_done(req->stream); /* the response was never created */
 	for (size_t i = 0; i < req->nparams; i++) {
 		pl_free(req->param_names[i]);
 		pl_free(req->param_values[i]);
@@ -899,7 +550,7 @@ pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http
 		s->opts.stream_heartbeat_ms = 15000;
 	pthread_mutex_init(&s->streams_lock, NULL);
 	pthread_cond_init(&s->streams_cond, NULL);
-	if (pthread_create(&s->heartbeat_thread, NULL, heartbeat_main, s) != 0) {
+	if (pthread_create(&s->heartbeat_thread, NULL, pl_http__heartbeat_main, s) != 0) {
 		snprintf(errstr, errstr_size, "cannot start the stream heartbeat thread");
 		goto fail;
 	}
@@ -954,7 +605,7 @@ void pl_http_server_stop(pl_http_server_t *s)
 	if (!s)
 		return;
 	if (s->m_streams) /* initialised */
-		streams_shutdown(s);
+		pl_http__streams_shutdown(s);
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	if (s->m_streams) {
