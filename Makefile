@@ -42,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 IT_SRC   := $(sort $(wildcard tests/it/*.c))
 IT_BIN   := $(IT_SRC:%.c=$(B)/%)
 
-.PHONY: all test unit unit-san fuzz it deploy-check up down status clean clean-data fmt fmt-check bins deps help
+.PHONY: all test unit unit-san fuzz it deploy-check up down status demo clean clean-data fmt fmt-check bins deps help
 all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 bins: $(BINS)
 
@@ -133,6 +133,10 @@ down:
 
 status:
 	scripts/stack.sh status
+
+# With `make up` running: one delivery flown to Completed, its status printed as it changes.
+demo:
+	scripts/demo.sh
 
 clean-data:
 	scripts/stack.sh clean-data

@@ -242,6 +242,7 @@ start_services() {
 			DP_MONGO_URI="$MONGO_URI" \
 			DP_HTTP_PORT="$port" \
 			DP_PARTITIONS="$PARTITIONS" \
+			DP_SIM_TIME_SCALE="${DP_STACK_SIM_TIME_SCALE:-60}" \
 			"$bin"
 		SVC_STARTED+=("$name")
 		STARTED_ANY=1
