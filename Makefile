@@ -42,6 +42,10 @@ UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 IT_SRC   := $(sort $(wildcard tests/it/*.c))
 IT_BIN   := $(IT_SRC:%.c=$(B)/%)
 
+# Object files reached through pattern rules are not throw-away intermediates: keep them, so
+# `make unit` after `make all` relinks nothing.
+.SECONDARY:
+
 .PHONY: all test unit unit-san fuzz it deploy-check up down status demo clean clean-data fmt fmt-check bins deps help
 all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 bins: $(BINS)
