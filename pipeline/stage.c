@@ -758,6 +758,10 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 		unsigned epoch = s->epoch;
 		size_t nentries = 0, nblocked = 0;
 		for (size_t i = 0; i < n; i++) {
+			/* On SIGTERM stop between records: the rest of the batch is not stored and
+			 * is handled after the restart, so shutdown never waits for a whole batch. */
+			if (atomic_load(&s->stop))
+				break;
 			m = msgs[i];
 			if (m->err) {
 				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)

@@ -17,7 +17,7 @@
  * Records whose value does not decode (pl_avro_decode) are dead-lettered without calling the
  * handler, unless the stage was created with raw = true.
  *
- * Shutdown: pl_stage_stop (async-signal-safe) makes pl_stage_run finish the batch in hand, wait
+ * Shutdown: pl_stage_stop (async-signal-safe) makes pl_stage_run finish the record in hand, wait
  * for its acknowledgements, store and commit offsets, and leave the group.
  * Thread rules: pl_stage_run runs on the caller's thread; handlers run on it too, one record at
  * a time. pl_stage_produce may only be called from inside a handler. */

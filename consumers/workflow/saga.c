@@ -575,7 +575,7 @@ static saga_outcome_t on_timer(apply_t *a, saga_status_t s)
 	if (a->now >= deadline) {
 		char reason[160];
 		snprintf(a->timer_cause, sizeof(a->timer_cause), "timer/deadline");
-		snprintf(reason, sizeof(reason), "no drone assigned within %llds (%lld attempts)",
+		snprintf(reason, sizeof(reason), "no drone available within %llds (%lld attempts)",
 		         (long long)(a->opts->assign_timeout_ms / 1000), (long long)attempts);
 		return fail(a, reason, true);
 	}
