@@ -4,6 +4,7 @@
 #   Debian packages (C libraries, redis-server, kcat, wrk, clang for sanitizers/fuzzing)
 #   Apache Kafka broker jars from Maven Central  -> .deps/kafka-<ver>/lib
 #   FerretDB built from the Go module proxy       -> .deps/bin/ferretdb
+#   Chromium (Debian) and playwright-core (npm)  -> tests/browser/node_modules (browser test)
 # Usage: scripts/install-deps.sh [apt|kafka|ferretdb|all]   (default all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -101,18 +102,60 @@ install_ferretdb() {
 	touch "$deps/bin/.ferretdb-$FERRETDB_VERSION"
 }
 
+install_browser() {
+	# Headless Chromium (Debian package) + playwright-core from npm for tests/browser/. The npm
+	# tree is pinned by tests/browser/package-lock.json and installed into the git-ignored
+	# tests/browser/node_modules; Playwright's own browser download is never used.
+	export DEBIAN_FRONTEND=noninteractive
+	if [ -x /usr/bin/chromium ] && /usr/bin/chromium --version >/dev/null 2>&1; then
+		log "chromium: present"
+	else
+		log "chromium: installing the Debian package"
+		# with its Recommends (they bring fonts-liberation for the page's text); the
+		# --no-install-recommends variant was not verified for headless use
+		apt-get install -y -qq chromium >/dev/null 2>&1 || {
+			apt-get update -qq
+			apt-get install -y -qq chromium >/dev/null
+		}
+		/usr/bin/chromium --version >/dev/null 2>&1 || {
+			log "chromium: installed, but /usr/bin/chromium --version fails"
+			return 1
+		}
+	fi
+	command -v npm >/dev/null || {
+		log "browser: npm is missing (install node 20 / npm)"
+		return 1
+	}
+	local dir="$root/tests/browser" want have
+	want=$PLAYWRIGHT_CORE_VERSION
+	have=$(node -p 'require(process.argv[1]).version' "$dir/node_modules/playwright-core/package.json" 2>/dev/null || true)
+	if [ "$have" = "$want" ]; then
+		log "playwright-core $want: present"
+		return
+	fi
+	log "playwright-core $want: npm ci into tests/browser/node_modules"
+	(cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	have=$(node -p 'require(process.argv[1]).version' "$dir/node_modules/playwright-core/package.json")
+	[ "$have" = "$want" ] || {
+		log "playwright-core: installed $have, but scripts/versions.env pins $want (update tests/browser/package.json and package-lock.json)"
+		return 1
+	}
+}
+
 what=${1:-all}
 case $what in
 apt) install_apt ;;
 kafka) install_kafka ;;
 ferretdb) install_ferretdb ;;
+browser) install_browser ;;
 all)
 	install_apt
 	install_kafka
 	install_ferretdb
+	install_browser
 	;;
 *)
-	echo "usage: $0 [apt|kafka|ferretdb|all]" >&2
+	echo "usage: $0 [apt|kafka|ferretdb|browser|all]" >&2
 	exit 2
 	;;
 esac
