@@ -5,7 +5,7 @@
 #   Apache Kafka broker jars from Maven Central  -> .deps/kafka-<ver>/lib
 #   FerretDB built from the Go module proxy       -> .deps/bin/ferretdb
 #   Chromium (Debian) and playwright-core (npm)  -> tests/browser/node_modules (browser test)
-# Usage: scripts/install-deps.sh [apt|kafka|ferretdb|all]   (default all)
+# Usage: scripts/install-deps.sh [apt|kafka|ferretdb|browser|all]   (default all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
