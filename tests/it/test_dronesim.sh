@@ -97,7 +97,8 @@ lat = [x["latitude"] for x in v]
 assert lat[0] == 47.5 and lat[k] == 47.58 and lat[-1] == 47.74, (lat[0], lat[k], lat[-1])
 assert all(a <= b for a, b in zip(lat, lat[1:])), lat  # northwards only: no step back
 assert max(lat[:k]) <= 47.58 and max(lat) == 47.74  # never past a point
-assert v[-1]["speedMps"] == 0 and all(x["speedMps"] == 15 for x in v[1:k])
+# speed per wall-clock second: 15 m/s simulated x time scale 600
+assert v[-1]["speedMps"] == 0 and all(x["speedMps"] == 15 * 600 for x in v[1:k])
 assert all(x["droneId"] == "drone-1" and x["pickup"]["latitude"] == 47.58 and x["dropoff"]["latitude"] == 47.74 for x in v)
 assert len({x["eventId"] for x in v}) == len(v)
 assert all(a["time"] <= b["time"] for a, b in zip(v, v[1:]))
