@@ -83,7 +83,7 @@ topic=dronedelivery.requests
 key=it-$$-$RANDOM
 val="stack-test $(date +%s%N)"
 if printf '%s\n' "$val" | kcat -P -b "$brokers" -t "$topic" -k "$key" -H "event_type=StackTest" -X acks=all -X enable.idempotence=true 2>&1; then
-	got=$(kcat -C -b "$brokers" -t "$topic" -o beginning -e -q -m 10 -f '%k|%h|%s\n' 2>&1 | grep -F "$key|" | head -n 1)
+	got=$(kcat -C -b "$brokers" -t "$topic" -o beginning -e -q -m 10 -f '%k|%h|%s\n' 2>&1 | grep -aF "$key|" | head -n 1)
 	if [ "$got" = "$key|event_type=StackTest|$val" ]; then
 		ok "produced and consumed back a record on $topic (key, header, value)"
 	else
