@@ -21,10 +21,21 @@
 #define ERRMSG_MAX 256
 
 /* Invariant: uri and pool non-NULL for the life of the fleet; db_name non-empty. */
+/* The candidate cache: the available drones as last read, so an assignment does not re-read
+ * the whole fleet (about 110 ms for 1,000 drones on FerretDB). It is only a hint, like the drones'
+ * status field: a stale entry makes a claim insert fail (I1) and the next candidate is tried;
+ * a drone missing from it (released meanwhile) reappears at the next refresh. Refreshed when
+ * older than CACHE_MAX_AGE_MS, after every release, and once before answering "unavailable". */
+#define CACHE_MAX_AGE_MS 2000
+
 struct fleet {
 	mongoc_uri_t *uri;
 	mongoc_client_pool_t *pool;
 	char *db_name;
+	pthread_mutex_t cache_lock; /* guards cache, cache_n, cache_at_ms */
+	fleet_candidate_t *cache;
+	size_t cache_n;
+	int64_t cache_at_ms; /* 0 = stale */
 };
 
 static _Thread_local char last_errmsg[ERRMSG_MAX];
@@ -61,6 +72,7 @@ fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size
 	fleet->uri = uri;
 	fleet->pool = pool;
 	fleet->db_name = pl_strdup(db_name);
+	pthread_mutex_init(&fleet->cache_lock, NULL);
 	return fleet;
 }
 
@@ -71,6 +83,8 @@ void fleet_destroy(fleet_t *fleet)
 	mongoc_client_pool_destroy(fleet->pool);
 	mongoc_uri_destroy(fleet->uri);
 	pl_free(fleet->db_name);
+	pl_free(fleet->cache);
+	pthread_mutex_destroy(&fleet->cache_lock);
 	pl_free(fleet);
 }
 
@@ -464,17 +478,62 @@ static pl_err_t list_available(conn_t *c, fleet_candidate_t **out, size_t *n)
 
 /* Claims the nearest available drone for delivery_id by inserting claims/"X@gen" in rank order
  * until an insert wins (I1). PL_ERR_NOT_FOUND when every candidate was taken. */
-static pl_err_t claim_nearest(conn_t *c, const char *delivery_id, fleet_point_t pickup,
-                              int64_t now_ms, claim_t *claim)
+/* A copy of the candidate cache, refreshed from the store first when stale or when force. */
+static pl_err_t cached_candidates(fleet_t *fleet, conn_t *c, int64_t now_ms, bool force,
+                                  fleet_candidate_t **out, size_t *n)
 {
-	fleet_candidate_t *cands = NULL;
-	size_t n = 0, *order = NULL, ranked;
-	pl_err_t err = list_available(c, &cands, &n);
-	if (err != PL_OK)
-		goto out;
-	order = pl_malloc((n ? n : 1) * sizeof *order);
-	ranked = fleet_rank(cands, n, pickup, order);
-	err = PL_ERR_NOT_FOUND;
+	pl_err_t err = PL_OK;
+	pthread_mutex_lock(&fleet->cache_lock);
+	if (force || !fleet->cache_at_ms || now_ms - fleet->cache_at_ms > CACHE_MAX_AGE_MS) {
+		fleet_candidate_t *fresh = NULL;
+		size_t fresh_n = 0;
+		err = list_available(c, &fresh, &fresh_n);
+		if (err == PL_OK) {
+			pl_free(fleet->cache);
+			fleet->cache = fresh;
+			fleet->cache_n = fresh_n;
+			fleet->cache_at_ms = now_ms ? now_ms : 1;
+		} else {
+			pl_free(fresh);
+		}
+	}
+	*n = err == PL_OK ? fleet->cache_n : 0;
+	*out = pl_malloc((*n ? *n : 1) * sizeof **out);
+	if (*n)
+		memcpy(*out, fleet->cache, *n * sizeof **out);
+	pthread_mutex_unlock(&fleet->cache_lock);
+	return err;
+}
+
+/* Removes a drone from the cache (claimed by us, or found taken). */
+static void cache_drop(fleet_t *fleet, const char *drone_id)
+{
+	pthread_mutex_lock(&fleet->cache_lock);
+	for (size_t i = 0; i < fleet->cache_n; i++) {
+		if (strcmp(fleet->cache[i].drone_id, drone_id) == 0) {
+			fleet->cache[i] = fleet->cache[--fleet->cache_n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fleet->cache_lock);
+}
+
+static void cache_invalidate(fleet_t *fleet)
+{
+	pthread_mutex_lock(&fleet->cache_lock);
+	fleet->cache_at_ms = 0;
+	pthread_mutex_unlock(&fleet->cache_lock);
+}
+
+/* Tries to claim the candidates in rank order by inserting claims/"X@gen" until an insert wins
+ * (I1). PL_ERR_NOT_FOUND when every candidate was taken. */
+static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t *cands, size_t n,
+                             const char *delivery_id, fleet_point_t pickup, int64_t now_ms,
+                             claim_t *claim)
+{
+	size_t *order = pl_malloc((n ? n : 1) * sizeof *order);
+	size_t ranked = fleet_rank(cands, n, pickup, order);
+	pl_err_t err = PL_ERR_NOT_FOUND;
 	for (size_t i = 0; i < ranked && err == PL_ERR_NOT_FOUND; i++) {
 		const fleet_candidate_t *cand = &cands[order[i]];
 		char key[FLEET_ID_MAX + 24];
@@ -490,15 +549,34 @@ static pl_err_t claim_nearest(conn_t *c, const char *delivery_id, fleet_point_t 
 			claim->gen = cand->gen;
 			claim->position = cand->position;
 			claim->claimed_at_ms = now_ms;
+			cache_drop(fleet, cand->drone_id);
 			err = PL_OK;
 		} else if (!pl_mongo_is_duplicate_key(&error)) {
 			err = mongo_fail("insert claim", &error);
-		} /* else: another delivery won this generation of the drone; try the next one */
+		} else {
+			/* another delivery won this generation of the drone; try the next one */
+			cache_drop(fleet, cand->drone_id);
+		}
 		bson_destroy(doc);
 	}
-out:
 	pl_free(order);
-	pl_free(cands);
+	return err;
+}
+
+/* Claims the nearest available drone for delivery_id: from the cache, then once more from a
+ * fresh read of the store before answering "no drone available". */
+static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id,
+                              fleet_point_t pickup, int64_t now_ms, claim_t *claim)
+{
+	pl_err_t err = PL_ERR_NOT_FOUND;
+	for (int pass = 0; pass < 2 && err == PL_ERR_NOT_FOUND; pass++) {
+		fleet_candidate_t *cands = NULL;
+		size_t n = 0;
+		err = cached_candidates(fleet, c, now_ms, pass == 1, &cands, &n);
+		if (err == PL_OK)
+			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, now_ms, claim);
+		pl_free(cands);
+	}
 	return err;
 }
 
@@ -582,7 +660,7 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 		goto out;
 	err = find_held_claim(&c, delivery_id, &claim); /* I3: a claim left by a crash */
 	if (err == PL_ERR_NOT_FOUND)
-		err = claim_nearest(&c, delivery_id, pickup, now_ms, &claim);
+		err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, &claim);
 	if (err != PL_OK)
 		goto out;
 	err = update(
@@ -668,6 +746,8 @@ pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reas
 	if (err == PL_OK && out)
 		*out = a;
 out:
+	/* the released drone is available again: the next assignment rereads the fleet */
+	cache_invalidate(fleet);
 	conn_close(fleet, &c);
 	return err;
 }
