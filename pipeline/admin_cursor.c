@@ -211,29 +211,6 @@ int64_t pl_admin_cursor_remaining(const pl_admin_cursor_t *c)
 	return c->remaining;
 }
 
-static void fill_record(rd_kafka_message_t *m, pl_record_t *rec)
-{
-	memset(rec, 0, sizeof(*rec));
-	rec->topic = rd_kafka_topic_name(m->rkt);
-	rec->partition = m->partition;
-	rec->offset = m->offset;
-	rec->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
-	rec->key = m->key;
-	rec->key_len = m->key_len;
-	rec->value = m->payload;
-	rec->value_len = m->len;
-	rd_kafka_headers_t *hdrs = NULL;
-	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
-		return;
-	const char *name;
-	const void *val;
-	size_t size;
-	for (size_t i = 0; rec->header_count < PL_MAX_HEADERS &&
-	                   rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
-	     i++)
-		rec->headers[rec->header_count++] = (pl_header_t){name, val ? val : "", size};
-}
-
 pl_err_t pl_admin_cursor_next(pl_admin_cursor_t *c, pl_record_t *rec, int timeout_ms)
 {
 	if (c->msg) {
@@ -268,7 +245,7 @@ pl_err_t pl_admin_cursor_next(pl_admin_cursor_t *c, pl_record_t *rec, int timeou
 		}
 		c->pos[m->partition] = m->offset + 1;
 		c->msg = m;
-		fill_record(m, rec);
+		pl_kafka_record_fill(rec, m);
 		return PL_OK;
 	}
 }

@@ -85,6 +85,30 @@ fail:
 	return NULL;
 }
 
+void pl_kafka_record_fill(pl_record_t *r, const rd_kafka_message_t *m)
+{
+	memset(r, 0, sizeof(*r));
+	r->topic = rd_kafka_topic_name(m->rkt);
+	r->partition = m->partition;
+	r->offset = m->offset;
+	rd_kafka_timestamp_type_t tstype;
+	r->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+	r->key = m->key;
+	r->key_len = m->key_len;
+	r->value = m->payload;
+	r->value_len = m->len;
+	rd_kafka_headers_t *hdrs = NULL;
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
+		return;
+	const char *name;
+	const void *val;
+	size_t size;
+	for (size_t i = 0; r->header_count < PL_MAX_HEADERS &&
+	                   rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
+	     i++)
+		r->headers[r->header_count++] = (pl_header_t){name, val ? val : "", size};
+}
+
 pl_err_t pl_kafka_err(rd_kafka_resp_err_t err)
 {
 	switch (err) {

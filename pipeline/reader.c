@@ -178,28 +178,7 @@ pl_err_t pl_reader_next(pl_reader_t *r, pl_record_t *rec, int timeout_ms)
 		if (m->partition >= 0 && m->partition < r->nparts)
 			r->pos[m->partition] = m->offset + 1;
 		r->msg = m;
-		memset(rec, 0, sizeof(*rec));
-		rec->topic = rd_kafka_topic_name(m->rkt);
-		rec->partition = m->partition;
-		rec->offset = m->offset;
-		rd_kafka_timestamp_type_t tstype;
-		rec->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
-		rec->key = m->key;
-		rec->key_len = m->key_len;
-		rec->value = m->payload;
-		rec->value_len = m->len;
-		rd_kafka_headers_t *hdrs = NULL;
-		if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-			const char *name;
-			const void *val;
-			size_t size;
-			for (size_t i = 0;
-			     rec->header_count < PL_MAX_HEADERS &&
-			     rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
-			     i++)
-				rec->headers[rec->header_count++] =
-				    (pl_header_t){name, val ? val : "", size};
-		}
+		pl_kafka_record_fill(rec, m);
 		return PL_OK;
 	}
 }

@@ -486,30 +486,6 @@ const char *pl_stage_traceparent(const pl_stage_ctx_t *ctx)
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-static void fill_record(pl_record_t *r, const rd_kafka_message_t *m)
-{
-	memset(r, 0, sizeof(*r));
-	r->topic = rd_kafka_topic_name(m->rkt);
-	r->partition = m->partition;
-	r->offset = m->offset;
-	rd_kafka_timestamp_type_t tstype;
-	r->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
-	r->key = m->key;
-	r->key_len = m->key_len;
-	r->value = m->payload;
-	r->value_len = m->len;
-	rd_kafka_headers_t *hdrs = NULL;
-	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-		const char *name;
-		const void *val;
-		size_t size;
-		for (size_t i = 0; r->header_count < PL_MAX_HEADERS &&
-		                   rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0;
-		     i++)
-			r->headers[r->header_count++] = (pl_header_t){name, val ? val : "", size};
-	}
-}
-
 /* Produces the record to <topic>.dlq with its key, value, headers and the reason. */
 static pl_err_t dead_letter(pl_stage_t *s, entry_t *e, const pl_record_t *r, pl_err_t err,
                             const char *reason)
@@ -614,7 +590,7 @@ static int poll_timeout_ms(pl_stage_t *s)
 static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e, bool *blocked)
 {
 	pl_record_t r;
-	fill_record(&r, m);
+	pl_kafka_record_fill(&r, m);
 	pl_stage_ctx_t ctx = {.stage = s, .record = &r, .entry = e};
 	char tp[60], trace_id[33] = "", key[128];
 	if (pl_record_header(&r, "traceparent", tp, sizeof(tp)) &&
@@ -759,7 +735,8 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 		size_t nentries = 0, nblocked = 0;
 		for (size_t i = 0; i < n; i++) {
 			/* On SIGTERM stop between records: the rest of the batch is not stored and
-			 * is handled after the restart, so shutdown never waits for a whole batch. */
+			 * is handled after the restart, so shutdown never waits for a whole batch.
+			 */
 			if (atomic_load(&s->stop))
 				break;
 			m = msgs[i];

@@ -210,30 +210,7 @@ static json_t *dead_letter_json(ops_t *ops, const pl_record_t *r, bool full)
 	char when[32];
 	pl_time_format(r->timestamp_ms, when);
 	json_object_set_new(doc, "timestamp", json_string(when));
-	json_t *hdrs = json_object();
-	for (size_t i = 0; i < r->header_count; i++)
-		json_object_set_new(
-		    hdrs, r->headers[i].name,
-		    json_stringn((const char *)r->headers[i].value, r->headers[i].len));
-	json_object_set_new(doc, "headers", hdrs);
-	json_t *value = NULL;
-	const pl_avro_schema_t *schema = NULL;
-	char err[256];
-	if (pl_avro_decode(ops->registry, r->value, r->value_len, &value, &schema, err,
-	                   sizeof(err)) == PL_OK) {
-		json_object_set_new(doc, "type", json_string(pl_avro_schema_name(schema)));
-		json_object_set_new(doc, "value", value);
-	} else {
-		json_object_set_new(doc, "value_error", json_sprintf("undecodable: %s", err));
-		size_t n = r->value_len < 256 ? r->value_len : 256;
-		char *hex = pl_malloc(2 * n + 1);
-		for (size_t i = 0; i < n; i++)
-			sprintf(hex + 2 * i, "%02x", ((const unsigned char *)r->value)[i]);
-		hex[2 * n] = '\0';
-		json_object_set_new(doc, "value_hex", json_string(hex));
-		json_object_set_new(doc, "value_len", json_integer((json_int_t)r->value_len));
-		pl_free(hex);
-	}
+	ops_record_body(ops, r, doc, "value_error");
 	return doc;
 }
 

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "avro.h"
@@ -20,6 +21,12 @@ typedef struct ops {
 
 /* Subcommands: argv[0] is the subcommand name. Return the process exit code
  * (0 ok, 1 bad arguments, 2 runtime failure such as an unreachable broker). */
+/* Adds a record's "headers" and its value to doc: "type" + "value" (decoded by fingerprint), or,
+ * for bytes that do not decode, error_key ("undecodable: ..."), "value_hex" (first 512 bytes) and
+ * "value_len". Borrows everything. */
+struct pl_record;
+void ops_record_body(ops_t *ops, const struct pl_record *r, json_t *doc, const char *error_key);
+
 int ops_tail(ops_t *ops, int argc, char **argv);
 int ops_topics(ops_t *ops, int argc, char **argv);
 /* replay also exits 3 when it refuses because the group has active members. */

@@ -49,13 +49,8 @@ bool ops_parse_partition_offset(const char *text, int32_t *partition, int64_t *o
 	return true;
 }
 
-static json_t *record_json(ops_t *ops, const pl_record_t *r)
+void ops_record_body(ops_t *ops, const pl_record_t *r, json_t *doc, const char *error_key)
 {
-	char when[32];
-	pl_time_format(r->timestamp_ms, when);
-	json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s%}", "topic", r->topic, "partition",
-	                        (int)r->partition, "offset", (json_int_t)r->offset, "timestamp",
-	                        when, "key", r->key ? (const char *)r->key : "", r->key_len);
 	json_t *hdrs = json_object();
 	for (size_t i = 0; i < r->header_count; i++)
 		json_object_set_new(
@@ -70,7 +65,7 @@ static json_t *record_json(ops_t *ops, const pl_record_t *r)
 		json_object_set_new(doc, "type", json_string(pl_avro_schema_name(schema)));
 		json_object_set_new(doc, "value", value);
 	} else {
-		json_object_set_new(doc, "error", json_sprintf("undecodable: %s", err));
+		json_object_set_new(doc, error_key, json_sprintf("undecodable: %s", err));
 		size_t n = r->value_len < 512 ? r->value_len : 512;
 		char *hex = pl_malloc(2 * n + 1);
 		for (size_t i = 0; i < n; i++)
@@ -80,6 +75,16 @@ static json_t *record_json(ops_t *ops, const pl_record_t *r)
 		json_object_set_new(doc, "value_len", json_integer((json_int_t)r->value_len));
 		pl_free(hex);
 	}
+}
+
+static json_t *record_json(ops_t *ops, const pl_record_t *r)
+{
+	char when[32];
+	pl_time_format(r->timestamp_ms, when);
+	json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s%}", "topic", r->topic, "partition",
+	                        (int)r->partition, "offset", (json_int_t)r->offset, "timestamp",
+	                        when, "key", r->key ? (const char *)r->key : "", r->key_len);
+	ops_record_body(ops, r, doc, "error");
 	return doc;
 }
 
