@@ -155,3 +155,21 @@ fmt-check:
 	clang-format --dry-run -Werror $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# ---- benchmarks (never part of `make test`; they report, never fail on a number) --------------
+# Each bench/<name>.c has its own main and becomes build/bench/<name>, linking libpipeline.
+# `make bench` runs bench/run.sh: an isolated stack (bench/work/, own ports), the scenarios, and
+# the report in bench/results/.
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(patsubst bench/%.c,build/bench/%,$(BENCH_SRC))
+
+.PHONY: bench bench-bins
+bench-bins: $(BENCH_BIN)
+
+build/bench/%: build/obj/bench/%.o build/libpipeline.a
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< build/libpipeline.a $(PKG_LIBS)
+
+bench: deps
+	$(MAKE) bins bench-bins
+	bench/run.sh

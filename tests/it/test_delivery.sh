@@ -313,10 +313,11 @@ snapshot >"$logdir/delivery-snap-3.txt"
 kill -TERM "$svc_pid"
 wait "$svc_pid" 2>/dev/null
 rc FLUSHALL >/dev/null
-java -cp "$root/.deps/kafka-$(. "$root/scripts/versions.env"; echo "$KAFKA_VERSION")/lib/*" \
-	org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$DP_KAFKA_BROKERS" \
-	--group delivery --reset-offsets --to-earliest --topic dronedelivery.delivery.events \
-	--topic dronedelivery.drone.telemetry --execute >"$logdir/delivery-reset.log" 2>&1
+# the operator's recovery procedure (README, Operations): dronepipe replay, per topic
+{ "$bin/dronepipe" replay --group delivery --topic dronedelivery.delivery.events --to-earliest \
+	--wait --wait-timeout 30s &&
+	"$bin/dronepipe" replay --group delivery --topic dronedelivery.drone.telemetry --to-earliest \
+		--wait --wait-timeout 30s; } >"$logdir/delivery-reset.log" 2>&1
 expect "consumer group delivery reset to the earliest offsets"
 start_delivery 3
 same_state() { snapshot >"$logdir/delivery-snap-4.txt" && diff -q "$logdir/delivery-snap-3.txt" "$logdir/delivery-snap-4.txt"; }
