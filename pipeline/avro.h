@@ -33,8 +33,9 @@
 #define PL_AVRO_MAGIC0     0xC3
 #define PL_AVRO_MAGIC1     0x01
 #define PL_AVRO_HEADER_LEN 10
-#define PL_AVRO_MAX_ALLOC  (1u << 20) /* largest single allocation avro-c may make while decoding  \
-	                               */
+#define PL_AVRO_MAX_ALLOC                                                                          \
+	(1u << 20) /* largest single allocation avro-c may make while decoding                     \
+	            */
 
 /* One embedded schema file (generated from the schemas folder by the build). */
 typedef struct pl_avro_source {

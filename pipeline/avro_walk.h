@@ -59,7 +59,7 @@ typedef struct pl_avro_node {
 	struct pl_avro_node *items;     /* array items, map values */
 	size_t size;                    /* fixed */
 	size_t min_size;                /* a lower bound of the encoded size in bytes */
-	int min_state;                  /* 0 todo, 1 computing, 2 done (parse time only) */
+	int min_state;                  /* 0 not yet, 1 computing, 2 done (parse time only) */
 } pl_avro_node_t;
 
 typedef struct pl_avro_tree {
