@@ -600,6 +600,14 @@ fail:
 	return NULL;
 }
 
+size_t pl_http_routes_copy(pl_http_route_t *out, size_t max, const pl_http_route_t *routes,
+                           size_t count)
+{
+	size_t n = count < max ? count : max;
+	memcpy(out, routes, n * sizeof(*routes));
+	return n;
+}
+
 void pl_http_server_stop(pl_http_server_t *s)
 {
 	if (!s)

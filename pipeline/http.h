@@ -67,6 +67,11 @@ typedef struct pl_http_opts {
 /* Starts listening. routes (count entries) are copied. NULL + errstr on failure. */
 pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http_route_t *routes,
                                        size_t count, char *errstr, size_t errstr_size);
+/* Copies a service's static route table (count entries) into out (room for max); returns how many
+ * were copied. For the routes() callbacks of pl_service_def_t. */
+size_t pl_http_routes_copy(pl_http_route_t *out, size_t max, const pl_http_route_t *routes,
+                           size_t count);
+
 /* Stops accepting, finishes or cancels connections, frees everything. NULL is a no-op. */
 void pl_http_server_stop(pl_http_server_t *server);
 uint16_t pl_http_port(const pl_http_server_t *server);

@@ -84,3 +84,13 @@ bool pl_mongo_is_duplicate_key(const bson_error_t *error)
 {
 	return error->code == 11000 || error->code == 11001;
 }
+
+bool pl_mongo_ping(mongoc_client_pool_t *pool, bson_error_t *error)
+{
+	mongoc_client_t *client = mongoc_client_pool_pop(pool);
+	bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
+	bool ok = mongoc_client_command_simple(client, "admin", cmd, NULL, NULL, error);
+	bson_destroy(cmd);
+	mongoc_client_pool_push(pool, client);
+	return ok;
+}

@@ -19,6 +19,10 @@ mongoc_client_pool_t *pl_mongo_pool_new(const char *uri_text, const char *db_nam
                                         const char *appname, mongoc_uri_t **uri_out, char *errstr,
                                         size_t errstr_size);
 
+/* Round trip to the server ("ping" on admin) with a client of pool; false with error filled when
+ * the server is unreachable or refuses. */
+bool pl_mongo_ping(mongoc_client_pool_t *pool, bson_error_t *error);
+
 /* A duplicate-key error (the outcome of losing a unique-insert race). */
 bool pl_mongo_is_duplicate_key(const bson_error_t *error);
 

@@ -360,9 +360,5 @@ size_t delivery_routes(void *arg, pl_http_route_t *out, size_t max)
 	    {"GET", "/api/deliveries/{id}/events", on_events, arg},
 	    {"GET", "/track/{id}", on_track, arg},
 	};
-	size_t n = sizeof(routes) / sizeof(routes[0]);
-	if (n > max)
-		n = max;
-	memcpy(out, routes, n * sizeof(routes[0]));
-	return n;
+	return pl_http_routes_copy(out, max, routes, sizeof(routes) / sizeof(routes[0]));
 }

@@ -173,10 +173,7 @@ size_t package_routes(void *state, pl_http_route_t *out, size_t max)
 	    {"GET", "/api/packages/summary/{ownerId}", on_summary, state},
 	    {"GET", "/api/packages/{id}", on_get, state},
 	};
-	size_t n = sizeof(routes) / sizeof(routes[0]);
-	n = n < max ? n : max;
-	memcpy(out, routes, n * sizeof(routes[0]));
-	return n;
+	return pl_http_routes_copy(out, max, routes, sizeof(routes) / sizeof(routes[0]));
 }
 
 bool package_ready(void *state, char *reason, size_t reason_size)

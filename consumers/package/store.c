@@ -133,14 +133,7 @@ static void conn_close(package_store_t *store, conn_t *conn)
 pl_err_t package_store_ping(package_store_t *store)
 {
 	bson_error_t error;
-	pl_err_t err = PL_OK;
-	conn_t conn = conn_open(store);
-	bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-	if (!mongoc_client_command_simple(conn.client, "admin", cmd, NULL, NULL, &error))
-		err = mongo_fail("ping", &error);
-	bson_destroy(cmd);
-	conn_close(store, &conn);
-	return err;
+	return pl_mongo_ping(store->pool, &error) ? PL_OK : mongo_fail("ping", &error);
 }
 
 pl_err_t package_store_ensure_indexes(package_store_t *store)

@@ -115,14 +115,7 @@ static void conn_close(fleet_t *fleet, conn_t *c)
 pl_err_t fleet_ping(fleet_t *fleet)
 {
 	bson_error_t error;
-	pl_err_t err = PL_OK;
-	conn_t c = conn_open(fleet);
-	bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
-	if (!mongoc_client_command_simple(c.client, "admin", cmd, NULL, NULL, &error))
-		err = mongo_fail("ping", &error);
-	bson_destroy(cmd);
-	conn_close(fleet, &c);
-	return err;
+	return pl_mongo_ping(fleet->pool, &error) ? PL_OK : mongo_fail("ping", &error);
 }
 
 static pl_err_t create_index(mongoc_collection_t *coll, const char *name, bson_t *keys)

@@ -468,11 +468,7 @@ size_t ingress_routes(ingress_t *ing, pl_http_route_t *out, size_t max)
 	    {"GET", "/api/probe", on_probe, ing, PL_HTTP_BODY_NONE},
 	    {"GET", "/actuator/health", on_actuator, ing, PL_HTTP_BODY_NONE},
 	};
-	size_t n = sizeof(routes) / sizeof(routes[0]);
-	if (n > max)
-		n = max;
-	memcpy(out, routes, n * sizeof(routes[0]));
-	return n;
+	return pl_http_routes_copy(out, max, routes, sizeof(routes) / sizeof(routes[0]));
 }
 
 bool ingress_ready(void *arg, char *reason, size_t reason_size)
