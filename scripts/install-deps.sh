@@ -79,8 +79,14 @@ POM
 }
 
 install_ferretdb() {
-	local bin="$deps/bin/ferretdb" mod src
-	if [ -x "$bin" ] && [ -f "$deps/bin/.ferretdb-$FERRETDB_VERSION" ] && "$bin" --version >/dev/null 2>&1; then
+	local bin="$deps/bin/ferretdb" mod src p patches=() stamp
+	# dronepipe's patches over the release (scripts/patches/README.md); the stamp names them, so
+	# adding one rebuilds
+	for p in "$root/scripts/patches/ferretdb-$FERRETDB_VERSION-"*.patch; do
+		[ -f "$p" ] && patches+=("$p")
+	done
+	stamp="$deps/bin/.ferretdb-$FERRETDB_VERSION$(for p in "${patches[@]}"; do printf '+%s' "$(basename "$p" .patch)"; done)"
+	if [ -x "$bin" ] && [ -f "$stamp" ] && "$bin" --version >/dev/null 2>&1; then
 		log "ferretdb $FERRETDB_VERSION: present"
 		return
 	fi
@@ -96,10 +102,19 @@ install_ferretdb() {
 	src=$(mktemp -d)
 	cp -r "$mod/." "$src" && chmod -R u+w "$src"
 	echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
+	for p in "${patches[@]}"; do
+		log "ferretdb: applying $(basename "$p")"
+		(cd "$src" && git apply --unsafe-paths -p1 "$p") || {
+			log "ferretdb: $p does not apply"
+			rm -rf "$src"
+			return 1
+		}
+	done
 	(cd "$src" && go build -buildvcs=false -o "$bin" ./cmd/ferretdb)
 	rm -rf "$src"
 	"$bin" --version >/dev/null
-	touch "$deps/bin/.ferretdb-$FERRETDB_VERSION"
+	rm -f "$deps/bin/.ferretdb-"*
+	touch "$stamp"
 }
 
 install_browser() {

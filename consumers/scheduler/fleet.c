@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fleet.h"
 #include "log.h"
@@ -20,13 +21,18 @@
 
 #define ERRMSG_MAX 256
 
-/* Invariant: uri and pool non-NULL for the life of the fleet; db_name non-empty. */
 /* The candidate cache: the available drones as last read, so an assignment does not re-read
  * the whole fleet (about 110 ms for 1,000 drones on FerretDB). It is only a hint, like the drones'
- * status field: a stale entry makes a claim insert fail (I1) and the next candidate is tried;
- * a drone missing from it (released meanwhile) reappears at the next refresh. Refreshed when
- * older than CACHE_MAX_AGE_MS, after every release, and once before answering "unavailable". */
-#define CACHE_MAX_AGE_MS 2000
+ * status field: a stale entry makes a claim insert fail (I1) and the next candidate is tried.
+ * A drone this process releases goes back into it at its next generation; one released by
+ * another replica reappears at the next read. Read again when older than CACHE_MAX_AGE_MS, and
+ * before answering "unavailable" unless it was read in the last CACHE_MIN_AGE_MS (so a busy
+ * fleet is not read whole for every waiting delivery). Ages use the monotonic clock. */
+#define CACHE_MAX_AGE_MS 30000
+#define CACHE_MIN_AGE_MS 250
+
+/* Invariant: uri and pool non-NULL for the life of the fleet; db_name non-empty;
+ * cache_n <= cache_cap. */
 
 struct fleet {
 	mongoc_uri_t *uri;
@@ -34,8 +40,8 @@ struct fleet {
 	char *db_name;
 	pthread_mutex_t cache_lock; /* guards cache, cache_n, cache_at_ms */
 	fleet_candidate_t *cache;
-	size_t cache_n;
-	int64_t cache_at_ms; /* 0 = stale */
+	size_t cache_n, cache_cap;
+	int64_t cache_at_ms; /* monotonic ms of the last read; 0 = never read */
 };
 
 static _Thread_local char last_errmsg[ERRMSG_MAX];
@@ -88,10 +94,10 @@ void fleet_destroy(fleet_t *fleet)
 	pl_free(fleet);
 }
 
-/* One pooled client and the three collections, for the duration of one call. */
+/* One pooled client and the collections, for the duration of one call. */
 typedef struct conn {
 	mongoc_client_t *client;
-	mongoc_collection_t *drones, *claims, *assignments;
+	mongoc_collection_t *drones, *claims, *assignments, *holds, *releases;
 } conn_t;
 
 static conn_t conn_open(fleet_t *fleet)
@@ -101,6 +107,8 @@ static conn_t conn_open(fleet_t *fleet)
 	c.drones = mongoc_client_get_collection(c.client, fleet->db_name, "drones");
 	c.claims = mongoc_client_get_collection(c.client, fleet->db_name, "claims");
 	c.assignments = mongoc_client_get_collection(c.client, fleet->db_name, "assignments");
+	c.holds = mongoc_client_get_collection(c.client, fleet->db_name, "holds");
+	c.releases = mongoc_client_get_collection(c.client, fleet->db_name, "releases");
 	return c;
 }
 
@@ -109,6 +117,8 @@ static void conn_close(fleet_t *fleet, conn_t *c)
 	mongoc_collection_destroy(c->drones);
 	mongoc_collection_destroy(c->claims);
 	mongoc_collection_destroy(c->assignments);
+	mongoc_collection_destroy(c->holds);
+	mongoc_collection_destroy(c->releases);
 	mongoc_client_pool_push(fleet->pool, c->client);
 }
 
@@ -136,8 +146,6 @@ pl_err_t fleet_ensure_indexes(fleet_t *fleet)
 {
 	conn_t c = conn_open(fleet);
 	pl_err_t err = create_index(c.drones, "status", BCON_NEW("status", BCON_INT32(1)));
-	if (err == PL_OK)
-		err = create_index(c.claims, "deliveryId", BCON_NEW("deliveryId", BCON_INT32(1)));
 	if (err == PL_OK)
 		err = create_index(c.assignments, "ownerId_assignedAt",
 		                   BCON_NEW("ownerId", BCON_INT32(1), "assignedAt", BCON_INT32(1)));
@@ -217,15 +225,12 @@ static bool str_ok(const char *s, size_t max)
 
 /* First document of coll matching filter (borrowed) into *doc_out (caller destroys).
  * PL_OK, PL_ERR_NOT_FOUND or PL_ERR_TRANSIENT. */
-static pl_err_t find_one(mongoc_collection_t *coll, const bson_t *filter, const char *sort_key,
-                         bson_t *doc_out)
+static pl_err_t find_one(mongoc_collection_t *coll, const bson_t *filter, bson_t *doc_out)
 {
 	bson_error_t error;
 	const bson_t *doc;
 	pl_err_t err = PL_ERR_NOT_FOUND;
-	bson_t *opts =
-	    sort_key ? BCON_NEW("limit", BCON_INT64(1), "sort", "{", sort_key, BCON_INT32(1), "}")
-	             : BCON_NEW("limit", BCON_INT64(1));
+	bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
 	mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	if (mongoc_cursor_next(cursor, &doc)) {
 		bson_copy_to(doc, doc_out);
@@ -242,7 +247,7 @@ static pl_err_t read_assignment(conn_t *c, const char *delivery_id, fleet_assign
 {
 	bson_t doc;
 	bson_t *filter = BCON_NEW("_id", BCON_UTF8(delivery_id));
-	pl_err_t err = find_one(c->assignments, filter, NULL, &doc);
+	pl_err_t err = find_one(c->assignments, filter, &doc);
 	if (err == PL_OK) {
 		assignment_from_bson(&doc, a);
 		bson_destroy(&doc);
@@ -251,17 +256,16 @@ static pl_err_t read_assignment(conn_t *c, const char *delivery_id, fleet_assign
 	return err;
 }
 
-/* update_one (no upsert); takes ownership of filter and update. *matched (may be NULL) = how
- * many documents matched. */
-static pl_err_t update(mongoc_collection_t *coll, bson_t *filter, bson_t *upd, int64_t *matched)
+/* update_one (no upsert); takes ownership of filter and upd. Every filter is {_id} alone:
+ * FerretDB 1.x with SQLite pushes only that down to SQL and reads the whole collection for any
+ * other filter (fleet.h). */
+static pl_err_t update(mongoc_collection_t *coll, bson_t *filter, bson_t *upd)
 {
 	bson_error_t error;
 	bson_t reply;
 	pl_err_t err = PL_OK;
 	if (!mongoc_collection_update_one(coll, filter, upd, NULL, &reply, &error))
 		err = mongo_fail("update", &error);
-	else if (matched)
-		*matched = get_i64(&reply, "matchedCount");
 	bson_destroy(&reply);
 	bson_destroy(filter);
 	bson_destroy(upd);
@@ -285,7 +289,7 @@ static pl_err_t repair_hints(conn_t *c)
 		get_str(doc, "_id", drone_id, sizeof drone_id);
 		snprintf(claim_id, sizeof claim_id, "%s@%" PRId64, drone_id, gen);
 		bson_t *cf = BCON_NEW("_id", BCON_UTF8(claim_id));
-		err = find_one(c->claims, cf, NULL, &claim);
+		err = find_one(c->claims, cf, &claim);
 		bson_destroy(cf);
 		if (err == PL_OK) {
 			get_str(&claim, "state", state, sizeof state);
@@ -296,12 +300,10 @@ static pl_err_t repair_hints(conn_t *c)
 			break;
 		}
 		/* released claim: next generation; missing claim: this generation is still free */
-		err = update(c->drones,
-		             BCON_NEW("_id", BCON_UTF8(drone_id), "gen", BCON_INT64(gen), "status",
-		                      "assigned"),
+		err = update(c->drones, BCON_NEW("_id", BCON_UTF8(drone_id)),
 		             BCON_NEW("$set", "{", "status", "available", "deliveryId", BCON_NULL,
-		                      "gen", BCON_INT64(err == PL_OK ? gen + 1 : gen), "}"),
-		             NULL);
+		                      "}", "$max", "{", "gen",
+		                      BCON_INT64(err == PL_OK ? gen + 1 : gen), "}"));
 	}
 	if (err == PL_OK && mongoc_cursor_error(cursor, &error))
 		err = mongo_fail("find assigned drones", &error);
@@ -383,60 +385,117 @@ typedef struct claim {
 	int64_t claimed_at_ms;
 } claim_t;
 
+#define HELD_MAX       64  /* claims one delivery can hold at once (crash leftovers included) */
+#define HOLD_SLOTS_MAX 256 /* claim attempts noted per delivery */
+
 static void claim_key(const char *drone_id, int64_t gen, char *out, size_t out_size)
 {
 	snprintf(out, out_size, "%s@%" PRId64, drone_id, gen);
 }
 
-/* Frees drone X at generation gen held by delivery_id: the drone hint first (next generation,
- * at new_position when given), then the claim. Both conditional, so a repeat is a no-op. */
-static pl_err_t release_claim(conn_t *c, const claim_t *claim, const char *delivery_id,
-                              const fleet_point_t *new_position, int64_t now_ms)
+/* Frees drone X at generation gen: the drone hint first (next generation, at new_position when
+ * given), then the claim. A repeat changes nothing: the generation only grows ($max) and the
+ * claim keeps its first releasedAt ($min). The filters are the _id alone, see fleet.h. */
+static pl_err_t release_claim(conn_t *c, const claim_t *claim, const fleet_point_t *new_position,
+                              int64_t now_ms)
 {
 	char key[FLEET_ID_MAX + 24];
-	bson_t *upd = bson_new(), set;
+	bson_t *upd = bson_new(), set, max;
 	pl_err_t err;
 	bson_append_document_begin(upd, "$set", -1, &set);
 	BSON_APPEND_UTF8(&set, "status", "available");
 	BSON_APPEND_NULL(&set, "deliveryId");
-	BSON_APPEND_INT64(&set, "gen", claim->gen + 1);
 	if (new_position) {
 		BSON_APPEND_DOUBLE(&set, "lat", new_position->lat);
 		BSON_APPEND_DOUBLE(&set, "lon", new_position->lon);
 	}
 	bson_append_document_end(upd, &set);
-	err = update(c->drones,
-	             BCON_NEW("_id", BCON_UTF8(claim->drone_id), "gen", BCON_INT64(claim->gen)),
-	             upd, NULL);
+	bson_append_document_begin(upd, "$max", -1, &max);
+	BSON_APPEND_INT64(&max, "gen", claim->gen + 1);
+	bson_append_document_end(upd, &max);
+	err = update(c->drones, BCON_NEW("_id", BCON_UTF8(claim->drone_id)), upd);
 	if (err != PL_OK)
 		return err;
 	claim_key(claim->drone_id, claim->gen, key, sizeof key);
-	return update(
-	    c->claims,
-	    BCON_NEW("_id", BCON_UTF8(key), "deliveryId", BCON_UTF8(delivery_id), "state", "held"),
-	    BCON_NEW("$set", "{", "state", "released", "releasedAt", BCON_DATE_TIME(now_ms), "}"),
-	    NULL);
+	return update(c->claims, BCON_NEW("_id", BCON_UTF8(key)),
+	              BCON_NEW("$set", "{", "state", "released", "}", "$min", "{", "releasedAt",
+	                       BCON_DATE_TIME(now_ms), "}"));
 }
 
-/* The claim held for delivery_id with the smallest _id (I3 recovery). */
-static pl_err_t find_held_claim(conn_t *c, const char *delivery_id, claim_t *claim)
+static void hold_id(const char *delivery_id, unsigned slot, char *out, size_t out_size)
 {
-	bson_t doc;
-	bson_t *filter = BCON_NEW("deliveryId", BCON_UTF8(delivery_id), "state", "held");
-	pl_err_t err = find_one(c->claims, filter, "_id", &doc);
-	if (err == PL_OK) {
-		get_str(&doc, "droneId", claim->drone_id, sizeof claim->drone_id);
-		claim->gen = get_i64(&doc, "gen");
-		claim->position =
-		    (fleet_point_t){get_num(&doc, "lat", NAN), get_num(&doc, "lon", NAN)};
-		claim->claimed_at_ms = get_i64(&doc, "claimedAt");
+	snprintf(out, out_size, "%s#%u", delivery_id, slot);
+}
+
+/* Notes claim key in the first free holds slot of delivery_id from *slot on (an insert, atomic
+ * on FerretDB too, where a read-modify-write of one array loses concurrent additions); *slot
+ * becomes the next slot. The slots of a delivery are dense: each is inserted only once the one
+ * before it exists. */
+static pl_err_t note_hold(conn_t *c, const char *delivery_id, const char *key, unsigned *slot)
+{
+	char id[FLEET_STR_MAX + 16];
+	for (; *slot < HOLD_SLOTS_MAX; (*slot)++) {
+		bson_error_t error;
+		hold_id(delivery_id, *slot, id, sizeof id);
+		bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "claim", BCON_UTF8(key));
+		bool ok = mongoc_collection_insert_one(c->holds, doc, NULL, NULL, &error);
+		bson_destroy(doc);
+		if (ok) {
+			(*slot)++;
+			return PL_OK;
+		}
+		if (!pl_mongo_is_duplicate_key(&error))
+			return mongo_fail("insert hold", &error);
+	}
+	set_errmsg("delivery %s tried %d claims", delivery_id, HOLD_SLOTS_MAX);
+	return PL_ERR_TRANSIENT;
+}
+
+/* The claims held for delivery_id (state "held", deliveryId matching), at most HELD_MAX, found
+ * through its holds slots: reads by _id only. *slots = the slots in use. */
+static pl_err_t held_claims(conn_t *c, const char *delivery_id, claim_t *out, size_t *n,
+                            unsigned *slots)
+{
+	pl_err_t err = PL_OK;
+	*n = 0;
+	for (*slots = 0; *slots < HOLD_SLOTS_MAX; (*slots)++) {
+		char id[FLEET_STR_MAX + 16], key[FLEET_ID_MAX + 24], state[16];
+		char owner[FLEET_STR_MAX + 1];
+		bson_t hold, doc;
+		hold_id(delivery_id, *slots, id, sizeof id);
+		bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+		err = find_one(c->holds, filter, &hold);
+		bson_destroy(filter);
+		if (err != PL_OK)
+			break;
+		get_str(&hold, "claim", key, sizeof key);
+		bson_destroy(&hold);
+		filter = BCON_NEW("_id", BCON_UTF8(key));
+		err = find_one(c->claims, filter, &doc);
+		bson_destroy(filter);
+		if (err ==
+		    PL_ERR_NOT_FOUND) /* noted, then a crash or a lost race before the insert */
+			continue;
+		if (err != PL_OK)
+			break;
+		get_str(&doc, "state", state, sizeof state);
+		get_str(&doc, "deliveryId", owner, sizeof owner);
+		if (strcmp(state, "held") == 0 && strcmp(owner, delivery_id) == 0 &&
+		    *n < HELD_MAX) {
+			claim_t *cl = &out[(*n)++];
+			get_str(&doc, "droneId", cl->drone_id, sizeof cl->drone_id);
+			cl->gen = get_i64(&doc, "gen");
+			cl->position =
+			    (fleet_point_t){get_num(&doc, "lat", NAN), get_num(&doc, "lon", NAN)};
+			cl->claimed_at_ms = get_i64(&doc, "claimedAt");
+		}
 		bson_destroy(&doc);
 	}
-	bson_destroy(filter);
-	return err;
+	return err == PL_ERR_NOT_FOUND ? PL_OK : err;
 }
 
-/* Reads the available drones (hint) as candidates. *out is pl_malloc'ed, caller frees. */
+/* Reads the available drones (hint) as candidates. *out is pl_malloc'ed, caller frees. The one
+ * query that reads the whole drones collection; the cache keeps it rare. */
 static pl_err_t list_available(conn_t *c, fleet_candidate_t **out, size_t *n)
 {
 	bson_error_t error;
@@ -469,15 +528,22 @@ static pl_err_t list_available(conn_t *c, fleet_candidate_t **out, size_t *n)
 	return err;
 }
 
-/* Claims the nearest available drone for delivery_id by inserting claims/"X@gen" in rank order
- * until an insert wins (I1). PL_ERR_NOT_FOUND when every candidate was taken. */
-/* A copy of the candidate cache, refreshed from the store first when stale or when force. */
-static pl_err_t cached_candidates(fleet_t *fleet, conn_t *c, int64_t now_ms, bool force,
-                                  fleet_candidate_t **out, size_t *n)
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A copy of the candidate cache, read again from the store first when older than
+ * CACHE_MAX_AGE_MS, or when force and older than CACHE_MIN_AGE_MS. */
+static pl_err_t cached_candidates(fleet_t *fleet, conn_t *c, bool force, fleet_candidate_t **out,
+                                  size_t *n)
 {
 	pl_err_t err = PL_OK;
 	pthread_mutex_lock(&fleet->cache_lock);
-	if (force || !fleet->cache_at_ms || now_ms - fleet->cache_at_ms > CACHE_MAX_AGE_MS) {
+	int64_t age = mono_ms() - fleet->cache_at_ms;
+	if (!fleet->cache_at_ms || age > CACHE_MAX_AGE_MS || (force && age > CACHE_MIN_AGE_MS)) {
 		fleet_candidate_t *fresh = NULL;
 		size_t fresh_n = 0;
 		err = list_available(c, &fresh, &fresh_n);
@@ -485,7 +551,8 @@ static pl_err_t cached_candidates(fleet_t *fleet, conn_t *c, int64_t now_ms, boo
 			pl_free(fleet->cache);
 			fleet->cache = fresh;
 			fleet->cache_n = fresh_n;
-			fleet->cache_at_ms = now_ms ? now_ms : 1;
+			fleet->cache_cap = fresh_n;
+			fleet->cache_at_ms = mono_ms();
 		} else {
 			pl_free(fresh);
 		}
@@ -498,31 +565,58 @@ static pl_err_t cached_candidates(fleet_t *fleet, conn_t *c, int64_t now_ms, boo
 	return err;
 }
 
-/* Removes a drone from the cache (claimed by us, or found taken). */
-static void cache_drop(fleet_t *fleet, const char *drone_id)
+/* Takes a drone out of the cache before trying to claim it, so the other threads of this
+ * process (stage lanes) rank the drones left instead of racing for the same claim. false when
+ * another thread took it first. */
+static bool cache_take(fleet_t *fleet, const char *drone_id)
 {
+	bool taken = false;
 	pthread_mutex_lock(&fleet->cache_lock);
 	for (size_t i = 0; i < fleet->cache_n; i++) {
 		if (strcmp(fleet->cache[i].drone_id, drone_id) == 0) {
 			fleet->cache[i] = fleet->cache[--fleet->cache_n];
+			taken = true;
 			break;
+		}
+	}
+	pthread_mutex_unlock(&fleet->cache_lock);
+	return taken;
+}
+
+/* Puts a drone this process released back into the cache at its next generation, so the next
+ * assignment can claim it without reading the fleet again. */
+static void cache_return(fleet_t *fleet, const claim_t *claim, fleet_point_t position)
+{
+	pthread_mutex_lock(&fleet->cache_lock);
+	if (fleet->cache_at_ms) {
+		size_t i = 0;
+		while (i < fleet->cache_n && strcmp(fleet->cache[i].drone_id, claim->drone_id) != 0)
+			i++;
+		bool added = i == fleet->cache_n;
+		if (added) {
+			if (fleet->cache_n == fleet->cache_cap) {
+				fleet->cache_cap = fleet->cache_cap ? 2 * fleet->cache_cap : 16;
+				fleet->cache = pl_realloc(fleet->cache,
+				                          fleet->cache_cap * sizeof *fleet->cache);
+			}
+			fleet->cache_n++;
+		}
+		fleet_candidate_t *e = &fleet->cache[i];
+		snprintf(e->drone_id, sizeof e->drone_id, "%s", claim->drone_id);
+		if (added || e->gen < claim->gen + 1) {
+			e->gen = claim->gen + 1;
+			e->position = position;
 		}
 	}
 	pthread_mutex_unlock(&fleet->cache_lock);
 }
 
-static void cache_invalidate(fleet_t *fleet)
-{
-	pthread_mutex_lock(&fleet->cache_lock);
-	fleet->cache_at_ms = 0;
-	pthread_mutex_unlock(&fleet->cache_lock);
-}
-
 /* Tries to claim the candidates in rank order by inserting claims/"X@gen" until an insert wins
- * (I1). PL_ERR_NOT_FOUND when every candidate was taken. */
+ * (I1); each key is noted in holds/<deliveryId> before its insert (write-ahead, I3).
+ * PL_ERR_NOT_FOUND when every candidate was taken. */
 static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t *cands, size_t n,
                              const char *delivery_id, fleet_point_t pickup, int64_t now_ms,
-                             claim_t *claim)
+                             unsigned *slot, claim_t *claim)
 {
 	size_t *order = pl_malloc((n ? n : 1) * sizeof *order);
 	size_t ranked = fleet_rank(cands, n, pickup, order);
@@ -531,24 +625,28 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 		const fleet_candidate_t *cand = &cands[order[i]];
 		char key[FLEET_ID_MAX + 24];
 		bson_error_t error;
+		if (!cache_take(fleet, cand->drone_id))
+			continue; /* another thread of this process is claiming it */
 		claim_key(cand->drone_id, cand->gen, key, sizeof key);
+		err = note_hold(c, delivery_id, key, slot);
+		if (err != PL_OK)
+			break;
 		bson_t *doc =
 		    BCON_NEW("_id", BCON_UTF8(key), "droneId", BCON_UTF8(cand->drone_id), "gen",
 		             BCON_INT64(cand->gen), "deliveryId", BCON_UTF8(delivery_id), "state",
 		             "held", "lat", BCON_DOUBLE(cand->position.lat), "lon",
 		             BCON_DOUBLE(cand->position.lon), "claimedAt", BCON_DATE_TIME(now_ms));
+		err = PL_ERR_NOT_FOUND;
 		if (mongoc_collection_insert_one(c->claims, doc, NULL, NULL, &error)) {
 			snprintf(claim->drone_id, sizeof claim->drone_id, "%s", cand->drone_id);
 			claim->gen = cand->gen;
 			claim->position = cand->position;
 			claim->claimed_at_ms = now_ms;
-			cache_drop(fleet, cand->drone_id);
 			err = PL_OK;
 		} else if (!pl_mongo_is_duplicate_key(&error)) {
 			err = mongo_fail("insert claim", &error);
 		} else {
 			/* another delivery won this generation of the drone; try the next one */
-			cache_drop(fleet, cand->drone_id);
 		}
 		bson_destroy(doc);
 	}
@@ -559,15 +657,16 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 /* Claims the nearest available drone for delivery_id: from the cache, then once more from a
  * fresh read of the store before answering "no drone available". */
 static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id,
-                              fleet_point_t pickup, int64_t now_ms, claim_t *claim)
+                              fleet_point_t pickup, int64_t now_ms, unsigned *slot, claim_t *claim)
 {
 	pl_err_t err = PL_ERR_NOT_FOUND;
 	for (int pass = 0; pass < 2 && err == PL_ERR_NOT_FOUND; pass++) {
 		fleet_candidate_t *cands = NULL;
 		size_t n = 0;
-		err = cached_candidates(fleet, c, now_ms, pass == 1, &cands, &n);
+		err = cached_candidates(fleet, c, pass == 1, &cands, &n);
 		if (err == PL_OK)
-			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, now_ms, claim);
+			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, now_ms, slot,
+			                   claim);
 		pl_free(cands);
 	}
 	return err;
@@ -586,10 +685,11 @@ static void append_point(bson_t *doc, const char *key, fleet_point_t p)
 
 /* Inserts the assignment of delivery_id (I4: the insert of _id = deliveryId is the one atomic
  * decision; FerretDB's conditional updates are not). claim NULL writes the "released without a
- * drone" record. PL_OK when inserted, PL_ERR_NOT_FOUND when one exists already (read it). */
+ * drone" record. PL_OK when inserted (*a = what was stored), PL_ERR_NOT_FOUND when one exists
+ * already (read it). */
 static pl_err_t insert_assignment(conn_t *c, const char *delivery_id, const char *owner_id,
                                   const claim_t *claim, fleet_point_t pickup, fleet_point_t dropoff,
-                                  const char *reason, int64_t now_ms)
+                                  const char *reason, int64_t now_ms, fleet_assignment_t *a)
 {
 	bson_error_t error;
 	pl_err_t err = PL_OK;
@@ -613,7 +713,9 @@ static pl_err_t insert_assignment(conn_t *c, const char *delivery_id, const char
 		BSON_APPEND_DOUBLE(doc, "traveledMeters", 0.0);
 	}
 	BSON_APPEND_DATE_TIME(doc, "createdAt", now_ms);
-	if (!mongoc_collection_insert_one(c->assignments, doc, NULL, NULL, &error))
+	if (mongoc_collection_insert_one(c->assignments, doc, NULL, NULL, &error))
+		assignment_from_bson(doc, a);
+	else
 		err = pl_mongo_is_duplicate_key(&error) ? PL_ERR_NOT_FOUND
 		                                        : mongo_fail("insert assignment", &error);
 	bson_destroy(doc);
@@ -636,7 +738,9 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
                       fleet_assignment_t *out)
 {
 	fleet_assignment_t a;
-	claim_t claim;
+	claim_t held[HELD_MAX], claim;
+	size_t n_held = 0;
+	unsigned slots = 0;
 	pl_err_t err;
 	conn_t c;
 
@@ -651,26 +755,28 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 		goto done;
 	if (err != PL_ERR_NOT_FOUND)
 		goto out;
-	err = find_held_claim(&c, delivery_id, &claim); /* I3: a claim left by a crash */
-	if (err == PL_ERR_NOT_FOUND)
-		err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, &claim);
+	err = held_claims(&c, delivery_id, held, &n_held, &slots); /* I3: left by a crash */
+	if (err == PL_OK && n_held)
+		claim = held[0];
+	else if (err == PL_OK)
+		err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, &slots, &claim);
 	if (err != PL_OK)
 		goto out;
 	err = update(
-	    c.drones, BCON_NEW("_id", BCON_UTF8(claim.drone_id), "gen", BCON_INT64(claim.gen)),
-	    BCON_NEW("$set", "{", "status", "assigned", "deliveryId", BCON_UTF8(delivery_id), "}"),
-	    NULL);
+	    c.drones, BCON_NEW("_id", BCON_UTF8(claim.drone_id)),
+	    BCON_NEW("$set", "{", "status", "assigned", "deliveryId", BCON_UTF8(delivery_id), "}"));
 	if (err == PL_OK)
 		err = insert_assignment(&c, delivery_id, owner_id, &claim, pickup, dropoff, NULL,
-		                        now_ms);
-	if (err == PL_OK || err == PL_ERR_NOT_FOUND) /* NOT_FOUND: another writer decided */
+		                        now_ms, &a);
+	if (err == PL_ERR_NOT_FOUND) /* another writer decided */
 		err = reread(&c, delivery_id, &a);
 	if (err != PL_OK)
 		goto out;
 	if (strcmp(a.drone_id, claim.drone_id) != 0 || a.drone_gen != claim.gen) {
-		err = release_claim(&c, &claim, delivery_id, NULL, now_ms); /* not the one kept */
+		err = release_claim(&c, &claim, NULL, now_ms); /* not the one kept */
 		if (err != PL_OK)
 			goto out;
+		cache_return(fleet, &claim, claim.position);
 	}
 done:
 	err = a.drone_id[0] ? PL_OK : PL_ERR_NOT_FOUND;
@@ -681,12 +787,46 @@ out:
 	return err;
 }
 
+/* The first release of an assigned delivery wins: releases/<deliveryId> is inserted once (I5);
+ * a later or concurrent release reads the winner's reason and time. */
+static pl_err_t decide_release(conn_t *c, const char *delivery_id, char *reason, size_t reason_size,
+                               int64_t *at_ms)
+{
+	bson_error_t error;
+	bson_t doc;
+	pl_err_t err = PL_OK;
+	bson_t *ins = BCON_NEW("_id", BCON_UTF8(delivery_id), "reason", BCON_UTF8(reason),
+	                       "releasedAt", BCON_DATE_TIME(*at_ms));
+	if (!mongoc_collection_insert_one(c->releases, ins, NULL, NULL, &error)) {
+		if (!pl_mongo_is_duplicate_key(&error)) {
+			err = mongo_fail("insert release", &error);
+		} else {
+			bson_t *filter = BCON_NEW("_id", BCON_UTF8(delivery_id));
+			err = find_one(c->releases, filter, &doc);
+			bson_destroy(filter);
+			if (err == PL_ERR_NOT_FOUND) {
+				set_errmsg("release of %s vanished", delivery_id);
+				err = PL_ERR_TRANSIENT;
+			}
+			if (err == PL_OK) {
+				get_str(&doc, "reason", reason, reason_size);
+				*at_ms = get_i64(&doc, "releasedAt");
+				bson_destroy(&doc);
+			}
+		}
+	}
+	bson_destroy(ins);
+	return err;
+}
+
 pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reason, int64_t now_ms,
                        fleet_assignment_t *out)
 {
 	fleet_assignment_t a;
 	fleet_point_t none = {NAN, NAN};
-	claim_t claim;
+	claim_t held[HELD_MAX];
+	size_t n_held = 0;
+	unsigned slots = 0;
 	pl_err_t err;
 	conn_t c;
 
@@ -699,48 +839,49 @@ pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reas
 	 *    after it: with no assignment yet, the "released without a drone" record takes _id. */
 	err = read_assignment(&c, delivery_id, &a);
 	if (err == PL_ERR_NOT_FOUND) {
-		err = insert_assignment(&c, delivery_id, NULL, NULL, none, none, reason, now_ms);
-		if (err == PL_OK || err == PL_ERR_NOT_FOUND)
+		err =
+		    insert_assignment(&c, delivery_id, NULL, NULL, none, none, reason, now_ms, &a);
+		if (err == PL_ERR_NOT_FOUND)
 			err = reread(&c, delivery_id, &a);
 	}
 	if (err != PL_OK)
 		goto out;
-	bool completed = strcmp(reason, "completed") == 0;
 	if (strcmp(a.status, "assigned") == 0) {
-		err = update(c.assignments,
-		             BCON_NEW("_id", BCON_UTF8(delivery_id), "status", "assigned"),
-		             BCON_NEW("$set", "{", "status", completed ? "completed" : "released",
-		                      "releasedAt", BCON_DATE_TIME(now_ms), "releaseReason",
-		                      BCON_UTF8(reason), "traveledMeters",
-		                      BCON_DOUBLE(completed ? a.route_m : 0.0), "}"),
-		             NULL);
-		if (err == PL_OK)
-			err = reread(&c, delivery_id, &a);
+		char won[FLEET_REASON_MAX];
+		int64_t at = now_ms;
+		snprintf(won, sizeof won, "%s", reason);
+		err = decide_release(&c, delivery_id, won, sizeof won, &at);
 		if (err != PL_OK)
 			goto out;
+		bool done = strcmp(won, "completed") == 0;
+		double traveled = done ? a.route_m : 0.0;
+		err =
+		    update(c.assignments, BCON_NEW("_id", BCON_UTF8(delivery_id)),
+		           BCON_NEW("$set", "{", "status", done ? "completed" : "released",
+		                    "releasedAt", BCON_DATE_TIME(at), "releaseReason",
+		                    BCON_UTF8(won), "traveledMeters", BCON_DOUBLE(traveled), "}"));
+		if (err != PL_OK)
+			goto out;
+		snprintf(a.status, sizeof a.status, "%s", done ? "completed" : "released");
+		snprintf(a.release_reason, sizeof a.release_reason, "%s", won);
+		a.released_at_ms = at;
+		a.traveled_m = traveled;
 	}
-	completed = strcmp(a.status, "completed") == 0;
+	bool completed = strcmp(a.status, "completed") == 0;
 	/* 2. Every claim held for the delivery: the recorded drone (to the dropoff when completed)
-	 *    and any crash leftover (I3). The bound guards against a server ignoring updates. */
-	for (int pass = 0; (err = find_held_claim(&c, delivery_id, &claim)) == PL_OK; pass++) {
-		bool recorded = strcmp(claim.drone_id, a.drone_id) == 0 && claim.gen == a.drone_gen;
-		if (pass == 64) {
-			set_errmsg("claims of %s do not get released", delivery_id);
-			err = PL_ERR_TRANSIENT;
-			goto out;
-		}
-		err = release_claim(&c, &claim, delivery_id,
-		                    recorded && completed ? &a.dropoff : NULL, now_ms);
-		if (err != PL_OK)
-			goto out;
+	 *    and any crash leftover (I3). */
+	err = held_claims(&c, delivery_id, held, &n_held, &slots);
+	for (size_t i = 0; err == PL_OK && i < n_held; i++) {
+		bool recorded =
+		    strcmp(held[i].drone_id, a.drone_id) == 0 && held[i].gen == a.drone_gen;
+		const fleet_point_t *to = recorded && completed ? &a.dropoff : NULL;
+		err = release_claim(&c, &held[i], to, now_ms);
+		if (err == PL_OK)
+			cache_return(fleet, &held[i], to ? *to : held[i].position);
 	}
-	if (err == PL_ERR_NOT_FOUND)
-		err = PL_OK;
 	if (err == PL_OK && out)
 		*out = a;
 out:
-	/* the released drone is available again: the next assignment rereads the fleet */
-	cache_invalidate(fleet);
 	conn_close(fleet, &c);
 	return err;
 }

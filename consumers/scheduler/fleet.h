@@ -10,6 +10,18 @@
  *                 droneId (null: released before it ever held a drone), droneGen,
  *                 position{lat,lon}, pickup{lat,lon}, dropoff{lat,lon}, assignedAt,
  *                 releasedAt, releaseReason, routeMeters, traveledMeters, createdAt}
+ *   holds        {_id: "<deliveryId>#<slot>", claim: "<droneId>@<gen>"}  (the claims a delivery
+ *                 tried, slots 0, 1, ... inserted before each claim insert, so its claims are
+ *                 found by _id; insert-only, as an array updated in place loses additions)
+ *   releases     {_id: deliveryId, reason, releasedAt}    (the first release of an assignment)
+ *
+ * WHY EVERY FILTER IS AN _id. FerretDB 1.x with SQLite turns only a filter that is exactly
+ * {_id: <string>} into SQL; any other filter, {_id, gen} included, reads and decodes the whole
+ * collection in Go. Filters on claims or assignments would make every command cost grow with
+ * the deliveries ever made, so every per-command read and write names one _id: the claims of a
+ * delivery come from its holds slots, its first release from releases/<deliveryId>, and the
+ * drones' hints are set by _id with a generation that only grows ($max). Only the start-up
+ * repair, the candidate read (cached) and the utilization report filter on other fields.
  *
  * WHY EVERY DECISION IS AN INSERT. FerretDB 1.x (SQLite back end) runs findAndModify and
  * conditional updates as "read, filter in Go, write the new document by _id", with no
@@ -30,15 +42,15 @@
  *   I2  A claim is inserted only while its delivery's AssignDrone is being handled, i.e. before
  *       that record is acknowledged; after a crash the record is delivered again.
  *   I3  No drone leaks: the redelivered AssignDrone finds the claim left held for its delivery
- *       (claims {deliveryId, state: held}) and finishes with THAT drone; fleet_release ends the
- *       assignment first and then frees every claim held for the delivery, not only the
- *       recorded one; fleet_seed repairs drone hints left "assigned" over a released claim.
- *   I4  One assignment per delivery (assignments/_id = deliveryId): it never changes drone; a
- *       repeated AssignDrone returns the same drone, also after the release; a delivery released
- *       before it held a drone never gets one (a late AssignDrone cannot claim a drone that no
- *       ReleaseDrone would ever free).
- *   I5  Every write is a unique insert or an update conditional on the state it moves from;
- *       replaying any command sequence from the start changes nothing.
+ *       (a held claim noted in its holds slots) and finishes with THAT drone; fleet_release ends
+ * the assignment first and then frees every claim held for the delivery, not only the recorded one;
+ * fleet_seed repairs drone hints left "assigned" over a released claim. I4  One assignment per
+ * delivery (assignments/_id = deliveryId): it never changes drone; a repeated AssignDrone returns
+ * the same drone, also after the release; a delivery released before it held a drone never gets one
+ * (a late AssignDrone cannot claim a drone that no ReleaseDrone would ever free). I5  Every
+ * decision is a unique insert (claim, assignment, release); every update only copies a decision or
+ * moves a value one way ($max generation, $min releasedAt), so replaying any command sequence from
+ * the start changes nothing.
  *
  * Errors: PL_ERR_TRANSIENT when the server is unreachable or fails (retry; never dead-letter),
  * detail in fleet_errmsg(); PL_ERR_INVALID for malformed input; PL_ERR_NOT_FOUND as documented
@@ -143,8 +155,7 @@ fleet_t *fleet_new(const char *uri, const char *db_name, char *errstr, size_t er
 void fleet_destroy(fleet_t *fleet);
 
 pl_err_t fleet_ping(fleet_t *fleet);
-/* Secondary indexes (idempotent): drones {status}, claims {deliveryId}, assignments {ownerId,
- * assignedAt}. */
+/* Secondary indexes (idempotent): drones {status}, assignments {ownerId, assignedAt}. */
 pl_err_t fleet_ensure_indexes(fleet_t *fleet);
 
 /* Makes sure drones drone-0001..drone-<size> exist (inserting only the missing ones, each
@@ -164,8 +175,8 @@ pl_err_t fleet_count(fleet_t *fleet, size_t *total, size_t *available);
  *   PL_ERR_INVALID   bad ids or points;  PL_ERR_TRANSIENT  server trouble (retry).
  * now_ms becomes assignedAt of a new assignment (a claim left by a crash keeps its own time).
  * The drone chosen is the available one nearest to pickup (fleet_rank) that this call manages
- * to claim; all available drones are read per call (1000 drones: one query, ~0.1 s on FerretDB
- * with SQLite, which has no geo queries). */
+ * to claim, ranked from a cache of the available drones (fleet.c; reading 1,000 drones takes
+ * ~0.1 s on FerretDB with SQLite, which has no geo queries). */
 pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner_id,
                       fleet_point_t pickup, fleet_point_t dropoff, int64_t now_ms,
                       fleet_assignment_t *out);

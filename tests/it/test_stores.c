@@ -4,11 +4,13 @@
  * Each run uses its own databases (<name>_it_<pid>), so reruns never collide.
  *   package: new / identical / conflicting upserts, concurrent upserts, get, monthly weight;
  *   fleet:   seeding twice, nearest claim, idempotent assign (also 8 threads at once),
- *            20 concurrent assigns on a fleet of 5, release (twice), reuse, utilization;
+ *            20 concurrent assigns on a fleet of 5, release (twice), reuse, utilization,
+ *            a claim left by a crash before the assignment, the first release deciding;
  *   both:    a server that is not there answers PL_ERR_TRANSIENT within seconds.
  * Closing line: "stores_it: N passed, M failed"; exit status 1 when a check failed, 2 when
  * DP_MONGO_URI is not set (an integration test that cannot run must not pass). */
 #include <math.h>
+#include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +223,32 @@ static fleet_t *open_fleet(const char *uri, const char *name)
 	return fleet;
 }
 
+/* A find by _id is answered from the _id index, not by reading the whole collection: on FerretDB
+ * with SQLite, explain's plan says "SEARCH ... USING INDEX" (scripts/patches/README.md); on
+ * MongoDB, "IDHACK" or an index scan. A plan that scans makes every fleet call grow with the
+ * deliveries ever made. */
+static void check_id_lookup_uses_index(const char *uri, const char *db, const char *coll,
+                                       const char *id)
+{
+	bson_error_t error;
+	bson_t reply;
+	mongoc_client_t *client = mongoc_client_new(uri);
+	bson_t *cmd = BCON_NEW("explain", "{", "find", BCON_UTF8(coll), "filter", "{", "_id",
+	                       BCON_UTF8(id), "}", "}", "verbosity", "queryPlanner");
+	bool ok = client && mongoc_client_command_simple(client, db, cmd, NULL, &reply, &error);
+	char *json = ok ? bson_as_relaxed_extended_json(&reply, NULL) : NULL;
+	CHECK(json &&
+	          (strstr(json, "USING INDEX") || strstr(json, "IDHACK") ||
+	           strstr(json, "IXSCAN") || strstr(json, "EXPRESS_IXSCAN")) &&
+	          !strstr(json, "SCAN \"") && !strstr(json, "COLLSCAN"),
+	      "find {_id} on %s.%s uses the _id index: %s", db, coll, json ? json : error.message);
+	bson_free(json);
+	if (ok)
+		bson_destroy(&reply);
+	bson_destroy(cmd);
+	mongoc_client_destroy(client);
+}
+
 static void test_fleet_big(const char *uri)
 {
 	fleet_t *fleet = open_fleet(uri, "fleet");
@@ -239,6 +267,11 @@ static void test_fleet_big(const char *uri)
 	printf("stores_it: seeding 1000 drones took %.2fs\n", now_s() - t);
 	err = fleet_seed(fleet, 1000, &inserted);
 	CHECK(err == PL_OK && inserted == 0, "reseed: %s %u", pl_err_str(err), inserted);
+	{
+		char db[64];
+		snprintf(db, sizeof db, "fleet_it_%d", (int)getpid());
+		check_id_lookup_uses_index(uri, db, "drones", "drone-0500");
+	}
 	CHECK(fleet_count(fleet, &total, &available) == PL_OK && total == 1000 && available == 1000,
 	      "count %zu/%zu", available, total);
 
@@ -416,6 +449,76 @@ static void test_fleet_small(const char *uri)
 	fleet_destroy(fleet);
 }
 
+/* A crash of dronepipe-scheduler between its claim insert and its assignment insert (I3),
+ * written as the store would hold it: holds slot 0 names a held claim, slot 1 a claim whose
+ * insert never happened. The redelivered AssignDrone finishes with THAT drone, no other
+ * delivery can take it meanwhile, and the release frees it. */
+static void test_fleet_leftover(const char *uri)
+{
+	fleet_t *fleet = open_fleet(uri, "fleetx");
+	fleet_assignment_t a, b;
+	size_t available = 99;
+	bson_error_t error;
+	char db[64];
+	if (!fleet)
+		return;
+	CHECK(fleet_seed(fleet, 3, NULL) == PL_OK, "seed: %s", fleet_errmsg());
+	snprintf(db, sizeof db, "fleetx_it_%d", (int)getpid());
+	fleet_point_t home2 = fleet_drone_home("drone-0002"), dropoff = {47.70, -122.30};
+	mongoc_client_t *client = mongoc_client_new(uri);
+	mongoc_collection_t *holds = mongoc_client_get_collection(client, db, "holds");
+	mongoc_collection_t *claims = mongoc_client_get_collection(client, db, "claims");
+	bson_t *h0 = BCON_NEW("_id", "d-crash#0", "claim", "drone-0002@0");
+	bson_t *h1 = BCON_NEW("_id", "d-crash#1", "claim", "drone-0003@0");
+	bson_t *cl =
+	    BCON_NEW("_id", "drone-0002@0", "droneId", "drone-0002", "gen", BCON_INT64(0),
+	             "deliveryId", "d-crash", "state", "held", "lat", BCON_DOUBLE(home2.lat), "lon",
+	             BCON_DOUBLE(home2.lon), "claimedAt", BCON_DATE_TIME(T0 - 5000));
+	CHECK(mongoc_collection_insert_one(holds, h0, NULL, NULL, &error) &&
+	          mongoc_collection_insert_one(holds, h1, NULL, NULL, &error) &&
+	          mongoc_collection_insert_one(claims, cl, NULL, NULL, &error),
+	      "write the leftover: %s", error.message);
+	bson_destroy(h0);
+	bson_destroy(h1);
+	bson_destroy(cl);
+	mongoc_collection_destroy(holds);
+	mongoc_collection_destroy(claims);
+	mongoc_client_destroy(client);
+
+	/* drone-0002 is nearest to its own home, but its generation 0 is taken */
+	pl_err_t err = fleet_assign(fleet, "d-other", "owner-x", home2, dropoff, T0, &a);
+	CHECK(err == PL_OK && strcmp(a.drone_id, "drone-0002") != 0,
+	      "another delivery cannot take the held drone: %s %s %s", pl_err_str(err), a.drone_id,
+	      fleet_errmsg());
+	err = fleet_assign(fleet, "d-crash", "owner-x", home2, dropoff, T0, &b);
+	CHECK(err == PL_OK && strcmp(b.drone_id, "drone-0002") == 0 && b.drone_gen == 0 &&
+	          b.assigned_at_ms == T0 - 5000,
+	      "the redelivered AssignDrone finishes with its claim: %s %s gen %lld at %lld",
+	      pl_err_str(err), b.drone_id, (long long)b.drone_gen, (long long)b.assigned_at_ms);
+	CHECK(fleet_count(fleet, NULL, &available) == PL_OK && available == 1,
+	      "one drone left, %zu available", available);
+	err = fleet_release(fleet, "d-crash", "completed", T0 + 1000, &b);
+	CHECK(err == PL_OK && strcmp(b.status, "completed") == 0, "release: %s %s", pl_err_str(err),
+	      b.status);
+	CHECK(fleet_count(fleet, NULL, &available) == PL_OK && available == 2,
+	      "drone-0002 free again, %zu available", available);
+	/* the first release decides: a later one with another reason changes nothing */
+	CHECK(fleet_release(fleet, "d-other", "cancelled", T0 + 2000, &a) == PL_OK &&
+	          fleet_release(fleet, "d-other", "completed", T0 + 3000, &b) == PL_OK &&
+	          strcmp(b.status, "released") == 0 && strcmp(b.release_reason, "cancelled") == 0 &&
+	          b.released_at_ms == T0 + 2000 && b.traveled_m == 0,
+	      "first release wins: %s %s %lld", b.status, b.release_reason,
+	      (long long)b.released_at_ms);
+	/* the freed drone is claimed at its next generation, from its dropoff */
+	err = fleet_assign(fleet, "d-next", "owner-x", dropoff, dropoff, T0 + 4000, &a);
+	CHECK(err == PL_OK && strcmp(a.drone_id, "drone-0002") == 0 && a.drone_gen == 1,
+	      "next generation: %s %s gen %lld", pl_err_str(err), a.drone_id,
+	      (long long)a.drone_gen);
+	CHECK(fleet_count(fleet, NULL, &available) == PL_OK && available == 2, "%zu available",
+	      available);
+	fleet_destroy(fleet);
+}
+
 /* ---- server down --------------------------------------------------------------------------- */
 
 static void test_server_down(void)
@@ -462,6 +565,7 @@ int main(void)
 	test_package_store(uri);
 	test_fleet_big(uri);
 	test_fleet_small(uri);
+	test_fleet_leftover(uri);
 	test_server_down();
 	printf("stores_it: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
