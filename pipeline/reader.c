@@ -44,9 +44,15 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	r->stop_at_end = opts->stop_at_end;
 	char group[64];
 	snprintf(group, sizeof(group), "dronepipe-reader-%lld", (long long)pl_now_ms());
-	const char *props[] = {
-	    "group.id", group, "enable.auto.commit", "false", "enable.partition.eof",
-	    "false",    NULL};
+	const char *props[] = {"group.id",
+	                       group,
+	                       "enable.auto.commit",
+	                       "false",
+	                       "enable.partition.eof",
+	                       "false",
+	                       "queued.max.messages.kbytes", /* as the stage's (stage.c) */
+	                       "8192",
+	                       NULL};
 	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, props, errstr, errstr_size);
 	if (!conf) {
 		rc = PL_ERR_CONFIG;

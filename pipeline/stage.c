@@ -37,6 +37,10 @@ const pl_cfg_opt_t pl_stage_cfg[] = {
      .help = "how often stored offsets are committed"},
     {"DP_STATS_INTERVAL_MS", PL_CFG_INT, "5000", 0, 600000,
      .help = "consumer statistics (lag metrics) interval, 0 = off"},
+    {"DP_STAGE_WORKERS", PL_CFG_INT, "1", 1, 64,
+     .help = "records handled at once by a service whose handler allows it (package, scheduler, "
+             "delivery); records with the same key keep their order. Raise it when round trips "
+             "to a remote store, not CPU, bound the stage"},
     {NULL},
 };
 
@@ -59,7 +63,11 @@ typedef struct entry {
 	struct pl_stage *stage;
 	size_t part; /* index into stage->parts */
 	int64_t offset;
-	bool completed; /* handler OK or DEAD (not RETRY) */
+	const rd_kafka_message_t *msg; /* borrowed from the batch */
+	unsigned lane;                 /* worker that handles it (same key, same lane) */
+	bool completed;                /* handler OK or DEAD (not RETRY) */
+	bool retry;                    /* handler or dead letter asked for a retry ... */
+	char reason[256];              /* ... and why */
 	atomic_int pending;
 	atomic_int failed;
 } entry_t;
@@ -95,6 +103,7 @@ struct pl_stage {
 	part_t *parts;
 	size_t nparts;
 	int64_t backoff_min, backoff_max;
+	unsigned workers; /* lanes per batch: 1 unless opts.concurrent */
 	pl_err_t fatal;
 	pl_metric_family_t *m_records, *m_latency, *m_retries, *m_dead, *m_lag_records,
 	    *m_lag_seconds;
@@ -249,6 +258,7 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	s->opts.topics = (const char *const *)s->topics;
 	if (s->opts.max_batch <= 0)
 		s->opts.max_batch = 500;
+	s->workers = s->opts.concurrent ? (unsigned)pl_cfg_int(cfg, "DP_STAGE_WORKERS") : 1;
 	s->backoff_min = pl_cfg_int(cfg, "DP_RETRY_BACKOFF_MIN_MS");
 	s->backoff_max = pl_cfg_int(cfg, "DP_RETRY_BACKOFF_MAX_MS");
 	if (s->backoff_max < s->backoff_min)
@@ -281,23 +291,14 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	         (long long)pl_cfg_int(cfg, "DP_COMMIT_INTERVAL_MS"));
 	snprintf(stats_ms, sizeof(stats_ms), "%lld",
 	         (long long)pl_cfg_int(cfg, "DP_STATS_INTERVAL_MS"));
-	const char *base[] = {"group.id",
-	                      s->group,
-	                      "client.id",
-	                      s->group,
-	                      "enable.auto.offset.store",
-	                      "false",
-	                      "enable.auto.commit",
-	                      "true",
-	                      "auto.commit.interval.ms",
-	                      commit_ms,
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "statistics.interval.ms",
-	                      stats_ms,
-	                      "enable.partition.eof",
-	                      "false",
-	                      NULL};
+	const char *base[] = {"group.id", s->group, "client.id", s->group,
+	                      "enable.auto.offset.store", "false", "enable.auto.commit", "true",
+	                      "auto.commit.interval.ms", commit_ms, "auto.offset.reset", "earliest",
+	                      "statistics.interval.ms", stats_ms, "enable.partition.eof", "false",
+	                      /* pre-fetched records held per consumer: librdkafka's 64 MB default
+	                       * was most of a replaying service's memory; 8 MB still keeps a
+	                       * batch of 500 ready (DP_KAFKA_PROP_ overrides it) */
+	                      "queued.max.messages.kbytes", "8192", NULL};
 	conf = pl_kafka_conf_new(cfg, base, errstr, errstr_size);
 	if (!conf)
 		goto fail;
@@ -586,8 +587,10 @@ static int poll_timeout_ms(pl_stage_t *s)
 	return t < 0 ? 0 : (int)t;
 }
 
-/* Handles one record into entry e (its produces are pending in the batch). */
-static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e, bool *blocked)
+/* Handles one record into entry e (its produces are pending in the batch). Touches no partition
+ * state, so the lanes of a batch run it at once; e->retry asks the stage thread to block the
+ * partition at this record. */
+static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e)
 {
 	pl_record_t r;
 	pl_kafka_record_fill(&r, m);
@@ -600,7 +603,6 @@ static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e, b
 	memcpy(key, r.key ? r.key : "", klen);
 	key[klen] = '\0';
 	pl_log_ctx_set(trace_id, key);
-	s->parts[e->part].last_ts_ms = r.timestamp_ms;
 
 	json_t *event = NULL;
 	const pl_avro_schema_t *schema = NULL;
@@ -642,14 +644,82 @@ decided:
 			out = PL_STAGE_RETRY;
 	}
 	if (out == PL_STAGE_RETRY) {
-		*blocked = true;
-		block_partition(s, e->part, r.offset,
-		                ctx.reason[0] ? ctx.reason : "transient failure");
+		e->retry = true;
+		snprintf(e->reason, sizeof(e->reason), "%s",
+		         ctx.reason[0] ? ctx.reason : "transient failure");
 	} else {
 		e->completed = true;
 	}
 	json_decref(event);
 	pl_log_ctx_clear();
+}
+
+/* ---- lanes: the records of a batch handled at once ----------------------------------------
+ * Records go to lanes by a hash of their key, so records with the same key are handled one
+ * after the other in offset order. A lane that sees a RETRY skips the rest of that partition
+ * (as the one-at-a-time loop does); other lanes may have handled later records of the partition:
+ * their offsets are not stored past the retried record, so they are handled again after the
+ * seek (at-least-once; handlers are idempotent). */
+
+typedef struct lane_job {
+	pl_stage_t *stage;
+	entry_t *entries;
+	size_t n;
+	unsigned lane;
+} lane_job_t;
+
+static unsigned lane_of(const rd_kafka_message_t *m, unsigned lanes)
+{
+	uint32_t h = 2166136261u; /* FNV-1a of the key; keyless records by partition */
+	const unsigned char *k = m->key;
+	if (!k)
+		return (unsigned)m->partition % lanes;
+	for (size_t i = 0; i < m->key_len; i++)
+		h = (h ^ k[i]) * 16777619u;
+	return h % lanes;
+}
+
+static void *lane_main(void *arg)
+{
+	lane_job_t *job = arg;
+	size_t *blocked = pl_malloc((job->n ? job->n : 1) * sizeof(*blocked)), nblocked = 0;
+	for (size_t i = 0; i < job->n && !atomic_load(&job->stage->stop); i++) {
+		entry_t *e = &job->entries[i];
+		bool skip = e->lane != job->lane;
+		for (size_t b = 0; b < nblocked && !skip; b++)
+			skip = blocked[b] == e->part;
+		if (skip)
+			continue;
+		handle_one(job->stage, e->msg, e);
+		if (e->retry)
+			blocked[nblocked++] = e->part;
+	}
+	pl_free(blocked);
+	return NULL;
+}
+
+/* Handles entries[0..n) on min(workers, n) lanes, lane 0 on the calling thread. */
+static void run_lanes(pl_stage_t *s, entry_t *entries, size_t n)
+{
+	unsigned lanes = s->workers < n ? s->workers : (unsigned)n;
+	pthread_t threads[64];
+	lane_job_t jobs[64];
+	unsigned started = 0;
+	for (size_t i = 0; i < n; i++)
+		entries[i].lane = lanes > 1 ? lane_of(entries[i].msg, lanes) : 0;
+	for (unsigned l = 0; l < lanes; l++)
+		jobs[l] = (lane_job_t){.stage = s, .entries = entries, .n = n, .lane = l};
+	for (unsigned l = 1; l < lanes; l++) {
+		if (pthread_create(&threads[started], NULL, lane_main, &jobs[l]) != 0)
+			break;
+		started++;
+	}
+	/* a lane whose thread could not start runs here, after lane 0 */
+	for (unsigned l = 0; l < lanes; l++)
+		if (l == 0 || l > started)
+			lane_main(&jobs[l]);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(threads[t], NULL);
 }
 
 static void wait_batch(pl_stage_t *s)
@@ -764,10 +834,29 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 			e->stage = s;
 			e->part = pi;
 			e->offset = m->offset;
-			bool blk = false;
-			handle_one(s, m, e, &blk);
-			if (blk)
+			e->msg = m;
+			p->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
+			if (s->workers > 1)
+				continue; /* handled below, on lanes */
+			handle_one(s, m, e);
+			if (e->retry) {
+				block_partition(s, pi, e->offset, e->reason);
 				blocked[nblocked++] = pi;
+			}
+		}
+		if (s->workers > 1 && nentries > 0) {
+			run_lanes(s, entries, nentries);
+			/* the first retry of each partition blocks it there */
+			for (size_t i = 0; i < nentries; i++) {
+				bool done = !entries[i].retry;
+				for (size_t b = 0; b < nblocked && !done; b++)
+					done = blocked[b] == entries[i].part;
+				if (done)
+					continue;
+				block_partition(s, entries[i].part, entries[i].offset,
+				                entries[i].reason);
+				blocked[nblocked++] = entries[i].part;
+			}
 		}
 		wait_batch(s);
 		store_batch(s, entries, nentries);

@@ -20,7 +20,12 @@
  * Shutdown: pl_stage_stop (async-signal-safe) makes pl_stage_run finish the record in hand, wait
  * for its acknowledgements, store and commit offsets, and leave the group.
  * Thread rules: pl_stage_run runs on the caller's thread; handlers run on it too, one record at
- * a time. pl_stage_produce may only be called from inside a handler. */
+ * a time, unless opts.concurrent: then the records of each polled batch are spread over
+ * DP_STAGE_WORKERS lanes by a hash of their key (same key, same lane, offset order) and the
+ * handler runs on several threads at once; on_assign, on_revoke and on_tick stay on the stage
+ * thread, never during a batch. Offsets are stored per partition only up to the first record
+ * not done, so a retry re-handles the later records of its partition that other lanes had
+ * done. pl_stage_produce may only be called from inside a handler. */
 #ifndef PL_STAGE_H
 #define PL_STAGE_H
 
@@ -61,6 +66,7 @@ typedef struct pl_stage_opts {
 	pl_metrics_t *metrics;                   /* NULL = default */
 	const char *const *extra_consumer_props; /* NULL-terminated key/value list, may be NULL */
 	int max_batch;                           /* records per batch (default 500) */
+	bool concurrent; /* the handler is thread-safe: handle records of different keys at once */
 	/* optional: called on the stage thread after every batch (at least every 100 ms), e.g. for
 	 * timers that must see the same state as the handler */
 	void (*on_tick)(void *arg);
@@ -68,7 +74,7 @@ typedef struct pl_stage_opts {
 } pl_stage_opts_t;
 
 /* Config options the stage reads (DP_RETRY_BACKOFF_MIN_MS, DP_RETRY_BACKOFF_MAX_MS,
- * DP_COMMIT_INTERVAL_MS, DP_STATS_INTERVAL_MS); add to a binary's tables. */
+ * DP_COMMIT_INTERVAL_MS, DP_STATS_INTERVAL_MS, DP_STAGE_WORKERS); add to a binary's tables. */
 extern const pl_cfg_opt_t pl_stage_cfg[];
 
 pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char *errstr,

@@ -12,6 +12,7 @@ int main(int argc, char **argv)
 	    .init = delivery_init,
 	    .fini = delivery_fini,
 	    .handler = delivery_handle,
+	    .concurrent = true, /* handler is thread-safe (stage.h) */
 	    .routes = delivery_routes,
 	    .ready = delivery_ready,
 	    .tick = delivery_tick,

@@ -12,6 +12,7 @@ int main(int argc, char **argv)
 	    .init = package_init,
 	    .fini = package_fini,
 	    .handler = package_handle,
+	    .concurrent = true, /* handler is thread-safe (stage.h) */
 	    .routes = package_routes,
 	    .ready = package_ready,
 	};

@@ -12,6 +12,7 @@ int main(int argc, char **argv)
 	    .init = scheduler_init,
 	    .fini = scheduler_fini,
 	    .handler = scheduler_handle,
+	    .concurrent = true, /* handler is thread-safe (stage.h) */
 	    .routes = scheduler_routes,
 	    .ready = scheduler_ready,
 	};

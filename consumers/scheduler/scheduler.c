@@ -3,6 +3,8 @@
  * a redelivered command gets the same reply (same drone, fleet.h I4), which the saga dedupes. */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,25 +31,35 @@ const pl_cfg_opt_t scheduler_cfg[] = {
 
 const char *const scheduler_topics[] = {"dronedelivery.drone.commands", NULL};
 
+/* The handler runs on several stage lanes at once (main.c: concurrent); seeded is set once,
+ * under seed_lock, by whichever lane seeds first. */
 typedef struct scheduler_svc {
 	fleet_t *fleet;
 	unsigned fleet_size;
-	bool seeded;
+	pthread_mutex_t seed_lock;
+	atomic_bool seeded;
 } scheduler_svc_t;
 
 static bool seed(scheduler_svc_t *svc)
 {
 	unsigned inserted = 0;
+	bool ok = true;
+	pthread_mutex_lock(&svc->seed_lock);
+	if (atomic_load(&svc->seeded))
+		goto out;
 	if (fleet_ensure_indexes(svc->fleet) != PL_OK ||
 	    fleet_seed(svc->fleet, svc->fleet_size, &inserted) != PL_OK) {
 		pl_log(PL_LOG_WARN, "fleet_not_seeded", NULL, "%s (will retry)", fleet_errmsg());
-		return false;
+		ok = false;
+		goto out;
 	}
 	pl_log(PL_LOG_INFO, "fleet_seeded",
 	       PL_LOG_FIELDS(PL_LI("size", svc->fleet_size), PL_LI("inserted", inserted)),
 	       "fleet of %u drones ready", svc->fleet_size);
-	svc->seeded = true;
-	return true;
+	atomic_store(&svc->seeded, true);
+out:
+	pthread_mutex_unlock(&svc->seed_lock);
+	return ok;
 }
 
 void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
@@ -62,6 +74,7 @@ void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_si
 	scheduler_svc_t *svc = pl_calloc(1, sizeof(*svc));
 	svc->fleet = fleet;
 	svc->fleet_size = (unsigned)pl_cfg_int(env->cfg, "DP_FLEET_SIZE");
+	pthread_mutex_init(&svc->seed_lock, NULL);
 	seed(svc); /* a server down now: the handler seeds before its first command */
 	return svc;
 }
@@ -70,6 +83,7 @@ void scheduler_fini(void *state)
 {
 	scheduler_svc_t *svc = state;
 	fleet_destroy(svc->fleet);
+	pthread_mutex_destroy(&svc->seed_lock);
 	pl_free(svc);
 }
 
@@ -171,7 +185,7 @@ pl_stage_outcome_t scheduler_handle(pl_stage_ctx_t *ctx, const pl_record_t *reco
 {
 	(void)record;
 	scheduler_svc_t *svc = state;
-	if (!svc->seeded && !seed(svc)) {
+	if (!atomic_load(&svc->seeded) && !seed(svc)) {
 		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "fleet not seeded: %s", fleet_errmsg());
 		return PL_STAGE_RETRY;
 	}
