@@ -8,11 +8,13 @@
  * retries. Prints one JSON line: records, seconds (first send to last acknowledgement),
  * records_per_s, errors.
  *
- * Usage: bench-produce [RECORDS [DISTINCT_PAYLOADS [requests|lifecycle]]]
+ * Usage: bench-produce [RECORDS [DISTINCT_PAYLOADS [requests|lifecycle|completed]]]
  *        (environment: DP_KAFKA_BROKERS, DP_*)
  * Mode lifecycle (the input of the replay scenario): RECORDS distinct DeliveryLifecycle events on
  * dronedelivery.delivery.events, five per delivery (Created, Scheduled, HeadedToPickup,
- * HeadedToDropoff, Completed with versions 1..5), each encoded as it is sent. */
+ * HeadedToDropoff, Completed with versions 1..5), each encoded as it is sent. Mode completed (the
+ * delivery records of the cost-of-growth scenario): one Completed event (version 5) per
+ * delivery. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,16 +32,17 @@
 #define TOPIC           "dronedelivery.requests"
 #define TOPIC_LIFECYCLE "dronedelivery.delivery.events"
 
-/* The lifecycle event number i (delivery i / 5, stage i % 5), encoded. */
-static pl_err_t lifecycle_event(const pl_avro_schema_t *schema, long i, char key[37], void **out,
-                                size_t *len, char *err, size_t errsz)
+/* The lifecycle event number i (delivery i / 5, stage i % 5; completed_only: delivery i,
+ * Completed), encoded. */
+static pl_err_t lifecycle_event(const pl_avro_schema_t *schema, long i, bool completed_only,
+                                char key[37], void **out, size_t *len, char *err, size_t errsz)
 {
 	static const char *stages[] = {"Created", "Scheduled", "HeadedToPickup", "HeadedToDropoff",
 	                               "Completed"};
 	static char id[37];
-	long d = i / 5;
-	int st = (int)(i % 5);
-	if (st == 0)
+	long d = completed_only ? i : i / 5;
+	int st = completed_only ? 4 : (int)(i % 5);
+	if (st == 0 || completed_only)
 		pl_uuid_v4(id);
 	memcpy(key, id, 37);
 	char ev_id[37], owner[32], pick[48], pkg[32], drone[32];
@@ -108,7 +111,8 @@ int main(int argc, char **argv)
 {
 	long records = argc > 1 ? atol(argv[1]) : 200000;
 	int distinct = argc > 2 ? atoi(argv[2]) : 1000;
-	bool lifecycle = argc > 3 && strcmp(argv[3], "lifecycle") == 0;
+	bool completed_only = argc > 3 && strcmp(argv[3], "completed") == 0;
+	bool lifecycle = completed_only || (argc > 3 && strcmp(argv[3], "lifecycle") == 0);
 	if (records <= 0 || distinct <= 0) {
 		fprintf(stderr, "usage: bench-produce [RECORDS [DISTINCT_PAYLOADS]]\n");
 		return 1;
@@ -192,8 +196,8 @@ int main(int argc, char **argv)
 		int k = (int)(sent % distinct);
 		void *val = payload[k];
 		size_t vlen = plen[k];
-		if (lifecycle &&
-		    lifecycle_event(ls, sent, key, &val, &vlen, err, sizeof(err)) != PL_OK) {
+		if (lifecycle && lifecycle_event(ls, sent, completed_only, key, &val, &vlen, err,
+		                                 sizeof(err)) != PL_OK) {
 			fprintf(stderr, "bench-produce: encode lifecycle: %s\n", err);
 			return 2;
 		}

@@ -4,8 +4,9 @@
 # Benchmarks report; they never fail on a number. See bench/README.md.
 #
 # Knobs (environment): BENCH_RUNS (3), BENCH_WRK_DURATION (30s), BENCH_WRK_CONNS ("64 512"),
-# BENCH_PRODUCE_RECORDS (200000), BENCH_E2E_RATES ("5 7 10 25 100 250 1000", stepped up until one is not sustained), BENCH_E2E_SECONDS (20),
-# BENCH_REPLAY_EVENTS (1000000), BENCH_REPLAY_TIMEOUT (300 s),
+# BENCH_PRODUCE_RECORDS (200000), BENCH_E2E_RATES ("10 25 50 75 100 150 250 500 1000 2000 4000", stepped up until one is not sustained), BENCH_E2E_SECONDS (20),
+# BENCH_REPLAY_EVENTS (1000000), BENCH_REPLAY_TIMEOUT (600 s),
+# BENCH_GROWTH_SIZES ("10000 100000 1000000": deliveries in the stores for scenario 7),
 # BENCH_E2E_DRAIN (30), BENCH_E2E_WARMUP ("2 5": rate and seconds of the unreported warm-up).
 set -uo pipefail
 
@@ -29,12 +30,13 @@ RUNS=${BENCH_RUNS:-3}
 WRK_D=${BENCH_WRK_DURATION:-30s}
 WRK_CONNS=${BENCH_WRK_CONNS:-64 512}
 PRODUCE_N=${BENCH_PRODUCE_RECORDS:-200000}
-E2E_RATES=${BENCH_E2E_RATES:-5 7 10 25 100 250 1000}
+E2E_RATES=${BENCH_E2E_RATES:-10 25 50 75 100 150 250 500 1000 2000 4000}
 E2E_S=${BENCH_E2E_SECONDS:-20}
 E2E_DRAIN=${BENCH_E2E_DRAIN:-30}
 E2E_WARMUP=${BENCH_E2E_WARMUP:-2 5} # RATE SECONDS
 REPLAY_N=${BENCH_REPLAY_EVENTS:-1000000}
-REPLAY_TIMEOUT=${BENCH_REPLAY_TIMEOUT:-300}
+REPLAY_TIMEOUT=${BENCH_REPLAY_TIMEOUT:-600}
+GROWTH_SIZES=${BENCH_GROWTH_SIZES:-10000 100000 1000000}
 BASELINE_PORT=18790
 # service name:port (18780..18785)
 SERVICES="ingress:18780 delivery:18781 package:18782 scheduler:18783 workflow:18784 dronesim:18785"
@@ -138,6 +140,30 @@ dlq_counts() {
 
 mark() { echo "$1 $(date -u +%s) $(loadavg)" >>"$RAW/marks.txt"; }
 
+group_lag() { # GROUP TOPIC -> the group's total lag on the topic (empty when unknown)
+	"$BIN/dronepipe" --brokers "$BROKERS" --json topics "$2" --group "$1" 2>/dev/null |
+		jq -r --arg g "$1" --arg t "$2" '[.groups[] | select(.group == $g) | .topics[] | select(.topic == $t) | .lag] | first // empty'
+}
+
+# wait_lag0 GROUP TIMEOUT_S TOPIC... -> 0 when the group's lag on every topic reached 0 in time;
+# prints the summed lag seen first and last ("first last")
+wait_lag0() {
+	local g=$1 timeout=$2 t0=$SECONDS first= sum t l
+	shift 2
+	while :; do
+		sum=0
+		for t in "$@"; do
+			l=$(group_lag "$g" "$t")
+			[ -n "$l" ] || { sum=; break; }
+			sum=$((sum + l))
+		done
+		[ -z "$first" ] && [ -n "$sum" ] && first=$sum
+		[ "$sum" = 0 ] && { echo "${first:-0} 0"; return 0; }
+		[ $((SECONDS - t0)) -lt "$timeout" ] || { echo "${first:-null} ${sum:-null}"; return 1; }
+		sleep 0.5
+	done
+}
+
 # ---- start -------------------------------------------------------------------------------------
 for f in "$BB/http_baseline" "$BB/produce" "$BB/e2e"; do
 	[ -x "$f" ] || { say "missing $f: run 'make bench' (it builds the bench binaries)"; exit 1; }
@@ -240,9 +266,74 @@ mem_snapshot "$RAW/mem-s4.txt"
 dlq_counts "$RAW/dlq-after.txt"
 mark s4-end
 
-# ---- scenario 3: ingress alone (consumer services stopped: they would compete for the 2 cores) ----
-say "stopping the consumer services for scenarios 3 and 2"
+# ---- scenario 7: cost of growth ------------------------------------------------------------------
+# The stores grow to each size in turn; then scenario 4 runs once more at the highest rate it
+# sustained, and every process's memory is read. FerretDB grows by bench-seed (finished
+# deliveries as package and scheduler leave them), Redis through the pipeline (one Completed
+# event per delivery, applied by dronepipe-delivery). The workflow's changelog is not grown.
+GROWTH_RATE=$(jq -rs '[.[] | select(.accepted_202 > 0 and .scheduled >= .accepted_202 and
+	.all_scheduled_after_s >= 0 and .all_scheduled_after_s < 5) | .rate] | max // empty' \
+	"$RAW"/s4-*.json 2>/dev/null)
+GROWTH_RATE=${BENCH_GROWTH_RATE:-${GROWTH_RATE:-5}}
+echo "$GROWTH_RATE" >"$RAW/s7-rate"
+seeded=0
+for size in $GROWTH_SIZES; do
+	[ "$size" -gt "$seeded" ] || continue
+	mark "s7-$size"
+	say "scenario 7: growing the stores to $size deliveries"
+	"$BB/seed" "mongodb://127.0.0.1:$DP_STACK_MONGO_PORT/" "$seeded" "$size" >"$RAW/s7-$size-seed.json" \
+		2>>"$LOGS/seed.log" || say "seeding FerretDB failed (see $LOGS/seed.log)"
+	DP_KAFKA_BROKERS=$BROKERS "$BB/produce" $((size - seeded)) 1 completed >"$RAW/s7-$size-produce.json" \
+		2>>"$LOGS/produce.log" || say "producing the delivery records failed (see $LOGS/produce.log)"
+	t0=$SECONDS
+	read -r _ left < <(wait_lag0 delivery 900 dronedelivery.delivery.events)
+	echo "{\"seconds\":$((SECONDS - t0)),\"lag_left\":${left:-null},\"redis_keys\":$(redis-cli -p "$DP_STACK_REDIS_PORT" dbsize 2>/dev/null || echo null)}" \
+		>"$RAW/s7-$size-redis.json"
+	seeded=$size
+	say "scenario 7: end to end at $GROWTH_RATE/s with $size deliveries in the stores"
+	DP_KAFKA_BROKERS=$BROKERS "$BB/e2e" 127.0.0.1 "$(svc_port ingress)" "$GROWTH_RATE" "$E2E_S" "$E2E_DRAIN" 64 \
+		>"$RAW/s7-$size.json" 2>>"$LOGS/e2e.log" || say "e2e at $size failed (see $LOGS/e2e.log)"
+	cat "$RAW/s7-$size.json"
+	mem_snapshot "$RAW/mem-s7-$size.txt"
+done
+mark s7-end
+
+say "stopping the consumer services for scenarios 6b, 3 and 2"
 for name in $CONSUMERS; do stop_pid "${SVC_PID[$name]}" "dronepipe-$name"; unset "SVC_PID[$name]"; done
+
+# ---- scenario 6b: replay of the workflow group over its inputs ----------------------------------
+# Every input of the workflow so far (scenarios 4 and 7) is consumed again from the earliest
+# offsets: the sagas are restored from the changelog, and every input meets its saga as a
+# duplicate or a stale record (outbox outputs are produced again with their eventIds). It runs
+# before scenarios 3 and 2, whose requests would be new sagas, not a replay, and with the other
+# consumers stopped.
+WF_TOPICS="dronedelivery.requests dronedelivery.package.events dronedelivery.drone.events"
+mark s6b
+say "scenario 6b: replay of the workflow group over its inputs"
+reset_ok=1
+for t in $WF_TOPICS; do
+	"$BIN/dronepipe" --brokers "$BROKERS" --json replay --group workflow --topic "$t" --to-earliest \
+		>>"$RAW/s6b-plan.json" 2>>"$LOGS/replay.log" || reset_ok=
+done
+if [ -n "$reset_ok" ]; then
+	lag0=0
+	for t in $WF_TOPICS; do
+		l=$(group_lag workflow "$t")
+		lag0=$((lag0 + ${l:-0}))
+	done
+	t0=$(date +%s.%N)
+	start_service workflow
+	read -r _ left < <(wait_lag0 workflow "$REPLAY_TIMEOUT" $WF_TOPICS)
+	t1=$(date +%s.%N)
+	echo "{\"records\":$lag0,\"lag_left\":${left:-null},\"seconds_from_start\":$(echo "$t1 - $t0" | bc),\"timeout_s\":$REPLAY_TIMEOUT}" >"$RAW/s6b.json"
+	cat "$RAW/s6b.json"
+	mem_snapshot "$RAW/mem-s6b.txt"
+	stop_pid "${SVC_PID[workflow]}" dronepipe-workflow
+	unset "SVC_PID[workflow]"
+else
+	say "workflow replay reset failed (see $LOGS/replay.log)"
+fi
+# ---- scenario 3: ingress alone (consumer services stopped: they would compete for the 2 cores) ----
 mark s3
 cpu_snapshot "$RAW/cpu-s3-before.txt"
 say "scenario 3: ingress, wrk -t2 $WRK_D, ${RUNS}x per concurrency"
@@ -264,10 +355,6 @@ done
 # REPLAY_N lifecycle events are added to dronedelivery.delivery.events (the delivery service is
 # stopped), the delivery group is reset to the earliest offsets with the ops CLI, and the service is
 # started again: the time until its lag is 0 (committed offsets, polled every 0.5 s) is the replay.
-group_lag() { # GROUP TOPIC -> the group's total lag on the topic (empty when unknown)
-	"$BIN/dronepipe" --brokers "$BROKERS" --json topics "$2" --group "$1" 2>/dev/null |
-		jq -r --arg g "$1" --arg t "$2" '[.groups[] | select(.group == $g) | .topics[] | select(.topic == $t) | .lag] | first // empty'
-}
 mark s6
 say "scenario 6: replay of the delivery group over $REPLAY_N added lifecycle events (timeout ${REPLAY_TIMEOUT}s)"
 DP_KAFKA_BROKERS=$BROKERS "$BB/produce" "$REPLAY_N" 1 lifecycle >"$RAW/s6-produce.json" 2>>"$LOGS/produce.log" ||
@@ -293,7 +380,9 @@ if "$BIN/dronepipe" --brokers "$BROKERS" --json replay --group delivery --topic 
 else
 	say "replay reset failed (see $LOGS/replay.log)"
 fi
+
 mem_snapshot "$RAW/mem-end.txt"
+"$BIN/dronepipe" --brokers "$BROKERS" --json topics >"$RAW/topics-end.json" 2>/dev/null || true
 mark end
 echo $((SECONDS - T_START)) >"$RAW/elapsed_s"
 

@@ -645,7 +645,7 @@ decided:
 	}
 	if (out == PL_STAGE_RETRY) {
 		e->retry = true;
-		snprintf(e->reason, sizeof(e->reason), "%s",
+		snprintf(e->reason, sizeof(e->reason), "%.*s", (int)sizeof(e->reason) - 1,
 		         ctx.reason[0] ? ctx.reason : "transient failure");
 	} else {
 		e->completed = true;
