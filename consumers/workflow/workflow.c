@@ -7,7 +7,10 @@
  * All topics are co-partitioned by deliveryId, so input partition p's sagas live in changelog
  * partition p: assignment of p restores them by reading that changelog partition to its end.
  * Invariant: states[p] holds exactly the latest changelog value of every delivery of partition p
- * that this process restored or wrote. */
+ * that this process restored or wrote, as its Avro encoding (the changelog record's bytes): a
+ * saga is decoded only while an input or timer of its delivery is handled. A decoded SagaState
+ * takes ~4x the memory of its encoding (jansson's tree of small allocations around the outbox
+ * payloads), and every delivery ever made stays in memory. */
 #include <stdio.h>
 #include <string.h>
 
@@ -39,7 +42,9 @@ typedef struct wf {
 	const pl_avro_registry_t *registry;
 	pl_producer_t *producer;
 	saga_opts_t opts;
-	json_t *states[MAX_PARTITIONS]; /* deliveryId -> SagaState; NULL = not restored */
+	json_t *states[MAX_PARTITIONS]; /* deliveryId -> encoded SagaState (a json string of its
+	                                 * bytes); NULL = not restored */
+	const pl_avro_schema_t *state_schema;
 	json_t *timers[MAX_PARTITIONS]; /* deliveryId -> due ms, for sagas with a due timer */
 	int64_t next_sweep_ms;
 	pl_metric_family_t *m_outcomes, *m_sagas;
@@ -66,6 +71,13 @@ void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 	wf->cfg = env->cfg;
 	wf->registry = env->registry;
 	wf->producer = env->producer;
+	wf->state_schema = pl_avro_schema_get(env->registry, SAGA_STATE_SCHEMA);
+	if (!wf->state_schema) {
+		snprintf(errstr, errstr_size, "schema %s is missing from the build",
+		         SAGA_STATE_SCHEMA);
+		pl_free(wf);
+		return NULL;
+	}
 	wf->opts = (saga_opts_t){
 	    .assign_timeout_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_TIMEOUT_S") * 1000,
 	    .assign_backoff_min_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS"),
@@ -100,15 +112,46 @@ static void count_sagas(wf_t *wf)
 	pl_metric_set(pl_metric_get0(wf->m_sagas), (double)n);
 }
 
-/* Records the state in memory and its due timer in the index. Takes a new reference. */
-static void remember(wf_t *wf, int32_t p, const char *delivery_id, json_t *state)
+/* Keeps bytes (a SagaState's encoding, copied) as delivery_id's saga and state's due timer in the
+ * index. */
+static void keep(wf_t *wf, int32_t p, const char *delivery_id, const void *bytes, size_t len,
+                 const json_t *state)
 {
-	json_object_set(wf->states[p], delivery_id, state);
+	json_object_set_new(wf->states[p], delivery_id, json_stringn_nocheck(bytes, len));
 	int64_t due = saga_next_due_ms(state, &wf->opts);
 	if (due == SAGA_NEVER)
 		json_object_del(wf->timers[p], delivery_id);
 	else
 		json_object_set_new(wf->timers[p], delivery_id, json_integer(due));
+}
+
+/* Records the state (encoded) in memory and its due timer in the index. */
+static pl_err_t remember(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	char err[256];
+	pl_err_t e = pl_avro_encode(wf->state_schema, state, &buf, &len, err, sizeof(err));
+	if (e == PL_OK)
+		keep(wf, p, delivery_id, buf, len, state);
+	else
+		pl_log(PL_LOG_ERROR, "saga_state_unencodable",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)), "%s", err);
+	pl_free(buf);
+	return e;
+}
+
+/* The saga of delivery_id, decoded (caller decrefs), or NULL when none is known. PL_ERR_* when
+ * the kept bytes do not decode (never expected: they were encoded or read with this registry). */
+static pl_err_t recall(wf_t *wf, int32_t p, const char *delivery_id, json_t **state, char *err,
+                       size_t err_size)
+{
+	json_t *bytes = json_object_get(wf->states[p], delivery_id);
+	*state = NULL;
+	if (!bytes)
+		return PL_OK;
+	return pl_avro_decode(wf->registry, json_string_value(bytes), json_string_length(bytes),
+	                      state, NULL, err, err_size);
 }
 
 pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
@@ -158,7 +201,7 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 			       "%s", err);
 			continue;
 		}
-		remember(wf, p, key, state);
+		keep(wf, p, key, r.value, r.value_len, state);
 		json_decref(state);
 		restored++;
 	}
@@ -222,7 +265,13 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		                    delivery_id);
 		return PL_STAGE_DEAD;
 	}
-	json_t *state = json_object_get(wf->states[p], delivery_id);
+	json_t *state = NULL;
+	char err[256];
+	pl_err_t de = recall(wf, p, delivery_id, &state, err, sizeof(err));
+	if (de != PL_OK) {
+		pl_stage_set_reason(ctx, de, "saga of %s unreadable: %s", delivery_id, err);
+		return PL_STAGE_RETRY;
+	}
 	saga_result_t r;
 	saga_apply(state, input, event, pl_now_ms(), &wf->opts, &r);
 	count(wf, input, r.outcome);
@@ -262,12 +311,14 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		out = PL_STAGE_RETRY;
 	if (r.state && out == PL_STAGE_OK) {
 		bool is_new = state == NULL;
-		remember(wf, p, delivery_id, r.state);
-		if (is_new)
+		if (remember(wf, p, delivery_id, r.state) != PL_OK)
+			out = PL_STAGE_RETRY; /* written, not kept: handle the input again */
+		else if (is_new)
 			count_sagas(wf);
 	}
 done:
 	saga_result_clear(&r);
+	json_decref(state);
 	return out;
 }
 
@@ -302,7 +353,14 @@ static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const ch
  * the same timer again from the old state, with the same event ids). */
 static void fire(wf_t *wf, int32_t p, const char *delivery_id)
 {
-	json_t *state = json_object_get(wf->states[p], delivery_id);
+	json_t *state = NULL;
+	char err[256];
+	if (recall(wf, p, delivery_id, &state, err, sizeof(err)) != PL_OK) {
+		pl_log(PL_LOG_ERROR, "saga_state_unreadable",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)), "%s", err);
+		json_object_set_new(wf->timers[p], delivery_id, json_integer(pl_now_ms() + 1000));
+		return;
+	}
 	saga_result_t r;
 	saga_apply(state, SAGA_INPUT_TIMER, NULL, pl_now_ms(), &wf->opts, &r);
 	count(wf, SAGA_INPUT_TIMER, r.outcome);
@@ -315,13 +373,14 @@ static void fire(wf_t *wf, int32_t p, const char *delivery_id)
 		ok = emit_sync(wf, SAGA_TOPIC_STATE, delivery_id, SAGA_STATE_SCHEMA, r.state,
 		               NULL) == PL_OK;
 	if (ok && r.state)
-		remember(wf, p, delivery_id, r.state);
-	else if (r.outcome != SAGA_OK) /* nothing to do after all: forget the timer */
+		ok = remember(wf, p, delivery_id, r.state) == PL_OK;
+	if (r.outcome != SAGA_OK) /* nothing to do after all: forget the timer */
 		json_object_del(wf->timers[p], delivery_id);
-	else /* a produce failed: try again on a later sweep */
+	else if (!ok) /* a produce failed: try again on a later sweep */
 		json_object_set_new(wf->timers[p], delivery_id, json_integer(pl_now_ms() + 1000));
 	pl_log_ctx_clear();
 	saga_result_clear(&r);
+	json_decref(state);
 }
 
 void workflow_tick(void *arg)
