@@ -95,8 +95,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-seed: bad URI %s\n", argv[1]);
 		return 1;
 	}
-	const char *colls[][2] = {{"packages", "packages"},       {"dronescheduler", "assignments"},
-	                          {"dronescheduler", "claims"},   {"dronescheduler", "holds"},
+	const char *colls[][2] = {{"packages", "packages"},
+	                          {"dronescheduler", "assignments"},
+	                          {"dronescheduler", "claims"},
+	                          {"dronescheduler", "holds"},
 	                          {"dronescheduler", "releases"}};
 	sink_t sinks[5];
 	long dummy = 0;
@@ -124,9 +126,9 @@ int main(int argc, char **argv)
 		                       BCON_DOUBLE(2.5), "tag", BCON_NULL, "createdAt",
 		                       BCON_DATE_TIME(at)),
 		              &docs);
-		bson_t *a = BCON_NEW("_id", BCON_UTF8(id), "ownerId", BCON_UTF8(owner), "status",
-		                     "completed", "droneId", BCON_UTF8(drone), "droneGen",
-		                     BCON_INT64(0));
+		bson_t *a =
+		    BCON_NEW("_id", BCON_UTF8(id), "ownerId", BCON_UTF8(owner), "status",
+		             "completed", "droneId", BCON_UTF8(drone), "droneGen", BCON_INT64(0));
 		point(a, "position", lat, lon);
 		point(a, "pickup", lat + 0.001, lon);
 		point(a, "dropoff", lat + 0.01, lon + 0.01);
@@ -144,11 +146,12 @@ int main(int argc, char **argv)
 		                             BCON_DOUBLE(lon), "claimedAt", BCON_DATE_TIME(at),
 		                             "releasedAt", BCON_DATE_TIME(at + 600000)),
 		                    &docs);
-		ok = ok && sink_add(&sinks[3], BCON_NEW("_id", BCON_UTF8(hold), "claim", BCON_UTF8(claim)),
-		                    &docs);
+		ok = ok &&
+		     sink_add(&sinks[3],
+		              BCON_NEW("_id", BCON_UTF8(hold), "claim", BCON_UTF8(claim)), &docs);
 		ok = ok && sink_add(&sinks[4],
-		                    BCON_NEW("_id", BCON_UTF8(id), "reason", "completed", "releasedAt",
-		                             BCON_DATE_TIME(at + 600000)),
+		                    BCON_NEW("_id", BCON_UTF8(id), "reason", "completed",
+		                             "releasedAt", BCON_DATE_TIME(at + 600000)),
 		                    &docs);
 	}
 	for (int c = 0; c < 5; c++) {
