@@ -2,18 +2,24 @@
  * server and the signal thread for the process's life. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
 #include "service.h"
+
+#define SHUTDOWN_TIMEOUT_S 30
 
 typedef struct runner {
 	const pl_service_def_t *def;
 	void *state;
 	pl_stage_t *stage;
 	sigset_t sigs;
+	atomic_bool finishing; /* set by pl_service_main once the stage returned and cleanup ran */
 } runner_t;
 
 static pl_stage_outcome_t handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
@@ -50,15 +56,30 @@ static bool ready(void *arg, char *reason, size_t reason_size)
 	return !r->def->ready || r->def->ready(r->state, reason, reason_size);
 }
 
+/* Waits for SIGTERM/SIGINT, stops the stage, then watches the shutdown: when it has not ended
+ * within SHUTDOWN_TIMEOUT_S (leaving the group waits for a coordinator, which an unreachable
+ * broker never answers), or a second signal comes, the process exits at once with status 2 —
+ * its uncommitted records are consumed again after the restart (at-least-once). */
 static void *signal_main(void *arg)
 {
 	runner_t *r = arg;
 	int sig = 0;
 	sigwait(&r->sigs, &sig);
+	if (atomic_load(&r->finishing))
+		return NULL; /* woken by pl_service_main: the stage ended on its own */
 	pl_log(PL_LOG_INFO, "stopping", PL_LOG_FIELDS(PL_LS("signal", strsignal(sig))),
 	       "finishing the batch in hand, committing, leaving the group");
 	pl_stage_stop(r->stage);
-	return NULL;
+	struct timespec timeout = {SHUTDOWN_TIMEOUT_S, 0};
+	sig = sigtimedwait(&r->sigs, NULL, &timeout);
+	if (atomic_load(&r->finishing))
+		return NULL;
+	pl_log(PL_LOG_ERROR, "shutdown_timeout",
+	       PL_LOG_FIELDS(PL_LI("after_s", SHUTDOWN_TIMEOUT_S)), "%s",
+	       sig > 0 ? "second signal: exiting now, without a clean leave"
+	               : "the shutdown did not finish in time (broker unreachable?): exiting "
+	                 "now, without a clean leave");
+	_exit(2);
 }
 
 void pl_service_http_opts(const pl_cfg_t *cfg, const char *svc, pl_http_opts_t *out)
@@ -151,14 +172,16 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 out:
 	if (rc != 0 && err[0])
 		pl_log(PL_LOG_FATAL, rc == 1 ? "config_error" : "fatal", NULL, "%s", err);
-	if (have_signal_thread) {
-		pthread_kill(signal_thread, SIGTERM); /* wake it if the stage ended on its own */
-		pthread_join(signal_thread, NULL);
-	}
+	/* the signal thread keeps watching until everything below is done */
 	pl_http_server_stop(server);
 	if (def->fini && r.state)
 		def->fini(r.state);
 	pl_stage_destroy(r.stage);
+	if (have_signal_thread) {
+		atomic_store(&r.finishing, true);
+		pthread_kill(signal_thread, SIGTERM); /* wake it, whichever wait it is in */
+		pthread_join(signal_thread, NULL);
+	}
 	pl_avro_registry_destroy(registry);
 	pl_cfg_destroy(cfg);
 	return rc;

@@ -216,14 +216,18 @@ static void stop(ds_t *ds, sim_table_t *t, const char *id, const char *why, int6
 	sim_flight_t *f = sim_table_add(t, id);
 	if (f->state == SIM_DONE || f->state == SIM_STOPPED)
 		return;
-	if (f->state == SIM_FLYING)
+	bool was_flying = f->state == SIM_FLYING;
+	if (was_flying)
 		pl_log(PL_LOG_INFO, "flight_stopped",
 		       PL_LOG_FIELDS(PL_LS("drone_id", f->drone_id),
 		                     PL_LS("phase", sim_phase_name(f->phase))),
 		       "flight stopped: %s", why);
 	f->state = SIM_STOPPED;
 	f->touched_ms = now;
-	count_flights(ds);
+	/* the gauge walks every flight: only when the number flying changed (the end of a delivery
+	 * the simulator never flew, e.g. a replayed or foreign one, leaves it alone) */
+	if (was_flying)
+		count_flights(ds);
 }
 
 static bool same_point(const sim_point_t *a, const sim_point_t *b)
