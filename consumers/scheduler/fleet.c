@@ -223,13 +223,18 @@ static bool str_ok(const char *s, size_t max)
 	return len > 0 && len <= max && bson_utf8_validate(s, len, false);
 }
 
-/* First document of coll matching filter (borrowed) into *doc_out (caller destroys).
+/* Every per-command read and write goes through find_by_id / update_by_id: a filter that is the
+ * _id alone is the only one FerretDB 1.x with SQLite pushes down to SQL; any other reads the
+ * whole collection (fleet.h). */
+
+/* The document of coll with _id id into *doc_out (caller destroys).
  * PL_OK, PL_ERR_NOT_FOUND or PL_ERR_TRANSIENT. */
-static pl_err_t find_one(mongoc_collection_t *coll, const bson_t *filter, bson_t *doc_out)
+static pl_err_t find_by_id(mongoc_collection_t *coll, const char *id, bson_t *doc_out)
 {
 	bson_error_t error;
 	const bson_t *doc;
 	pl_err_t err = PL_ERR_NOT_FOUND;
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
 	bson_t *opts = BCON_NEW("limit", BCON_INT64(1));
 	mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	if (mongoc_cursor_next(cursor, &doc)) {
@@ -240,30 +245,28 @@ static pl_err_t find_one(mongoc_collection_t *coll, const bson_t *filter, bson_t
 	}
 	mongoc_cursor_destroy(cursor);
 	bson_destroy(opts);
+	bson_destroy(filter);
 	return err;
 }
 
 static pl_err_t read_assignment(conn_t *c, const char *delivery_id, fleet_assignment_t *a)
 {
 	bson_t doc;
-	bson_t *filter = BCON_NEW("_id", BCON_UTF8(delivery_id));
-	pl_err_t err = find_one(c->assignments, filter, &doc);
+	pl_err_t err = find_by_id(c->assignments, delivery_id, &doc);
 	if (err == PL_OK) {
 		assignment_from_bson(&doc, a);
 		bson_destroy(&doc);
 	}
-	bson_destroy(filter);
 	return err;
 }
 
-/* update_one (no upsert); takes ownership of filter and upd. Every filter is {_id} alone:
- * FerretDB 1.x with SQLite pushes only that down to SQL and reads the whole collection for any
- * other filter (fleet.h). */
-static pl_err_t update(mongoc_collection_t *coll, bson_t *filter, bson_t *upd)
+/* update_one (no upsert) of the document of coll with _id id; takes ownership of upd. */
+static pl_err_t update_by_id(mongoc_collection_t *coll, const char *id, bson_t *upd)
 {
 	bson_error_t error;
 	bson_t reply;
 	pl_err_t err = PL_OK;
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
 	if (!mongoc_collection_update_one(coll, filter, upd, NULL, &reply, &error))
 		err = mongo_fail("update", &error);
 	bson_destroy(&reply);
@@ -288,9 +291,7 @@ static pl_err_t repair_hints(conn_t *c)
 		bson_t claim;
 		get_str(doc, "_id", drone_id, sizeof drone_id);
 		snprintf(claim_id, sizeof claim_id, "%s@%" PRId64, drone_id, gen);
-		bson_t *cf = BCON_NEW("_id", BCON_UTF8(claim_id));
-		err = find_one(c->claims, cf, &claim);
-		bson_destroy(cf);
+		err = find_by_id(c->claims, claim_id, &claim);
 		if (err == PL_OK) {
 			get_str(&claim, "state", state, sizeof state);
 			bson_destroy(&claim);
@@ -300,10 +301,10 @@ static pl_err_t repair_hints(conn_t *c)
 			break;
 		}
 		/* released claim: next generation; missing claim: this generation is still free */
-		err = update(c->drones, BCON_NEW("_id", BCON_UTF8(drone_id)),
-		             BCON_NEW("$set", "{", "status", "available", "deliveryId", BCON_NULL,
-		                      "}", "$max", "{", "gen",
-		                      BCON_INT64(err == PL_OK ? gen + 1 : gen), "}"));
+		err = update_by_id(c->drones, drone_id,
+		                   BCON_NEW("$set", "{", "status", "available", "deliveryId",
+		                            BCON_NULL, "}", "$max", "{", "gen",
+		                            BCON_INT64(err == PL_OK ? gen + 1 : gen), "}"));
 	}
 	if (err == PL_OK && mongoc_cursor_error(cursor, &error))
 		err = mongo_fail("find assigned drones", &error);
@@ -413,13 +414,13 @@ static pl_err_t release_claim(conn_t *c, const claim_t *claim, const fleet_point
 	bson_append_document_begin(upd, "$max", -1, &max);
 	BSON_APPEND_INT64(&max, "gen", claim->gen + 1);
 	bson_append_document_end(upd, &max);
-	err = update(c->drones, BCON_NEW("_id", BCON_UTF8(claim->drone_id)), upd);
+	err = update_by_id(c->drones, claim->drone_id, upd);
 	if (err != PL_OK)
 		return err;
 	claim_key(claim->drone_id, claim->gen, key, sizeof key);
-	return update(c->claims, BCON_NEW("_id", BCON_UTF8(key)),
-	              BCON_NEW("$set", "{", "state", "released", "}", "$min", "{", "releasedAt",
-	                       BCON_DATE_TIME(now_ms), "}"));
+	return update_by_id(c->claims, key,
+	                    BCON_NEW("$set", "{", "state", "released", "}", "$min", "{",
+	                             "releasedAt", BCON_DATE_TIME(now_ms), "}"));
 }
 
 static void hold_id(const char *delivery_id, unsigned slot, char *out, size_t out_size)
@@ -463,16 +464,12 @@ static pl_err_t held_claims(conn_t *c, const char *delivery_id, claim_t *out, si
 		char owner[FLEET_STR_MAX + 1];
 		bson_t hold, doc;
 		hold_id(delivery_id, *slots, id, sizeof id);
-		bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-		err = find_one(c->holds, filter, &hold);
-		bson_destroy(filter);
+		err = find_by_id(c->holds, id, &hold);
 		if (err != PL_OK)
 			break;
 		get_str(&hold, "claim", key, sizeof key);
 		bson_destroy(&hold);
-		filter = BCON_NEW("_id", BCON_UTF8(key));
-		err = find_one(c->claims, filter, &doc);
-		bson_destroy(filter);
+		err = find_by_id(c->claims, key, &doc);
 		if (err ==
 		    PL_ERR_NOT_FOUND) /* noted, then a crash or a lost race before the insert */
 			continue;
@@ -762,8 +759,8 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 		err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, &slots, &claim);
 	if (err != PL_OK)
 		goto out;
-	err = update(
-	    c.drones, BCON_NEW("_id", BCON_UTF8(claim.drone_id)),
+	err = update_by_id(
+	    c.drones, claim.drone_id,
 	    BCON_NEW("$set", "{", "status", "assigned", "deliveryId", BCON_UTF8(delivery_id), "}"));
 	if (err == PL_OK)
 		err = insert_assignment(&c, delivery_id, owner_id, &claim, pickup, dropoff, NULL,
@@ -801,9 +798,7 @@ static pl_err_t decide_release(conn_t *c, const char *delivery_id, char *reason,
 		if (!pl_mongo_is_duplicate_key(&error)) {
 			err = mongo_fail("insert release", &error);
 		} else {
-			bson_t *filter = BCON_NEW("_id", BCON_UTF8(delivery_id));
-			err = find_one(c->releases, filter, &doc);
-			bson_destroy(filter);
+			err = find_by_id(c->releases, delivery_id, &doc);
 			if (err == PL_ERR_NOT_FOUND) {
 				set_errmsg("release of %s vanished", delivery_id);
 				err = PL_ERR_TRANSIENT;
@@ -855,11 +850,11 @@ pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reas
 			goto out;
 		bool done = strcmp(won, "completed") == 0;
 		double traveled = done ? a.route_m : 0.0;
-		err =
-		    update(c.assignments, BCON_NEW("_id", BCON_UTF8(delivery_id)),
-		           BCON_NEW("$set", "{", "status", done ? "completed" : "released",
-		                    "releasedAt", BCON_DATE_TIME(at), "releaseReason",
-		                    BCON_UTF8(won), "traveledMeters", BCON_DOUBLE(traveled), "}"));
+		err = update_by_id(c.assignments, delivery_id,
+		                   BCON_NEW("$set", "{", "status", done ? "completed" : "released",
+		                            "releasedAt", BCON_DATE_TIME(at), "releaseReason",
+		                            BCON_UTF8(won), "traveledMeters", BCON_DOUBLE(traveled),
+		                            "}"));
 		if (err != PL_OK)
 			goto out;
 		snprintf(a.status, sizeof a.status, "%s", done ? "completed" : "released");
