@@ -1,14 +1,16 @@
 /* store.c — the package store of dronepipe-package over mongoc (see store.h for the document
  * shape and the conflict rule). Owns the mongoc client pool of the service; this file and the
  * scheduler's fleet.c are the only places that include mongoc. mongoc and bson errors are
- * translated to pl_err_t here: a duplicate key is a normal answer of the upsert, every other
+ * translated to pl_err_t here: a duplicate key is a normal answer of the insert, every other
  * server or connection failure is PL_ERR_TRANSIENT (the stage loop retries; a package command is
  * never dead-lettered because the database is down).
  *
- * Why upsert with $setOnInsert and then compare: the write is atomic on _id in every
- * MongoDB-API server (FerretDB's SQLite back end included: _id is its primary key), so two
- * concurrent commands for one packageId store exactly one document; the loser reads it back and
- * compares. Nothing ever overwrites a stored package. */
+ * Why insert and then compare: an insert of a unique _id is atomic in every MongoDB-API server
+ * (FerretDB's SQLite back end included: _id is its primary key), so two concurrent commands for
+ * one packageId store exactly one document; the loser gets a duplicate key, reads the stored one
+ * and compares. Nothing ever overwrites a stored package. (An upsert with $setOnInsert decides
+ * the same way, but FerretDB runs it as a find plus an insert in a transaction: twice the
+ * work of the insert, for the common case of a new package.) */
 #include <math.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
@@ -289,31 +291,27 @@ static pl_err_t read_one(conn_t *conn, const char *package_id, package_t *out)
 	return err;
 }
 
-/* {$setOnInsert: <the whole document>}: the upsert writes only when the package is new. */
-static bson_t *insert_update(const package_t *pkg)
+/* The document of pkg, _id = packageId. */
+static bson_t *package_doc(const package_t *pkg)
 {
-	bson_t *update = bson_new();
-	bson_t fields;
-	bson_append_document_begin(update, "$setOnInsert", -1, &fields);
-	BSON_APPEND_UTF8(&fields, "ownerId", pkg->owner_id);
-	BSON_APPEND_UTF8(&fields, "deliveryId", pkg->delivery_id);
-	BSON_APPEND_UTF8(&fields, "size", package_size_name(pkg->size));
-	BSON_APPEND_DOUBLE(&fields, "weight", pkg->weight);
+	bson_t *doc = bson_new();
+	BSON_APPEND_UTF8(doc, "_id", pkg->package_id);
+	BSON_APPEND_UTF8(doc, "ownerId", pkg->owner_id);
+	BSON_APPEND_UTF8(doc, "deliveryId", pkg->delivery_id);
+	BSON_APPEND_UTF8(doc, "size", package_size_name(pkg->size));
+	BSON_APPEND_DOUBLE(doc, "weight", pkg->weight);
 	if (pkg->has_tag)
-		BSON_APPEND_UTF8(&fields, "tag", pkg->tag);
+		BSON_APPEND_UTF8(doc, "tag", pkg->tag);
 	else
-		BSON_APPEND_NULL(&fields, "tag");
-	BSON_APPEND_DATE_TIME(&fields, "createdAt", pkg->created_at_ms);
-	bson_append_document_end(update, &fields);
-	return update;
+		BSON_APPEND_NULL(doc, "tag");
+	BSON_APPEND_DATE_TIME(doc, "createdAt", pkg->created_at_ms);
+	return doc;
 }
 
 pl_err_t package_store_upsert(package_store_t *store, const package_t *pkg, package_t *stored,
                               char *reason, size_t reason_size)
 {
 	bson_error_t error;
-	bson_t reply;
-	bson_t *filter = NULL, *update = NULL, *opts = NULL;
 	package_t existing;
 	pl_err_t err;
 	conn_t conn;
@@ -324,20 +322,22 @@ pl_err_t package_store_upsert(package_store_t *store, const package_t *pkg, pack
 		return err;
 
 	conn = conn_open(store);
-	filter = BCON_NEW("_id", BCON_UTF8(pkg->package_id));
-	update = insert_update(pkg);
-	opts = BCON_NEW("upsert", BCON_BOOL(true));
-	if (!mongoc_collection_update_one(conn.coll, filter, update, opts, &reply, &error) &&
-	    !pl_mongo_is_duplicate_key(&error)) {
-		/* A duplicate key means a concurrent upsert inserted first: compare with it. */
-		err = mongo_fail("upsert package", &error);
-		bson_destroy(&reply);
+	bson_t *doc = package_doc(pkg);
+	bool inserted = mongoc_collection_insert_one(conn.coll, doc, NULL, NULL, &error);
+	bson_destroy(doc);
+	if (inserted) { /* what is stored is pkg */
+		if (stored)
+			*stored = *pkg;
 		goto out;
 	}
-	bson_destroy(&reply);
+	if (!pl_mongo_is_duplicate_key(&error)) {
+		err = mongo_fail("insert package", &error);
+		goto out;
+	}
+	/* Stored before (a repeat, or a concurrent command that inserted first): compare. */
 	err = read_one(&conn, pkg->package_id, &existing);
 	if (err == PL_ERR_NOT_FOUND) {
-		set_errmsg("package %s vanished right after its upsert", pkg->package_id);
+		set_errmsg("package %s vanished after a duplicate key", pkg->package_id);
 		err = PL_ERR_TRANSIENT;
 	}
 	if (err != PL_OK)
@@ -347,9 +347,6 @@ pl_err_t package_store_upsert(package_store_t *store, const package_t *pkg, pack
 	if (differs(&existing, pkg, reason, reason_size))
 		err = PL_ERR_REJECTED;
 out:
-	bson_destroy(opts);
-	bson_destroy(update);
-	bson_destroy(filter);
 	conn_close(store, &conn);
 	return err;
 }

@@ -215,6 +215,7 @@ static void assignment_from_bson(const bson_t *doc, fleet_assignment_t *a)
 	a->released_at_ms = get_i64(doc, "releasedAt");
 	a->route_m = get_num(doc, "routeMeters", 0);
 	a->traveled_m = get_num(doc, "traveledMeters", -1);
+	a->hold_slots = (unsigned)get_i64(doc, "holdSlots");
 }
 
 static bool str_ok(const char *s, size_t max)
@@ -431,8 +432,10 @@ static void hold_id(const char *delivery_id, unsigned slot, char *out, size_t ou
 /* Notes claim key in the first free holds slot of delivery_id from *slot on (an insert, atomic
  * on FerretDB too, where a read-modify-write of one array loses concurrent additions); *slot
  * becomes the next slot. The slots of a delivery are dense: each is inserted only once the one
- * before it exists. */
-static pl_err_t note_hold(conn_t *c, const char *delivery_id, const char *key, unsigned *slot)
+ * before it exists. first: slot 0 must be free (the fast path of fleet_assign):
+ * PL_ERR_REJECTED when it is not. */
+static pl_err_t note_hold(conn_t *c, const char *delivery_id, const char *key, unsigned *slot,
+                          bool first)
 {
 	char id[FLEET_STR_MAX + 16];
 	for (; *slot < HOLD_SLOTS_MAX; (*slot)++) {
@@ -447,19 +450,21 @@ static pl_err_t note_hold(conn_t *c, const char *delivery_id, const char *key, u
 		}
 		if (!pl_mongo_is_duplicate_key(&error))
 			return mongo_fail("insert hold", &error);
+		if (first && *slot == 0)
+			return PL_ERR_REJECTED; /* an earlier attempt noted its claim */
 	}
 	set_errmsg("delivery %s tried %d claims", delivery_id, HOLD_SLOTS_MAX);
 	return PL_ERR_TRANSIENT;
 }
 
-/* The claims held for delivery_id (state "held", deliveryId matching), at most HELD_MAX, found
- * through its holds slots: reads by _id only. *slots = the slots in use. */
-static pl_err_t held_claims(conn_t *c, const char *delivery_id, claim_t *out, size_t *n,
-                            unsigned *slots)
+/* Appends to out[*n] the claims held for delivery_id (state "held", deliveryId matching) noted
+ * in its holds slots from slot `from` on, up to HELD_MAX in all: reads by _id only.
+ * *slots = the slots in use. */
+static pl_err_t held_claims(conn_t *c, const char *delivery_id, unsigned from, claim_t *out,
+                            size_t *n, unsigned *slots)
 {
 	pl_err_t err = PL_OK;
-	*n = 0;
-	for (*slots = 0; *slots < HOLD_SLOTS_MAX; (*slots)++) {
+	for (*slots = from; *slots < HOLD_SLOTS_MAX; (*slots)++) {
 		char id[FLEET_STR_MAX + 16], key[FLEET_ID_MAX + 24], state[16];
 		char owner[FLEET_STR_MAX + 1];
 		bson_t hold, doc;
@@ -608,12 +613,21 @@ static void cache_return(fleet_t *fleet, const claim_t *claim, fleet_point_t pos
 	pthread_mutex_unlock(&fleet->cache_lock);
 }
 
+/* Puts back a candidate taken by cache_take but not claimed (same generation). */
+static void cache_put(fleet_t *fleet, const fleet_candidate_t *cand)
+{
+	claim_t as_released = {.gen = cand->gen - 1, .position = cand->position};
+	snprintf(as_released.drone_id, sizeof as_released.drone_id, "%s", cand->drone_id);
+	cache_return(fleet, &as_released, cand->position);
+}
+
 /* Tries to claim the candidates in rank order by inserting claims/"X@gen" until an insert wins
  * (I1); each key is noted in holds/<deliveryId> before its insert (write-ahead, I3).
- * PL_ERR_NOT_FOUND when every candidate was taken. */
+ * PL_ERR_NOT_FOUND when every candidate was taken; with first, PL_ERR_REJECTED when holds slot
+ * 0 was taken already (note_hold). */
 static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t *cands, size_t n,
                              const char *delivery_id, fleet_point_t pickup, int64_t now_ms,
-                             unsigned *slot, claim_t *claim)
+                             bool first, unsigned *slot, claim_t *claim)
 {
 	size_t *order = pl_malloc((n ? n : 1) * sizeof *order);
 	size_t ranked = fleet_rank(cands, n, pickup, order);
@@ -625,9 +639,11 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 		if (!cache_take(fleet, cand->drone_id))
 			continue; /* another thread of this process is claiming it */
 		claim_key(cand->drone_id, cand->gen, key, sizeof key);
-		err = note_hold(c, delivery_id, key, slot);
-		if (err != PL_OK)
+		err = note_hold(c, delivery_id, key, slot, first);
+		if (err != PL_OK) {
+			cache_put(fleet, cand);
 			break;
+		}
 		bson_t *doc =
 		    BCON_NEW("_id", BCON_UTF8(key), "droneId", BCON_UTF8(cand->drone_id), "gen",
 		             BCON_INT64(cand->gen), "deliveryId", BCON_UTF8(delivery_id), "state",
@@ -652,9 +668,10 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 }
 
 /* Claims the nearest available drone for delivery_id: from the cache, then once more from a
- * fresh read of the store before answering "no drone available". */
+ * fresh read of the store before answering "no drone available". first: see claim_ranked. */
 static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id,
-                              fleet_point_t pickup, int64_t now_ms, unsigned *slot, claim_t *claim)
+                              fleet_point_t pickup, int64_t now_ms, bool first, unsigned *slot,
+                              claim_t *claim)
 {
 	pl_err_t err = PL_ERR_NOT_FOUND;
 	for (int pass = 0; pass < 2 && err == PL_ERR_NOT_FOUND; pass++) {
@@ -662,8 +679,8 @@ static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id
 		size_t n = 0;
 		err = cached_candidates(fleet, c, pass == 1, &cands, &n);
 		if (err == PL_OK)
-			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, now_ms, slot,
-			                   claim);
+			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, now_ms, first,
+			                   slot, claim);
 		pl_free(cands);
 	}
 	return err;
@@ -685,8 +702,9 @@ static void append_point(bson_t *doc, const char *key, fleet_point_t p)
  * drone" record. PL_OK when inserted (*a = what was stored), PL_ERR_NOT_FOUND when one exists
  * already (read it). */
 static pl_err_t insert_assignment(conn_t *c, const char *delivery_id, const char *owner_id,
-                                  const claim_t *claim, fleet_point_t pickup, fleet_point_t dropoff,
-                                  const char *reason, int64_t now_ms, fleet_assignment_t *a)
+                                  const claim_t *claim, unsigned hold_slots, fleet_point_t pickup,
+                                  fleet_point_t dropoff, const char *reason, int64_t now_ms,
+                                  fleet_assignment_t *a)
 {
 	bson_error_t error;
 	pl_err_t err = PL_OK;
@@ -703,6 +721,7 @@ static pl_err_t insert_assignment(conn_t *c, const char *delivery_id, const char
 		BSON_APPEND_DATE_TIME(doc, "assignedAt", claim->claimed_at_ms);
 		BSON_APPEND_DOUBLE(doc, "routeMeters",
 		                   fleet_route_m(claim->position, pickup, dropoff));
+		BSON_APPEND_INT64(doc, "holdSlots", hold_slots);
 	} else {
 		BSON_APPEND_NULL(doc, "droneId");
 		BSON_APPEND_DATE_TIME(doc, "releasedAt", now_ms);
@@ -747,24 +766,33 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 		return PL_ERR_INVALID;
 	}
 	c = conn_open(fleet);
-	err = read_assignment(&c, delivery_id, &a);
-	if (err == PL_OK) /* I4: the same drone forever; released without a drone stays so */
-		goto done;
-	if (err != PL_ERR_NOT_FOUND)
-		goto out;
-	err = held_claims(&c, delivery_id, held, &n_held, &slots); /* I3: left by a crash */
-	if (err == PL_OK && n_held)
-		claim = held[0];
-	else if (err == PL_OK)
-		err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, &slots, &claim);
+	/* Fast path: the first attempt for a delivery notes its first claim in holds slot 0, so a
+	 * slot 0 that is free proves there was no attempt before (no assignment with a drone, no
+	 * claim left by a crash). A taken slot 0, or no drone at hand, takes the careful path. */
+	err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, true, &slots, &claim);
+	if (err == PL_ERR_REJECTED || err == PL_ERR_NOT_FOUND) {
+		err = read_assignment(&c, delivery_id, &a);
+		if (err ==
+		    PL_OK) /* I4: the same drone forever; released without a drone stays so */
+			goto done;
+		if (err != PL_ERR_NOT_FOUND)
+			goto out;
+		/* I3: a claim left by a crash */
+		err = held_claims(&c, delivery_id, 0, held, &n_held, &slots);
+		if (err == PL_OK && n_held)
+			claim = held[0];
+		else if (err == PL_OK)
+			err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, false, &slots,
+			                    &claim);
+	}
 	if (err != PL_OK)
 		goto out;
 	err = update_by_id(
 	    c.drones, claim.drone_id,
 	    BCON_NEW("$set", "{", "status", "assigned", "deliveryId", BCON_UTF8(delivery_id), "}"));
 	if (err == PL_OK)
-		err = insert_assignment(&c, delivery_id, owner_id, &claim, pickup, dropoff, NULL,
-		                        now_ms, &a);
+		err = insert_assignment(&c, delivery_id, owner_id, &claim, slots, pickup, dropoff,
+		                        NULL, now_ms, &a);
 	if (err == PL_ERR_NOT_FOUND) /* another writer decided */
 		err = reread(&c, delivery_id, &a);
 	if (err != PL_OK)
@@ -785,16 +813,17 @@ out:
 }
 
 /* The first release of an assigned delivery wins: releases/<deliveryId> is inserted once (I5);
- * a later or concurrent release reads the winner's reason and time. */
+ * a later or concurrent release reads the winner's reason and time. *first = this call won. */
 static pl_err_t decide_release(conn_t *c, const char *delivery_id, char *reason, size_t reason_size,
-                               int64_t *at_ms)
+                               int64_t *at_ms, bool *first)
 {
 	bson_error_t error;
 	bson_t doc;
 	pl_err_t err = PL_OK;
 	bson_t *ins = BCON_NEW("_id", BCON_UTF8(delivery_id), "reason", BCON_UTF8(reason),
 	                       "releasedAt", BCON_DATE_TIME(*at_ms));
-	if (!mongoc_collection_insert_one(c->releases, ins, NULL, NULL, &error)) {
+	*first = mongoc_collection_insert_one(c->releases, ins, NULL, NULL, &error);
+	if (!*first) {
 		if (!pl_mongo_is_duplicate_key(&error)) {
 			err = mongo_fail("insert release", &error);
 		} else {
@@ -834,18 +863,19 @@ pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reas
 	 *    after it: with no assignment yet, the "released without a drone" record takes _id. */
 	err = read_assignment(&c, delivery_id, &a);
 	if (err == PL_ERR_NOT_FOUND) {
-		err =
-		    insert_assignment(&c, delivery_id, NULL, NULL, none, none, reason, now_ms, &a);
+		err = insert_assignment(&c, delivery_id, NULL, NULL, 0, none, none, reason, now_ms,
+		                        &a);
 		if (err == PL_ERR_NOT_FOUND)
 			err = reread(&c, delivery_id, &a);
 	}
 	if (err != PL_OK)
 		goto out;
+	bool first = false;
 	if (strcmp(a.status, "assigned") == 0) {
 		char won[FLEET_REASON_MAX];
 		int64_t at = now_ms;
 		snprintf(won, sizeof won, "%s", reason);
-		err = decide_release(&c, delivery_id, won, sizeof won, &at);
+		err = decide_release(&c, delivery_id, won, sizeof won, &at, &first);
 		if (err != PL_OK)
 			goto out;
 		bool done = strcmp(won, "completed") == 0;
@@ -864,8 +894,19 @@ pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reas
 	}
 	bool completed = strcmp(a.status, "completed") == 0;
 	/* 2. Every claim held for the delivery: the recorded drone (to the dropoff when completed)
-	 *    and any crash leftover (I3). */
-	err = held_claims(&c, delivery_id, held, &n_held, &slots);
+	 *    and any crash leftover (I3). The first release of an assignment made with one holds
+	 *    slot knows slot 0 is the recorded claim, still held (only this release frees it), so
+	 *    only the slots after it are read. */
+	unsigned from = 0;
+	if (first && a.hold_slots == 1 && a.drone_id[0]) {
+		claim_t *cl = &held[n_held++];
+		snprintf(cl->drone_id, sizeof cl->drone_id, "%s", a.drone_id);
+		cl->gen = a.drone_gen;
+		cl->position = a.position;
+		cl->claimed_at_ms = a.assigned_at_ms;
+		from = 1;
+	}
+	err = held_claims(&c, delivery_id, from, held, &n_held, &slots);
 	for (size_t i = 0; err == PL_OK && i < n_held; i++) {
 		bool recorded =
 		    strcmp(held[i].drone_id, a.drone_id) == 0 && held[i].gen == a.drone_gen;

@@ -9,11 +9,19 @@
  *   assignments  {_id: deliveryId, ownerId, status: "assigned"|"completed"|"released",
  *                 droneId (null: released before it ever held a drone), droneGen,
  *                 position{lat,lon}, pickup{lat,lon}, dropoff{lat,lon}, assignedAt,
- *                 releasedAt, releaseReason, routeMeters, traveledMeters, createdAt}
+ *                 releasedAt, releaseReason, routeMeters, traveledMeters, createdAt,
+ *                 holdSlots (the delivery's holds slots when it was decided)}
  *   holds        {_id: "<deliveryId>#<slot>", claim: "<droneId>@<gen>"}  (the claims a delivery
  *                 tried, slots 0, 1, ... inserted before each claim insert, so its claims are
  *                 found by _id; insert-only, as an array updated in place loses additions)
  *   releases     {_id: deliveryId, reason, releasedAt}    (the first release of an assignment)
+ *
+ * ROUND TRIPS. FerretDB spends about 0.5 ms of CPU on each command, so the common cases take
+ * the fewest: a first AssignDrone inserts holds slot 0 (a duplicate there sends it to the careful
+ * path: read the assignment, then the held claims), the claim and the assignment, and updates the
+ * drone hint (4 commands); the first release of an assignment decided with one holds slot reads
+ * the assignment, inserts the release, updates the assignment, reads holds slot 1 (crash
+ * leftovers of a concurrent copy) and frees the claim: drone hint and claim (6 commands).
  *
  * WHY EVERY FILTER IS AN _id. FerretDB 1.x with SQLite turns only a filter that is exactly
  * {_id: <string>} into SQL; any other filter, {_id, gen} included, reads and decodes the whole
@@ -102,6 +110,8 @@ typedef struct fleet_assignment {
 	int64_t released_at_ms;
 	double route_m;    /* position -> pickup -> dropoff, metres */
 	double traveled_m; /* route_m once completed, 0 when released otherwise; -1 while active */
+	unsigned
+	    hold_slots; /* holds slots of the delivery when it was assigned (0: not recorded) */
 } fleet_assignment_t;
 
 typedef struct fleet_utilization {

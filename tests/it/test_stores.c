@@ -516,6 +516,62 @@ static void test_fleet_leftover(const char *uri)
 	      (long long)a.drone_gen);
 	CHECK(fleet_count(fleet, NULL, &available) == PL_OK && available == 2, "%zu available",
 	      available);
+
+	/* A copy of an AssignDrone running next to the first (a rebalance) noted holds slot 1 and
+	 * claimed a second drone after the first copy had decided the assignment with one slot,
+	 * then crashed before giving it back. The first release frees that drone too. */
+	err = fleet_assign(fleet, "d-dup", "owner-x", dropoff, dropoff, T0 + 5000, &a);
+	CHECK(err == PL_OK, "assign d-dup: %s %s", pl_err_str(err), fleet_errmsg());
+	char other[FLEET_ID_MAX] = "", key[64] = "";
+	int64_t other_gen = -1;
+	client = mongoc_client_new(uri);
+	mongoc_collection_t *drones = mongoc_client_get_collection(client, db, "drones");
+	holds = mongoc_client_get_collection(client, db, "holds");
+	claims = mongoc_client_get_collection(client, db, "claims");
+	for (unsigned i = 1; i <= 3 && !other[0]; i++) {
+		char id[FLEET_ID_MAX];
+		fleet_drone_id(i, id);
+		if (strcmp(id, "drone-0002") == 0 || strcmp(id, a.drone_id) == 0)
+			continue;
+		bson_t *f = BCON_NEW("_id", BCON_UTF8(id));
+		mongoc_cursor_t *cur = mongoc_collection_find_with_opts(drones, f, NULL, NULL);
+		const bson_t *doc;
+		bson_iter_t it;
+		if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "gen")) {
+			other_gen = bson_iter_as_int64(&it);
+			snprintf(other, sizeof other, "%s", id);
+		}
+		mongoc_cursor_destroy(cur);
+		bson_destroy(f);
+	}
+	snprintf(key, sizeof key, "%s@%lld", other, (long long)other_gen);
+	h1 = BCON_NEW("_id", "d-dup#1", "claim", BCON_UTF8(key));
+	cl = BCON_NEW("_id", BCON_UTF8(key), "droneId", BCON_UTF8(other), "gen",
+	              BCON_INT64(other_gen), "deliveryId", "d-dup", "state", "held", "lat",
+	              BCON_DOUBLE(47.6), "lon", BCON_DOUBLE(-122.3), "claimedAt",
+	              BCON_DATE_TIME(T0 + 5001));
+	CHECK(other[0] && mongoc_collection_insert_one(holds, h1, NULL, NULL, &error) &&
+	          mongoc_collection_insert_one(claims, cl, NULL, NULL, &error),
+	      "write the second copy's claim %s: %s", key, error.message);
+	bson_destroy(h1);
+	bson_destroy(cl);
+	err = fleet_release(fleet, "d-dup", "completed", T0 + 6000, &b);
+	CHECK(err == PL_OK && strcmp(b.drone_id, a.drone_id) == 0, "release d-dup: %s %s",
+	      pl_err_str(err), fleet_errmsg());
+	bson_t *f = BCON_NEW("_id", BCON_UTF8(key));
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(claims, f, NULL, NULL);
+	const bson_t *doc;
+	bson_iter_t it;
+	const char *state = "missing";
+	if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "state"))
+		state = bson_iter_utf8(&it, NULL);
+	CHECK(strcmp(state, "released") == 0, "the second copy's claim %s is %s", key, state);
+	mongoc_cursor_destroy(cur);
+	bson_destroy(f);
+	mongoc_collection_destroy(drones);
+	mongoc_collection_destroy(holds);
+	mongoc_collection_destroy(claims);
+	mongoc_client_destroy(client);
 	fleet_destroy(fleet);
 }
 
