@@ -345,6 +345,19 @@ out:
 	return err;
 }
 
+pl_err_t pl_producer_high_watermark(pl_producer_t *producer, const char *topic, int32_t partition,
+                                    int timeout_ms, int64_t *high, char *errstr, size_t errstr_size)
+{
+	int64_t low = 0;
+	rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(producer->rk, topic, partition,
+	                                                           &low, high, timeout_ms);
+	if (!err)
+		return PL_OK;
+	snprintf(errstr, errstr_size, "watermarks of %s [%d]: %s", topic, (int)partition,
+	         rd_kafka_err2str(err));
+	return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? PL_ERR_TIMEOUT : PL_ERR_TRANSIENT;
+}
+
 bool pl_producer_ready(pl_producer_t *p, char *reason, size_t reason_size)
 {
 	pthread_mutex_lock(&p->ready_lock);

@@ -99,6 +99,12 @@ pl_err_t pl_producer_send_sync(pl_producer_t *producer, const char *topic, const
                                const pl_header_t *headers, size_t header_count, int timeout_ms,
                                char *errstr, size_t errstr_size);
 
+/* The partition's high watermark (the offset the next record will get), asked of the broker.
+ * PL_ERR_TIMEOUT / PL_ERR_TRANSIENT when it does not answer; reason in errstr. */
+pl_err_t pl_producer_high_watermark(pl_producer_t *producer, const char *topic, int32_t partition,
+                                    int timeout_ms, int64_t *high, char *errstr,
+                                    size_t errstr_size);
+
 /* True once the producer has broker metadata (readiness); reason says why not. */
 bool pl_producer_ready(pl_producer_t *producer, char *reason, size_t reason_size);
 /* Records queued and not yet completed. */

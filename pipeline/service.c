@@ -41,6 +41,12 @@ static pl_err_t revoked(const char *topic, int32_t partition, void *arg)
 	return r->def->on_revoke ? r->def->on_revoke(topic, partition, r->state) : PL_OK;
 }
 
+static void stored(const char *topic, int32_t partition, int64_t next_offset, void *arg)
+{
+	runner_t *r = arg;
+	r->def->on_stored(topic, partition, next_offset, r->state);
+}
+
 static void tick(void *arg)
 {
 	runner_t *r = arg;
@@ -126,6 +132,7 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	    .handler_arg = &r,
 	    .on_assign = assigned,
 	    .on_revoke = revoked,
+	    .on_stored = def->on_stored ? stored : NULL,
 	    .assign_arg = &r,
 	    .registry = registry,
 	    .max_batch = def->max_batch,

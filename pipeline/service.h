@@ -31,9 +31,11 @@ typedef struct pl_service_def {
 	void *(*init)(const pl_service_env_t *env, char *errstr, size_t errstr_size,
 	              bool *config_error);
 	void (*fini)(void *state);
-	pl_stage_handler_fn handler;                                     /* arg = state */
-	pl_stage_assign_fn on_assign;                                    /* optional; arg = state */
-	pl_stage_assign_fn on_revoke;                                    /* optional; arg = state */
+	pl_stage_handler_fn handler;  /* arg = state */
+	pl_stage_assign_fn on_assign; /* optional; arg = state */
+	pl_stage_assign_fn on_revoke; /* optional; arg = state */
+	/* optional; arg = state (stage.h: opts.on_stored) */
+	void (*on_stored)(const char *topic, int32_t partition, int64_t next_offset, void *state);
 	size_t (*routes)(void *state, pl_http_route_t *out, size_t max); /* optional */
 	bool (*ready)(void *state, char *reason, size_t reason_size);    /* optional, extra */
 	int max_batch;                                                   /* 0 = stage default */

@@ -14,6 +14,7 @@ int main(int argc, char **argv)
 	    .handler = workflow_handle,
 	    .on_assign = workflow_assigned,
 	    .on_revoke = workflow_revoked,
+	    .on_stored = workflow_stored,
 	    .tick = workflow_tick,
 	};
 	return pl_service_main(&def, argc, argv);

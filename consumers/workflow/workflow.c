@@ -10,10 +10,13 @@
  * that this process restored or wrote, as its Avro encoding (the changelog record's bytes): a
  * saga is decoded only while an input or timer of its delivery is handled. A decoded SagaState
  * takes ~4x the memory of its encoding (jansson's tree of small allocations around the outbox
- * payloads), and every delivery ever made stays in memory. */
+ * payloads), and every delivery ever made stays in memory. A finished saga is kept without its
+ * outbox once every input that may have touched it is stored (durable.h): a repeat of one of
+ * them then has nothing left to re-send. The changelog keeps the full state. */
 #include <stdio.h>
 #include <string.h>
 
+#include "durable.h"
 #include "log.h"
 #include "mem.h"
 #include "reader.h"
@@ -46,8 +49,10 @@ typedef struct wf {
 	                                 * bytes); NULL = not restored */
 	const pl_avro_schema_t *state_schema;
 	json_t *timers[MAX_PARTITIONS]; /* deliveryId -> due ms, for sagas with a due timer */
+	dur_t *durable[MAX_PARTITIONS]; /* finished sagas waiting to drop their outbox; NULL =
+	                                 * not restored */
 	int64_t next_sweep_ms;
-	pl_metric_family_t *m_outcomes, *m_sagas;
+	pl_metric_family_t *m_outcomes, *m_sagas, *m_compacted;
 } wf_t;
 
 void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
@@ -91,6 +96,10 @@ void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 	wf->m_sagas = pl_metrics_family(m, "dronepipe_workflow_sagas",
 	                                "Sagas held in memory (restored or written)",
 	                                PL_METRIC_GAUGE, "", NULL, 0);
+	wf->m_compacted = pl_metrics_family(
+	    m, "dronepipe_workflow_sagas_compacted_total",
+	    "Finished sagas whose outbox was dropped from memory once their inputs were stored",
+	    PL_METRIC_COUNTER, "", NULL, 0);
 	return wf;
 }
 
@@ -100,6 +109,7 @@ void workflow_fini(void *arg)
 	for (int p = 0; p < MAX_PARTITIONS; p++) {
 		json_decref(wf->states[p]);
 		json_decref(wf->timers[p]);
+		dur_destroy(wf->durable[p]);
 	}
 	pl_free(wf);
 }
@@ -152,6 +162,101 @@ static pl_err_t recall(wf_t *wf, int32_t p, const char *delivery_id, json_t **st
 		return PL_OK;
 	return pl_avro_decode(wf->registry, json_string_value(bytes), json_string_length(bytes),
 	                      state, NULL, err, err_size);
+}
+
+/* Index of an input topic in workflow_topics (durable.h positions), -1 for another topic. */
+static int topic_index(const char *topic)
+{
+	for (int t = 0; t < DUR_TOPICS && workflow_topics[t]; t++)
+		if (strcmp(workflow_topics[t], topic) == 0)
+			return t;
+	return -1;
+}
+
+static bool is_finished(const json_t *state)
+{
+	return json_is_true(json_object_get(state, "finished"));
+}
+
+/* Keeps delivery_id's saga without its outbox, when it is finished and still has one. */
+static void compact(wf_t *wf, int32_t p, const char *delivery_id)
+{
+	json_t *state = NULL;
+	char err[256];
+	if (recall(wf, p, delivery_id, &state, err, sizeof(err)) != PL_OK || !state) {
+		json_decref(state);
+		return;
+	}
+	json_t *outbox = json_object_get(state, "outbox");
+	if (is_finished(state) && json_array_size(outbox) > 0) {
+		json_object_set_new(state, "outbox", json_array());
+		if (remember(wf, p, delivery_id, state) == PL_OK)
+			pl_metric_inc(pl_metric_get0(wf->m_compacted));
+	}
+	json_decref(state);
+}
+
+/* Calls fn(wf, p, key) for every key of index (a deliveryId -> value object of partition p)
+ * whose integer value is at most max_value (INT64_MAX: every key). The keys are collected
+ * first: fn may edit the index. */
+static void each_key(wf_t *wf, int32_t p, json_t *index, int64_t max_value,
+                     void (*fn)(wf_t *, int32_t, const char *))
+{
+	json_t *keys = json_array();
+	const char *key;
+	json_t *v;
+	json_object_foreach(index, key, v)
+	{
+		if (max_value == INT64_MAX || json_integer_value(v) <= max_value)
+			json_array_append_new(keys, json_string(key));
+	}
+	size_t i;
+	json_array_foreach(keys, i, v)
+	{
+		fn(wf, p, json_string_value(v));
+	}
+	json_decref(keys);
+}
+
+/* Compacts the sagas of partition p whose inputs are all stored. */
+static void drain(wf_t *wf, int32_t p)
+{
+	char *id;
+	while (wf->durable[p] && dur_next_ready(wf->durable[p], &id)) {
+		if (id)
+			compact(wf, p, id);
+		else /* the restore's entry: every finished saga of the partition */
+			each_key(wf, p, wf->states[p], INT64_MAX, compact);
+		pl_free(id);
+	}
+}
+
+void workflow_stored(const char *topic, int32_t p, int64_t next_offset, void *arg)
+{
+	wf_t *wf = arg;
+	if (p < 0 || p >= MAX_PARTITIONS || !wf->durable[p])
+		return;
+	dur_stored(wf->durable[p], topic_index(topic), next_offset);
+	drain(wf, p);
+}
+
+/* The restore's entry in durable[p]: the input partitions' end offsets now (every input behind
+ * a restored state lies before them). Unknown ends keep the restored outboxes until the next
+ * assignment. */
+static void watch_restored(wf_t *wf, int32_t p)
+{
+	int64_t end[DUR_TOPICS];
+	for (int t = 0; t < DUR_TOPICS; t++) {
+		char err[256];
+		if (pl_producer_high_watermark(wf->producer, workflow_topics[t], p, 10000, &end[t],
+		                               err, sizeof(err)) != PL_OK) {
+			pl_log(PL_LOG_WARN, "restore_end_unknown",
+			       PL_LOG_FIELDS(PL_LI("partition", p)),
+			       "%s; restored sagas keep their outbox", err);
+			return;
+		}
+	}
+	dur_watch_all(wf->durable[p], end);
 }
 
 pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
@@ -215,6 +320,8 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 		       "the changelog could not be read to its end");
 		return PL_ERR_TRANSIENT;
 	}
+	wf->durable[p] = dur_new();
+	watch_restored(wf, p);
 	pl_log(PL_LOG_INFO, "sagas_restored",
 	       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("sagas", json_object_size(wf->states[p])),
 	                     PL_LI("records", restored), PL_LI("unreadable", unreadable),
@@ -234,6 +341,8 @@ pl_err_t workflow_revoked(const char *topic, int32_t p, void *arg)
 	json_decref(wf->states[p]);
 	json_decref(wf->timers[p]);
 	wf->states[p] = wf->timers[p] = NULL;
+	dur_destroy(wf->durable[p]);
+	wf->durable[p] = NULL;
 	count_sagas(wf);
 	return PL_OK;
 }
@@ -253,6 +362,7 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "sagas of partition %d not restored", p);
 		return PL_STAGE_RETRY;
 	}
+	dur_handled(wf->durable[p], topic_index(rec->topic), rec->offset);
 	const char *input = pl_avro_schema_short_name(schema);
 	const char *delivery_id = json_string_value(json_object_get(event, "deliveryId"));
 	if (!delivery_id) {
@@ -311,10 +421,14 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		out = PL_STAGE_RETRY;
 	if (r.state && out == PL_STAGE_OK) {
 		bool is_new = state == NULL;
-		if (remember(wf, p, delivery_id, r.state) != PL_OK)
+		if (remember(wf, p, delivery_id, r.state) != PL_OK) {
 			out = PL_STAGE_RETRY; /* written, not kept: handle the input again */
-		else if (is_new)
-			count_sagas(wf);
+		} else {
+			if (is_new)
+				count_sagas(wf);
+			if (is_finished(r.state))
+				dur_watch(wf->durable[p], delivery_id);
+		}
 	}
 done:
 	saga_result_clear(&r);
@@ -374,6 +488,8 @@ static void fire(wf_t *wf, int32_t p, const char *delivery_id)
 		               NULL) == PL_OK;
 	if (ok && r.state)
 		ok = remember(wf, p, delivery_id, r.state) == PL_OK;
+	if (ok && r.state && is_finished(r.state))
+		dur_watch(wf->durable[p], delivery_id);
 	if (r.outcome != SAGA_OK) /* nothing to do after all: forget the timer */
 		json_object_del(wf->timers[p], delivery_id);
 	else if (!ok) /* a produce failed: try again on a later sweep */
@@ -391,23 +507,9 @@ void workflow_tick(void *arg)
 		return;
 	wf->next_sweep_ms = now + 200;
 	for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+		drain(wf, p); /* a saga a timer finished waits for no new input */
 		if (!wf->timers[p] || json_object_size(wf->timers[p]) == 0)
 			continue;
-		/* collect first: fire() edits the index */
-		const char *key;
-		json_t *due;
-		json_t *fire_now = json_array();
-		json_object_foreach(wf->timers[p], key, due)
-		{
-			if (json_integer_value(due) <= now)
-				json_array_append_new(fire_now, json_string(key));
-		}
-		size_t i;
-		json_t *id;
-		json_array_foreach(fire_now, i, id)
-		{
-			fire(wf, p, json_string_value(id));
-		}
-		json_decref(fire_now);
+		each_key(wf, p, wf->timers[p], now, fire); /* the due ones */
 	}
 }

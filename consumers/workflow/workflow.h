@@ -19,6 +19,7 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *recor
                                    const json_t *event, const pl_avro_schema_t *schema, void *wf);
 pl_err_t workflow_assigned(const char *topic, int32_t partition, void *wf);
 pl_err_t workflow_revoked(const char *topic, int32_t partition, void *wf);
+void workflow_stored(const char *topic, int32_t partition, int64_t next_offset, void *wf);
 void workflow_tick(void *wf);
 
 #endif

@@ -126,6 +126,8 @@ for k in failed:
 print("fleet5: failed after %.1f..%.1f s" % (min(ev[k][-1]["_at"] - ev[k][0]["_at"] for k in failed) / 1000,
       max(ev[k][-1]["_at"] - ev[k][0]["_at"] for k in failed) / 1000), file=sys.stderr)' "$wf_tmp/fleet5.ev" "$wf_tmp/fleet5.ids"
 wait_until 60 quiet $workflow_port $package_port $scheduler_port || bad "fleet5: pipeline at rest"
+wait_until 30 metric_at_least $workflow_port '^dronepipe_workflow_sagas_compacted_total' 15
+check "fleet5: the 15 failed sagas drop their outbox from memory once their inputs are stored" [ $? -eq 0 ]
 mongo_find_json "wfsch_fleet5_$run_id" assignments >"$wf_tmp/fleet5.asg"
 check "fleet5: the 5 drones stay with their deliveries, the failed hold none" pycheck '
 docs = json.load(open(sys.argv[3]))
@@ -273,13 +275,17 @@ start_stores crash $((crash_n + 30))
 dlq_keys "$wf_tmp/dlq2.keys"
 since=$(now_ms)
 t=$SECONDS
-post_many crash "$crash_n" "$wf_tmp/crash.ids" || bad "crash: $crash_n POSTs -> 202"
-cat "$wf_tmp/crash.ids" >>"$all_ids"
+# paced (6 connections, 0.2 s apart: ~30/s), so the kill lands while requests still come in
+post_many crash "$crash_n" "$wf_tmp/crash.ids" 6 0.2 &
+post_pid=$!
 wait_until 120 at_least "$wf_tmp/crash.ids" "$since" $((crash_n / 4)) Scheduled
 n_kill=$(count_since "$wf_tmp/crash.ids" "$since" Scheduled)
 svc_stop "$workflow_pid" KILL
 check "crash: workflow killed with -9 while $n_kill of $crash_n were Scheduled" [ "$n_kill" -lt "$crash_n" ]
 start_workflow wf-workflow-3 "${wf_long[@]}"
+wait "$post_pid"
+check "crash: $crash_n POSTs -> 202" [ $? -eq 0 ]
+cat "$wf_tmp/crash.ids" >>"$all_ids"
 wait_all 300 "$wf_tmp/crash.ids" "$since" Scheduled Failed Cancelled Completed
 check "crash: all $crash_n deliveries reach Scheduled or a finished stage after the restart ($((SECONDS - t))s)" [ $? -eq 0 ]
 wait_until 120 quiet $workflow_port $package_port $scheduler_port || bad "crash: pipeline at rest"
@@ -333,6 +339,12 @@ assert not changed, "%d deliveries changed" % len(changed)
 for k, e in a.items():
     assert len({x["droneId"] for x in e if x["stage"] == "Scheduled"}) <= 1, k' \
 	"$wf_tmp/replay0.ev" "$wf_tmp/replay1.ev" "$all_ids"
+finished=$(pycheck '
+ev = events(sys.argv[1], set(ids(sys.argv[2])))
+print(sum(1 for e in ev.values() if e and distinct(e)[-1]["stage"] in ("Completed", "Cancelled", "Failed")))' \
+	"$wf_tmp/replay0.ev" "$all_ids")
+wait_until 30 metric_at_least $workflow_port '^dronepipe_workflow_sagas_compacted_total' "${finished:-1}"
+check "replay: the $finished finished sagas restored drop their outbox once the replay caught up" [ $? -eq 0 ]
 mongo_find_json "wfsch_crash_$run_id" assignments >"$wf_tmp/replay1.asg"
 check "replay: the crash phase's deliveries keep their drones" pycheck '
 b = {d["_id"]: d for d in json.load(open(sys.argv[1]))}; a = {d["_id"]: d for d in json.load(open(sys.argv[2]))}
