@@ -1,9 +1,13 @@
 /* dronesim.c — the simulator stage (see dronesim.h): input handling, restore from the telemetry
  * log on partition assignment, and the tick that flies, reports telemetry and arrivals.
- * Invariant: tables[p] != NULL iff partition p is assigned and was restored; an entry that is
- * DONE or STOPPED never flies again while it is remembered (DP_SIM_RESUME_WINDOW_S). */
+ * Invariant: tables[p] != NULL iff partition p is assigned and was restored, and then ended[p]
+ * != NULL too; a delivery whose flight is over (DONE or STOPPED, or ended before it flew) never
+ * flies again while it is remembered (DP_SIM_RESUME_WINDOW_S). A finished flight stays in the
+ * table until the next prune, then only its id's hash stays, in ended[p] (ended.h). */
 #include <stdio.h>
 #include <string.h>
+
+#include "ended.h"
 #include <time.h>
 
 #include "log.h"
@@ -43,6 +47,7 @@ typedef struct ds {
 	double speed_mps, time_scale;
 	int64_t interval_ms, window_ms;
 	sim_table_t *tables[MAX_PARTITIONS];
+	ended_t *ended[MAX_PARTITIONS];
 	int64_t next_tick_ms, next_prune_ms, arrivals_blocked_until_ms;
 	pl_metric_family_t *m_flights, *m_telemetry, *m_telemetry_failed, *m_arrivals;
 } ds_t;
@@ -90,8 +95,10 @@ void *dronesim_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 void dronesim_fini(void *arg)
 {
 	ds_t *ds = arg;
-	for (int p = 0; p < MAX_PARTITIONS; p++)
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
 		sim_table_destroy(ds->tables[p]);
+		ended_destroy(ds->ended[p]);
+	}
 	pl_free(ds);
 }
 
@@ -211,9 +218,13 @@ static bool key_is(const pl_record_t *r, const char *id)
 	return r->key && r->key_len == strlen(id) && !memcmp(r->key, id, r->key_len);
 }
 
-static void stop(ds_t *ds, sim_table_t *t, const char *id, const char *why, int64_t now)
+static void stop(ds_t *ds, int32_t p, const char *id, const char *why, int64_t now)
 {
-	sim_flight_t *f = sim_table_add(t, id);
+	sim_flight_t *f = sim_table_get(ds->tables[p], id);
+	if (!f) { /* never flown here (a replayed or foreign delivery): remember only the end */
+		ended_add(ds->ended[p], id, now);
+		return;
+	}
 	if (f->state == SIM_DONE || f->state == SIM_STOPPED)
 		return;
 	bool was_flying = f->state == SIM_FLYING;
@@ -237,8 +248,11 @@ static bool same_point(const sim_point_t *a, const sim_point_t *b)
 
 /* A lifecycle snapshot with a route: newer versions replace the route of a pending entry or of
  * a flight still on its way to the pickup (after pickup the workflow ignores reschedules). */
-static void reroute(sim_table_t *t, const char *id, const json_t *event, int64_t now)
+static void reroute(ds_t *ds, int32_t p, const char *id, const json_t *event, int64_t now)
 {
+	sim_table_t *t = ds->tables[p];
+	if (ended_has(ds->ended[p], id))
+		return;
 	sim_point_t pickup, dropoff;
 	json_int_t version = json_integer_value(json_object_get(event, "version"));
 	if (!sim_point_from_json(json_object_get(event, "pickup"), &pickup) ||
@@ -265,14 +279,19 @@ static void reroute(sim_table_t *t, const char *id, const json_t *event, int64_t
 	}
 }
 
-static pl_stage_outcome_t start(ds_t *ds, pl_stage_ctx_t *ctx, sim_table_t *t, const char *id,
+static pl_stage_outcome_t start(ds_t *ds, pl_stage_ctx_t *ctx, int32_t p, const char *id,
                                 const json_t *event, int64_t now)
 {
+	sim_table_t *t = ds->tables[p];
 	sim_flight_t assigned;
 	char err[256];
 	if (sim_flight_from_assigned(event, &assigned, err, sizeof(err)) != PL_OK) {
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "%s", err);
 		return PL_STAGE_DEAD;
+	}
+	if (ended_has(ds->ended[p], id)) {
+		pl_log(PL_LOG_INFO, "assignment_ignored", NULL, "flight already over");
+		return PL_STAGE_OK;
 	}
 	sim_flight_t *f = sim_table_get(t, id);
 	json_int_t assigned_at = json_integer_value(json_object_get(event, "assignedAt"));
@@ -347,22 +366,22 @@ pl_stage_outcome_t dronesim_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 	sim_table_t *t = ds->tables[p];
 	int64_t now = pl_now_ms();
 	if (assigned)
-		return start(ds, ctx, t, id, event, now);
+		return start(ds, ctx, p, id, event, now);
 	if (released) {
 		const char *drone = json_string_value(json_object_get(event, "droneId"));
 		sim_flight_t *f = sim_table_get(t, id);
 		if (!drone || !f || !f->drone_id[0] || !strcmp(drone, f->drone_id))
-			stop(ds, t, id, "drone released", now);
+			stop(ds, p, id, "drone released", now);
 		return PL_STAGE_OK;
 	}
 	const char *stage = json_string_value(json_object_get(event, "stage"));
 	if (!stage)
 		return PL_STAGE_OK;
 	if (!strcmp(stage, "Completed") || !strcmp(stage, "Cancelled") || !strcmp(stage, "Failed"))
-		stop(ds, t, id, stage, now);
+		stop(ds, p, id, stage, now);
 	else if (!strcmp(stage, "Scheduled") || !strcmp(stage, "Rescheduled") ||
 	         !strcmp(stage, "HeadedToPickup"))
-		reroute(t, id, event, now);
+		reroute(ds, p, id, event, now);
 	return PL_STAGE_OK;
 }
 
@@ -441,9 +460,13 @@ static pl_err_t read_history(ds_t *ds, const char *topic, int32_t p, int64_t sin
 	return PL_OK;
 }
 
-static sim_table_t *build_table(restore_t *r, int64_t now, size_t *flying, size_t *finished)
+/* Builds the flights still in the air into a new table and notes every delivery whose flight is
+ * over (or that ended before one began) in *ended. */
+static sim_table_t *build_table(restore_t *r, int64_t now, ended_t **ended, size_t *flying,
+                                size_t *finished)
 {
 	sim_table_t *t = sim_table_new();
+	*ended = ended_new();
 	const char *id;
 	json_t *v;
 	json_object_foreach(r->last, id, v)
@@ -462,16 +485,18 @@ static sim_table_t *build_table(restore_t *r, int64_t now, size_t *flying, size_
 		from.last_advance_ms = now; /* resume from the last position: no jump, no rewind */
 		from.next_telemetry_ms = now;
 		from.touched_ms = now;
-		*sim_table_add(t, id) = from;
-		*flying += from.state == SIM_FLYING;
-		*finished += from.state != SIM_FLYING;
+		if (from.state == SIM_FLYING) {
+			*sim_table_add(t, id) = from;
+			(*flying)++;
+		} else {
+			ended_add(*ended, id, now);
+			(*finished)++;
+		}
 	}
 	json_object_foreach(r->stopped, id, v)
 	{
-		sim_flight_t *f = sim_table_add(t, id);
-		if (f->state == SIM_PENDING) { /* stopped before it ever flew */
-			f->state = SIM_STOPPED;
-			f->touched_ms = now;
+		if (!sim_table_get(t, id) && !ended_has(*ended, id)) { /* stopped before it flew */
+			ended_add(*ended, id, now);
 			(*finished)++;
 		}
 	}
@@ -495,7 +520,7 @@ pl_err_t dronesim_assigned(const char *topic, int32_t p, void *arg)
 		e = read_history(ds, history[i], p, since, &r);
 	if (e == PL_OK) {
 		size_t flying = 0, finished = 0;
-		ds->tables[p] = build_table(&r, pl_now_ms(), &flying, &finished);
+		ds->tables[p] = build_table(&r, pl_now_ms(), &ds->ended[p], &flying, &finished);
 		pl_log(PL_LOG_INFO, "flights_restored",
 		       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("flying", flying),
 		                     PL_LI("finished", finished), PL_LI("records", r.records),
@@ -522,7 +547,9 @@ pl_err_t dronesim_revoked(const char *topic, int32_t p, void *arg)
 		nanosleep(&ts, NULL);
 	}
 	sim_table_destroy(ds->tables[p]);
+	ended_destroy(ds->ended[p]);
 	ds->tables[p] = NULL;
+	ds->ended[p] = NULL;
 	count_flights(ds);
 	return PL_OK;
 }
@@ -563,6 +590,8 @@ static void fly(ds_t *ds, sim_flight_t *f, int64_t now, bool *changed)
 		send_telemetry(ds, f, now);
 }
 
+/* A finished flight (DONE or STOPPED) leaves the table for ended[p]; a pending entry (a route
+ * that never got a drone) and an ended id are forgotten after the window. */
 static void prune(ds_t *ds, int64_t now)
 {
 	for (int p = 0; p < MAX_PARTITIONS; p++) {
@@ -570,11 +599,16 @@ static void prune(ds_t *ds, int64_t now)
 			continue;
 		size_t c = 0;
 		for (sim_flight_t *f; (f = sim_table_next(ds->tables[p], &c));) {
-			if (f->state != SIM_FLYING && f->touched_ms < now - ds->window_ms) {
+			bool over = f->state == SIM_DONE || f->state == SIM_STOPPED;
+			if (over)
+				ended_add(ds->ended[p], f->delivery_id, f->touched_ms);
+			if (over ||
+			    (f->state == SIM_PENDING && f->touched_ms < now - ds->window_ms)) {
 				sim_table_remove(ds->tables[p], f->delivery_id);
 				c = c > 0 ? c - 1 : 0; /* the slot may hold a shifted entry now */
 			}
 		}
+		ended_prune(ds->ended[p], now - ds->window_ms);
 	}
 }
 
