@@ -1,5 +1,9 @@
-/* ids.c — identifiers: UUID v4/v5 (libuuid) and W3C trace context. Owns nothing.
- * Declared in kafka.h because they exist for event headers. */
+/* ids.c — identifiers: UUID v4 and W3C trace context from the kernel's random bytes, UUID v5
+ * (libuuid). Declared in kafka.h because they exist for event headers.
+ * Random bytes come from getrandom(2) 256 at a time into a per-thread pool: one request of the
+ * ingress needs 40 (two UUIDs and a span and trace id), and libuuid's uuid_generate_random
+ * re-seeded random(3) and asked the kernel on every call (4% of the ingress's CPU). Not
+ * fork-safe: a child would repeat its parent's pool (the services never fork). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -8,11 +12,61 @@
 
 #include "kafka.h"
 
+#define POOL_SIZE 256
+
+static _Thread_local unsigned char pool[POOL_SIZE];
+static _Thread_local size_t pool_used = POOL_SIZE; /* bytes of pool already handed out */
+
+static void random_bytes(unsigned char *out, size_t n)
+{
+	while (n > 0) {
+		if (pool_used == POOL_SIZE) {
+			size_t got = 0;
+			while (got < POOL_SIZE) {
+				ssize_t r = getrandom(pool + got, POOL_SIZE - got, 0);
+				if (r > 0)
+					got += (size_t)r;
+			}
+			pool_used = 0;
+		}
+		size_t take = POOL_SIZE - pool_used < n ? POOL_SIZE - pool_used : n;
+		memcpy(out, pool + pool_used, take);
+		memset(pool + pool_used, 0, take); /* handed out once */
+		pool_used += take;
+		out += take;
+		n -= take;
+	}
+}
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 void pl_uuid_v4(char out[37])
 {
-	uuid_t u;
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, out);
+	unsigned char u[16];
+	random_bytes(u, sizeof u);
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	char h[33];
+	hex(u, sizeof u, h);
+	/* 8-4-4-4-12 */
+	memcpy(out, h, 8);
+	out[8] = '-';
+	memcpy(out + 9, h + 8, 4);
+	out[13] = '-';
+	memcpy(out + 14, h + 12, 4);
+	out[18] = '-';
+	memcpy(out + 19, h + 16, 4);
+	out[23] = '-';
+	memcpy(out + 24, h + 20, 12);
+	out[36] = '\0';
 }
 
 pl_err_t pl_uuid_v5(const char *ns, const void *name, size_t name_len, char out[37])
@@ -63,14 +117,8 @@ bool pl_traceparent_parse(const char *tp, char trace_id[33])
 static void random_hex(char *out, size_t nbytes)
 {
 	unsigned char buf[16];
-	size_t got = 0;
-	while (got < nbytes) {
-		ssize_t n = getrandom(buf + got, nbytes - got, 0);
-		if (n > 0)
-			got += (size_t)n;
-	}
-	for (size_t i = 0; i < nbytes; i++)
-		sprintf(out + 2 * i, "%02x", buf[i]);
+	random_bytes(buf, nbytes);
+	hex(buf, nbytes, out);
 }
 
 void pl_traceparent_child(const char *parent, char out[56])
