@@ -38,7 +38,9 @@ const pl_cfg_opt_t pl_cfg_common[] = {
     {"DP_TLS_KEY_FILE", PL_CFG_STR, NULL, 0, 4096, false, false, NULL,
      "PEM private key file (a path, not the key itself)"},
     {"DP_SHUTDOWN_TIMEOUT_MS", PL_CFG_INT, "10000", 0, 600000, false, false, NULL,
-     "how long shutdown may take to flush and commit, in milliseconds"},
+     "how long shutdown may take to flush and commit, in milliseconds; past it (or on a "
+     "second signal) a consumer service exits with status 2 and its uncommitted records "
+     "come again after the restart"},
     {"DP_PARTITIONS", PL_CFG_INT, "6", 1, 1024, false, false, NULL,
      "partition count the topics were created with"},
     {"DP_KAFKA_SASL_PASSWORD", PL_CFG_STR, NULL, 0, 4096, false, true, NULL,

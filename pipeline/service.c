@@ -12,14 +12,13 @@
 #include "mem.h"
 #include "service.h"
 
-#define SHUTDOWN_TIMEOUT_S 30
-
 typedef struct runner {
 	const pl_service_def_t *def;
 	void *state;
 	pl_stage_t *stage;
 	sigset_t sigs;
 	atomic_bool finishing; /* set by pl_service_main once the stage returned and cleanup ran */
+	int64_t shutdown_ms;   /* DP_SHUTDOWN_TIMEOUT_MS */
 } runner_t;
 
 static pl_stage_outcome_t handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
@@ -63,9 +62,10 @@ static bool ready(void *arg, char *reason, size_t reason_size)
 }
 
 /* Waits for SIGTERM/SIGINT, stops the stage, then watches the shutdown: when it has not ended
- * within SHUTDOWN_TIMEOUT_S (leaving the group waits for a coordinator, which an unreachable
- * broker never answers), or a second signal comes, the process exits at once with status 2 —
- * its uncommitted records are consumed again after the restart (at-least-once). */
+ * within DP_SHUTDOWN_TIMEOUT_MS (a handler stuck on a store that does not answer, or leaving
+ * the group waiting for a coordinator an unreachable broker never provides), or a second signal
+ * comes, the process exits at once with status 2 — its uncommitted records are consumed again
+ * after the restart (at-least-once). */
 static void *signal_main(void *arg)
 {
 	runner_t *r = arg;
@@ -76,12 +76,12 @@ static void *signal_main(void *arg)
 	pl_log(PL_LOG_INFO, "stopping", PL_LOG_FIELDS(PL_LS("signal", strsignal(sig))),
 	       "finishing the batch in hand, committing, leaving the group");
 	pl_stage_stop(r->stage);
-	struct timespec timeout = {SHUTDOWN_TIMEOUT_S, 0};
+	struct timespec timeout = {r->shutdown_ms / 1000, (r->shutdown_ms % 1000) * 1000000};
 	sig = sigtimedwait(&r->sigs, NULL, &timeout);
 	if (atomic_load(&r->finishing))
 		return NULL;
-	pl_log(PL_LOG_ERROR, "shutdown_timeout",
-	       PL_LOG_FIELDS(PL_LI("after_s", SHUTDOWN_TIMEOUT_S)), "%s",
+	pl_log(PL_LOG_ERROR, "shutdown_timeout", PL_LOG_FIELDS(PL_LI("after_ms", r->shutdown_ms)),
+	       "%s",
 	       sig > 0 ? "second signal: exiting now, without a clean leave"
 	               : "the shutdown did not finish in time (broker unreachable?): exiting "
 	                 "now, without a clean leave");
@@ -116,6 +116,7 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	if (!cfg)
 		return code;
 	pl_log_init(def->svc, (pl_log_level_t)pl_log_level_parse(pl_cfg_str(cfg, "DP_LOG_LEVEL")));
+	r.shutdown_ms = pl_cfg_int(cfg, "DP_SHUTDOWN_TIMEOUT_MS");
 
 	char err[512] = "";
 	int rc = 2;

@@ -105,6 +105,7 @@ struct pl_stage {
 	int64_t backoff_min, backoff_max;
 	unsigned workers; /* lanes per batch: 1 unless opts.concurrent */
 	pl_err_t fatal;
+	pl_metric_family_t *m_in_progress; /* gauge: handlers running now */
 	pl_metric_family_t *m_records, *m_latency, *m_retries, *m_dead, *m_lag_records,
 	    *m_lag_seconds;
 	batch_t batch;
@@ -293,6 +294,10 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	s->m_latency =
 	    pl_metrics_family(m, "dronepipe_stage_handler_seconds", "Handler latency per record",
 	                      PL_METRIC_HISTOGRAM, "group,topic", NULL, 0);
+	s->m_in_progress = pl_metrics_family(
+	    m, "dronepipe_stage_records_in_progress",
+	    "Records whose handler is running now (one that stays up is a stuck store call)",
+	    PL_METRIC_GAUGE, "group", NULL, 0);
 	s->m_retries = pl_metrics_family(m, "dronepipe_stage_retries_total",
 	                                 "Records paused for a retry (transient failures)",
 	                                 PL_METRIC_COUNTER, "group,topic", NULL, 0);
@@ -647,7 +652,11 @@ static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e)
 			goto decided;
 		}
 	}
+	const char *glabels[] = {s->group};
+	pl_metric_t *in_progress = pl_metric_get(s->m_in_progress, glabels);
+	pl_metric_add(in_progress, 1);
 	out = s->opts.handler(&ctx, &r, event, schema, s->opts.handler_arg);
+	pl_metric_add(in_progress, -1);
 	if (out == PL_STAGE_DEAD && !ctx.reason[0])
 		pl_stage_set_reason(&ctx, PL_ERR_REJECTED, "handler rejected the record");
 	if (out == PL_STAGE_OK && atomic_load(&e->failed))

@@ -121,6 +121,7 @@ a=$(python3 -c 'import uuid; print(uuid.uuid4())')
 b=$(python3 -c 'import uuid; print(uuid.uuid4())')
 c=$(python3 -c 'import uuid; print(uuid.uuid4())')
 d=$(python3 -c 'import uuid; print(uuid.uuid4())')
+e=$(python3 -c 'import uuid; print(uuid.uuid4())')
 
 start_delivery 1
 wait_until 30 curl -sf "$base/readyz" || bad "delivery ready"
@@ -307,6 +308,43 @@ else
 	bad "Redis down test needs DP_TEST_STACK_DIR (the stack's redis.conf)"
 fi
 check "no record was dead-lettered" [ "$(dlq_count)" = "$dlq_before" ]
+
+# --- SIGTERM while the record in hand cannot finish: exit 2 after DP_SHUTDOWN_TIMEOUT_MS -------
+# Redis frozen (SIGSTOP), so E's handler waits on it (DP_REDIS_TIMEOUT_MS 60 s) and the stage
+# cannot finish the record in hand; the watchdog ends the process with status 2 after 2 s, and
+# E, not committed, is applied by the next instance.
+redis_pid=$(cat "$stack_dir/pids/redis.pid" 2>/dev/null)
+if [ -n "$redis_pid" ] && [ -d "/proc/$redis_pid" ]; then
+	kill -TERM "$svc_pid"
+	wait "$svc_pid" 2>/dev/null
+	start_service dronepipe-delivery delivery-stuck "${svc_env[@]}" DP_REDIS_TIMEOUT_MS=60000 \
+		DP_SHUTDOWN_TIMEOUT_MS=2000 >/dev/null
+	svc_pid=${children[-1]}
+	svc_ready() { [ "$(http_code "$base/readyz")" = 200 ]; }
+	wait_until 30 svc_ready || bad "stuck: the service is ready"
+	kill -STOP "$redis_pid"
+	gen "$e" 2 0 | "$feed" >/dev/null
+	expect "feed: E produced while Redis is frozen"
+	in_hand() { curl -s -m 2 "$base/metrics" | grep -q '^dronepipe_stage_records_in_progress{group="delivery"} [1-9]'; }
+	wait_until 20 in_hand
+	expect "stuck: E's handler is waiting on Redis (records_in_progress 1)"
+	t0=$SECONDS
+	kill -TERM "$svc_pid"
+	wait "$svc_pid"
+	status=$?
+	kill -CONT "$redis_pid"
+	took=$((SECONDS - t0))
+	check "stuck: SIGTERM -> exit status 2 (got $status) after $took s (timeout 2 s; Redis would answer after 60 s)" \
+		[ "$status" = 2 -a "$took" -le 30 ]
+	check "stuck: the log says shutdown_timeout" grep -q '"event":"shutdown_timeout"' "$logdir/delivery-stuck.log"
+	wait_until 10 rc ping || bad "redis answers again"
+	start_delivery 5
+	wait_until 40 stage_is "$e" Scheduled
+	expect "stuck: E applied by the next instance (nothing lost)"
+	check "E's history has exactly 2 entries" [ "$(rc LLEN "dp:dlv:{$e}:history")" = 2 ]
+else
+	bad "stuck test needs the stack's Redis pid file"
+fi
 
 # --- FLUSHALL + replay of the group from the beginning: identical state ------------------------
 snapshot >"$logdir/delivery-snap-3.txt"
