@@ -7,7 +7,8 @@
  * every input handled so far (stage.h: on_stored), no such redelivery can come, and a finished
  * saga, which takes no new input that has outputs of its own to re-send, needs its outbox no
  * more. A finished saga without its outbox is about an eighth of its size (workflow.c keeps it
- * encoded), so memory stops growing with the outboxes of every delivery ever made.
+ * encoded, and writes it so to the changelog), so memory stops growing with the outboxes of
+ * every delivery ever made, and a restore reads finished sagas compact.
  *
  * Positions are per input topic (index 0..DUR_TOPICS-1) of the one partition: "handled" = the
  * offset after the last input handled, "stored" = the offset the group will resume from.

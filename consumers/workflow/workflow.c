@@ -12,7 +12,8 @@
  * takes ~4x the memory of its encoding (jansson's tree of small allocations around the outbox
  * payloads), and every delivery ever made stays in memory. A finished saga is kept without its
  * outbox once every input that may have touched it is stored (durable.h): a repeat of one of
- * them then has nothing left to re-send. The changelog keeps the full state. */
+ * them then has nothing left to re-send. The compacted state is written to the changelog as
+ * well, so a restore or a replay reads it compact. */
 #include <stdio.h>
 #include <string.h>
 
@@ -178,7 +179,39 @@ static bool is_finished(const json_t *state)
 	return json_is_true(json_object_get(state, "finished"));
 }
 
-/* Keeps delivery_id's saga without its outbox, when it is finished and still has one. */
+static void compact_written(void *opaque, pl_err_t err, const char *reason, int32_t partition,
+                            int64_t offset)
+{
+	(void)opaque, (void)offset;
+	if (err != PL_OK) /* the full state stays the latest in the changelog: only larger */
+		pl_log(PL_LOG_WARN, "compact_state_not_written",
+		       PL_LOG_FIELDS(PL_LI("partition", partition), PL_LS("err", pl_err_str(err))),
+		       "%s", reason ? reason : "");
+}
+
+/* Writes the compacted state to the changelog, not waiting: a restore (a restart, a replay)
+ * then reads the saga without its outbox too. Finished sagas take no input that would write
+ * after it unacknowledged (compact runs once every input is stored), and the stage's producer
+ * keeps the order of one partition. */
+static void write_compact(wf_t *wf, const char *delivery_id, const json_t *state)
+{
+	const pl_avro_schema_t *schema = wf->state_schema;
+	void *buf = NULL;
+	size_t len = 0;
+	char err[256];
+	if (pl_avro_encode(schema, state, &buf, &len, err, sizeof(err)) != PL_OK)
+		return; /* remember() encoded the same state a moment ago */
+	pl_event_meta_t meta = {.event_type = SAGA_STATE_SCHEMA};
+	if (pl_producer_send_event(wf->producer, SAGA_TOPIC_STATE, delivery_id, buf, len, &meta,
+	                           compact_written, NULL) != PL_OK)
+		pl_log(PL_LOG_WARN, "compact_state_not_written",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)),
+		       "producer queue refused it");
+	pl_free(buf);
+}
+
+/* Keeps delivery_id's saga without its outbox, when it is finished and still has one, and
+ * writes it so to the changelog. */
 static void compact(wf_t *wf, int32_t p, const char *delivery_id)
 {
 	json_t *state = NULL;
@@ -190,8 +223,10 @@ static void compact(wf_t *wf, int32_t p, const char *delivery_id)
 	json_t *outbox = json_object_get(state, "outbox");
 	if (is_finished(state) && json_array_size(outbox) > 0) {
 		json_object_set_new(state, "outbox", json_array());
-		if (remember(wf, p, delivery_id, state) == PL_OK)
+		if (remember(wf, p, delivery_id, state) == PL_OK) {
 			pl_metric_inc(pl_metric_get0(wf->m_compacted));
+			write_compact(wf, delivery_id, state);
+		}
 	}
 	json_decref(state);
 }
