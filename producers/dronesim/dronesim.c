@@ -4,6 +4,7 @@
  * != NULL too; a delivery whose flight is over (DONE or STOPPED, or ended before it flew) never
  * flies again while it is remembered (DP_SIM_RESUME_WINDOW_S). A finished flight stays in the
  * table until the next prune, then only its id's hash stays, in ended[p] (ended.h). */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -173,13 +174,82 @@ static void send_telemetry(ds_t *ds, sim_flight_t *f, int64_t now)
 
 /* DroneArrived, waiting for the acknowledgement (arrivals are rare; the phase may change only
  * once the arrival is durable). */
-static pl_err_t send_arrival(ds_t *ds, const sim_flight_t *f, sim_arrival_t arrival, int64_t now)
+/* The arrivals of one tick, sent together and awaited once: a flight stays on its point until
+ * its arrival is acknowledged (sim_advance reports it again meanwhile), so a restart never loses
+ * one, and the tick waits for one round trip, not one per arrival. */
+typedef struct arrival {
+	int32_t partition;
+	char delivery_id[SIM_ID_MAX];
+	sim_arrival_t arrival;
+	pl_err_t result; /* set by the producer's callback; PL_ERR_TIMEOUT until then */
+	struct arrivals *batch;
+} arrival_t;
+
+/* Invariant: outstanding = callbacks still to run; once abandoned (the tick stopped waiting),
+ * the last callback frees the batch. */
+typedef struct arrivals {
+	arrival_t *v;
+	size_t n, cap;
+	pthread_mutex_t lock; /* guards outstanding, abandoned and every v[i].result */
+	pthread_cond_t done;
+	size_t outstanding;
+	bool abandoned;
+} arrivals_t;
+
+static arrivals_t *arrivals_new(void)
 {
-	char id[37], err[256] = "";
-	sim_arrival_id(f->delivery_id, arrival, id);
+	arrivals_t *b = pl_calloc(1, sizeof(*b));
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->done, NULL);
+	return b;
+}
+
+static void arrivals_free(arrivals_t *b)
+{
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->done);
+	pl_free(b->v);
+	pl_free(b);
+}
+
+static void arrivals_add(arrivals_t *b, int32_t partition, const char *delivery_id,
+                         sim_arrival_t arrival)
+{
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 16;
+		b->v = pl_realloc(b->v, b->cap * sizeof(*b->v));
+	}
+	arrival_t *a = &b->v[b->n++];
+	*a = (arrival_t){
+	    .partition = partition, .arrival = arrival, .batch = b, .result = PL_ERR_TIMEOUT};
+	snprintf(a->delivery_id, sizeof(a->delivery_id), "%s", delivery_id);
+}
+
+static void arrival_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
+                         int64_t offset)
+{
+	(void)reason, (void)partition, (void)offset;
+	arrival_t *a = opaque;
+	arrivals_t *b = a->batch;
+	pthread_mutex_lock(&b->lock);
+	a->result = err;
+	bool last = --b->outstanding == 0;
+	bool free_it = last && b->abandoned;
+	if (last)
+		pthread_cond_signal(&b->done);
+	pthread_mutex_unlock(&b->lock);
+	if (free_it)
+		arrivals_free(b);
+}
+
+/* Encodes and enqueues one arrival; PL_OK when its callback will run. */
+static pl_err_t send_arrival(ds_t *ds, const sim_flight_t *f, arrival_t *a, int64_t now)
+{
+	char id[37];
+	sim_arrival_id(f->delivery_id, a->arrival, id);
 	json_t *ev =
 	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:{s:f, s:f, s:f}}", "eventId", id, "deliveryId",
-	              f->delivery_id, "droneId", f->drone_id, "phase", sim_arrival_name(arrival),
+	              f->delivery_id, "droneId", f->drone_id, "phase", sim_arrival_name(a->arrival),
 	              "time", (json_int_t)now, "position", "latitude", f->position.latitude,
 	              "longitude", f->position.longitude, "altitude", f->position.altitude);
 	void *buf = NULL;
@@ -195,20 +265,73 @@ static pl_err_t send_arrival(ds_t *ds, const sim_flight_t *f, sim_arrival_t arri
 	                   {"event_id", id, strlen(id)},
 	                   {"traceparent", tp, strlen(tp)},
 	                   {"produced_at", produced_at, strlen(produced_at)}};
-	e = pl_producer_send_sync(ds->producer, DRONESIM_TOPIC_DRONE_EVENTS, f->delivery_id,
-	                          strlen(f->delivery_id), buf, len, h, 4, ARRIVAL_SEND_MS, err,
-	                          sizeof(err));
+	e = pl_producer_send(ds->producer, DRONESIM_TOPIC_DRONE_EVENTS, f->delivery_id,
+	                     strlen(f->delivery_id), buf, len, h, 4, arrival_done, a);
 	pl_free(buf);
-	if (e != PL_OK)
-		pl_log(PL_LOG_WARN, "arrival_failed",
-		       PL_LOG_FIELDS(PL_LS("delivery_id", f->delivery_id),
-		                     PL_LS("phase", sim_arrival_name(arrival)),
-		                     PL_LS("err", pl_err_str(e))),
-		       "%s; retrying", err);
-	else
-		pl_metric_inc(pl_metric_get(ds->m_arrivals,
-		                            (const char *const[]){sim_arrival_name(arrival)}));
 	return e;
+}
+
+/* Sends every arrival of the batch and waits up to ARRIVAL_SEND_MS for their acknowledgements;
+ * then each acknowledged one moves its flight on. On any failure, arrivals pause for
+ * ARRIVAL_BACKOFF_MS (the flights wait on their points and report again). Takes ownership of b. */
+static void send_arrivals(ds_t *ds, arrivals_t *b, int64_t now, bool *changed)
+{
+	bool failed = false;
+	for (size_t i = 0; i < b->n; i++) {
+		arrival_t *a = &b->v[i];
+		sim_flight_t *f = sim_table_get(ds->tables[a->partition], a->delivery_id);
+		pthread_mutex_lock(&b->lock);
+		b->outstanding++;
+		pthread_mutex_unlock(&b->lock);
+		if (send_arrival(ds, f, a, now) != PL_OK) {
+			pthread_mutex_lock(&b->lock);
+			b->outstanding--;
+			pthread_mutex_unlock(&b->lock);
+			failed = true;
+		}
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ARRIVAL_SEND_MS / 1000;
+	pl_err_t *results = pl_malloc(b->n * sizeof(*results));
+	pthread_mutex_lock(&b->lock);
+	while (b->outstanding > 0)
+		if (pthread_cond_timedwait(&b->done, &b->lock, &until) != 0)
+			break;
+	for (size_t i = 0; i < b->n; i++)
+		results[i] = b->v[i].result;
+	bool late = b->outstanding > 0;
+	b->abandoned = late; /* then the last callback frees b */
+	pthread_mutex_unlock(&b->lock);
+	for (size_t i = 0; i < b->n; i++) {
+		arrival_t *a = &b->v[i];
+		if (results[i] != PL_OK) {
+			failed = true;
+			continue;
+		}
+		sim_flight_t *f = sim_table_get(ds->tables[a->partition], a->delivery_id);
+		if (!f || f->state != SIM_FLYING)
+			continue;
+		pl_metric_inc(pl_metric_get(ds->m_arrivals,
+		                            (const char *const[]){sim_arrival_name(a->arrival)}));
+		sim_arrival_done(f, a->arrival, now);
+		pl_log(PL_LOG_INFO, "drone_arrived",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", f->delivery_id),
+		                     PL_LS("drone_id", f->drone_id),
+		                     PL_LS("phase", sim_arrival_name(a->arrival))),
+		       "%s", sim_arrival_name(a->arrival));
+		send_telemetry(ds, f, now); /* the phase change, at the point */
+		if (f->state != SIM_FLYING)
+			*changed = true;
+	}
+	if (failed) {
+		pl_log(PL_LOG_WARN, "arrival_failed", PL_LOG_FIELDS(PL_LI("arrivals", b->n)),
+		       "not every arrival was acknowledged; the drones wait on their points");
+		ds->arrivals_blocked_until_ms = now + ARRIVAL_BACKOFF_MS;
+	}
+	pl_free(results);
+	if (!late)
+		arrivals_free(b);
 }
 
 /* ---- inputs ---------------------------------------------------------------------------------- */
@@ -558,33 +681,19 @@ pl_err_t dronesim_revoked(const char *topic, int32_t p, void *arg)
 
 /* Advances one flight to now: at most two arrivals (pickup then dropoff) per tick, each made
  * durable before the phase changes; then periodic telemetry. */
-static void fly(ds_t *ds, sim_flight_t *f, int64_t now, bool *changed)
+/* Advances one flight to now. When it reaches the end of a leg, its arrival joins the tick's
+ * batch and the flight waits on the point until it is acknowledged (send_arrivals); otherwise
+ * periodic telemetry. */
+static void fly(ds_t *ds, int32_t p, sim_flight_t *f, int64_t now, arrivals_t **batch)
 {
 	double sim_s = sim_elapsed_s(now - f->last_advance_ms, ds->time_scale);
 	f->last_advance_ms = now;
-	for (int legs = 0; legs < 2; legs++) {
-		double leftover = 0;
-		sim_arrival_t a = sim_advance(f, sim_s, ds->speed_mps, &leftover);
-		if (a == SIM_ARRIVAL_NONE)
-			break;
-		/* waits on the point until its arrival is acknowledged */
-		if (now < ds->arrivals_blocked_until_ms || send_arrival(ds, f, a, now) != PL_OK) {
-			if (now >= ds->arrivals_blocked_until_ms)
-				ds->arrivals_blocked_until_ms = now + ARRIVAL_BACKOFF_MS;
-			break;
-		}
-		sim_arrival_done(f, a, now);
-		pl_log(PL_LOG_INFO, "drone_arrived",
-		       PL_LOG_FIELDS(PL_LS("delivery_id", f->delivery_id),
-		                     PL_LS("drone_id", f->drone_id),
-		                     PL_LS("phase", sim_arrival_name(a))),
-		       "%s", sim_arrival_name(a));
-		send_telemetry(ds, f, now); /* the phase change, at the point */
-		if (f->state != SIM_FLYING) {
-			*changed = true;
-			return;
-		}
-		sim_s = leftover;
+	sim_arrival_t a = sim_advance(f, sim_s, ds->speed_mps, NULL);
+	if (a != SIM_ARRIVAL_NONE && now >= ds->arrivals_blocked_until_ms) {
+		if (!*batch)
+			*batch = arrivals_new();
+		arrivals_add(*batch, p, f->delivery_id, a);
+		return;
 	}
 	if (now >= f->next_telemetry_ms)
 		send_telemetry(ds, f, now);
@@ -620,14 +729,17 @@ void dronesim_tick(void *arg)
 		return;
 	ds->next_tick_ms = now + TICK_MIN_MS;
 	bool changed = false;
+	arrivals_t *batch = NULL;
 	for (int p = 0; p < MAX_PARTITIONS; p++) {
 		if (!ds->tables[p])
 			continue;
 		size_t c = 0;
 		for (sim_flight_t *f; (f = sim_table_next(ds->tables[p], &c));)
 			if (f->state == SIM_FLYING)
-				fly(ds, f, pl_now_ms(), &changed);
+				fly(ds, p, f, now, &batch);
 	}
+	if (batch)
+		send_arrivals(ds, batch, now, &changed);
 	if (changed)
 		count_flights(ds);
 	if (now >= ds->next_prune_ms) {
