@@ -300,9 +300,9 @@ static void send_arrivals(ds_t *ds, arrivals_t *b, int64_t now, bool *changed)
 			break;
 	for (size_t i = 0; i < b->n; i++)
 		results[i] = b->v[i].result;
-	bool late = b->outstanding > 0;
-	b->abandoned = late; /* then the last callback frees b */
 	pthread_mutex_unlock(&b->lock);
+	/* b->v stays valid below: a late callback only writes a result, and frees nothing until
+	 * b is marked abandoned at the end */
 	for (size_t i = 0; i < b->n; i++) {
 		arrival_t *a = &b->v[i];
 		if (results[i] != PL_OK) {
@@ -330,6 +330,10 @@ static void send_arrivals(ds_t *ds, arrivals_t *b, int64_t now, bool *changed)
 		ds->arrivals_blocked_until_ms = now + ARRIVAL_BACKOFF_MS;
 	}
 	pl_free(results);
+	pthread_mutex_lock(&b->lock);
+	bool late = b->outstanding > 0;
+	b->abandoned = late; /* then the last callback frees b */
+	pthread_mutex_unlock(&b->lock);
 	if (!late)
 		arrivals_free(b);
 }
