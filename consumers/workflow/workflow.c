@@ -189,25 +189,20 @@ static void compact_written(void *opaque, pl_err_t err, const char *reason, int3
 		       "%s", reason ? reason : "");
 }
 
-/* Writes the compacted state to the changelog, not waiting: a restore (a restart, a replay)
- * then reads the saga without its outbox too. Finished sagas take no input that would write
- * after it unacknowledged (compact runs once every input is stored), and the stage's producer
- * keeps the order of one partition. */
-static void write_compact(wf_t *wf, const char *delivery_id, const json_t *state)
+/* Writes the saga of delivery_id as kept in memory (its encoding, just compacted) to the
+ * changelog, not waiting: a restore (a restart, a replay) then reads it without its outbox too.
+ * Finished sagas take no input that would write after it unacknowledged (compact runs once
+ * every input is stored), and the stage's producer keeps the order of one partition. */
+static void write_kept(wf_t *wf, int32_t p, const char *delivery_id)
 {
-	const pl_avro_schema_t *schema = wf->state_schema;
-	void *buf = NULL;
-	size_t len = 0;
-	char err[256];
-	if (pl_avro_encode(schema, state, &buf, &len, err, sizeof(err)) != PL_OK)
-		return; /* remember() encoded the same state a moment ago */
+	json_t *bytes = json_object_get(wf->states[p], delivery_id);
 	pl_event_meta_t meta = {.event_type = SAGA_STATE_SCHEMA};
-	if (pl_producer_send_event(wf->producer, SAGA_TOPIC_STATE, delivery_id, buf, len, &meta,
-	                           compact_written, NULL) != PL_OK)
+	if (!bytes || pl_producer_send_event(wf->producer, SAGA_TOPIC_STATE, delivery_id,
+	                                     json_string_value(bytes), json_string_length(bytes),
+	                                     &meta, compact_written, NULL) != PL_OK)
 		pl_log(PL_LOG_WARN, "compact_state_not_written",
 		       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)),
 		       "producer queue refused it");
-	pl_free(buf);
 }
 
 /* Keeps delivery_id's saga without its outbox, when it is finished and still has one, and
@@ -225,7 +220,7 @@ static void compact(wf_t *wf, int32_t p, const char *delivery_id)
 		json_object_set_new(state, "outbox", json_array());
 		if (remember(wf, p, delivery_id, state) == PL_OK) {
 			pl_metric_inc(pl_metric_get0(wf->m_compacted));
-			write_compact(wf, delivery_id, state);
+			write_kept(wf, p, delivery_id);
 		}
 	}
 	json_decref(state);
