@@ -91,6 +91,12 @@ $(B)/tests/it/test_stores: $(B)/obj/tests/it/test_stores.o $(B)/obj/consumers/pa
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 
+# The Redis store integration test exercises the delivery store module directly.
+$(B)/tests/it/test_redis_store: $(B)/obj/tests/it/test_redis_store.o \
+		$(B)/obj/consumers/delivery/store.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
+
 $(B)/tests/it/%: $(B)/obj/tests/it/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)

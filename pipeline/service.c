@@ -28,6 +28,12 @@ static pl_stage_outcome_t handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
 	return r->def->handler(ctx, record, event, schema, r->state);
 }
 
+static void handle_batch(pl_stage_item_t *items, size_t n, void *arg)
+{
+	runner_t *r = arg;
+	r->def->batch_handler(items, n, r->state);
+}
+
 static pl_err_t assigned(const char *topic, int32_t partition, void *arg)
 {
 	runner_t *r = arg;
@@ -129,7 +135,8 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	pl_stage_opts_t so = {
 	    .group = def->group,
 	    .topics = def->topics,
-	    .handler = handle,
+	    .handler = def->handler ? handle : NULL,
+	    .batch_handler = def->batch_handler ? handle_batch : NULL,
 	    .handler_arg = &r,
 	    .on_assign = assigned,
 	    .on_revoke = revoked,

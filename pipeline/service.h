@@ -31,9 +31,10 @@ typedef struct pl_service_def {
 	void *(*init)(const pl_service_env_t *env, char *errstr, size_t errstr_size,
 	              bool *config_error);
 	void (*fini)(void *state);
-	pl_stage_handler_fn handler;  /* arg = state */
-	pl_stage_assign_fn on_assign; /* optional; arg = state */
-	pl_stage_assign_fn on_revoke; /* optional; arg = state */
+	pl_stage_handler_fn handler;     /* arg = state; or ... */
+	pl_stage_batch_fn batch_handler; /* ... several records per call (stage.h); arg = state */
+	pl_stage_assign_fn on_assign;    /* optional; arg = state */
+	pl_stage_assign_fn on_revoke;    /* optional; arg = state */
 	/* optional; arg = state (stage.h: opts.on_stored) */
 	void (*on_stored)(const char *topic, int32_t partition, int64_t next_offset, void *state);
 	size_t (*routes)(void *state, pl_http_route_t *out, size_t max); /* optional */

@@ -620,75 +620,156 @@ static int poll_timeout_ms(pl_stage_t *s)
 	return t < 0 ? 0 : (int)t;
 }
 
-/* Handles one record into entry e (its produces are pending in the batch). Touches no partition
- * state, so the lanes of a batch run it at once; e->retry asks the stage thread to block the
- * partition at this record. */
-static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e)
-{
+/* A record on its way through a handler: filled by prepare, closed by finish. Holds the ctx a
+ * handler sees, so it stays put (an array slot) while the handler runs. */
+typedef struct prepared {
 	pl_record_t r;
-	pl_kafka_record_fill(&r, m);
-	pl_stage_ctx_t ctx = {.stage = s, .record = &r, .entry = e};
-	char tp[60], trace_id[33] = "", key[128];
-	if (pl_record_header(&r, "traceparent", tp, sizeof(tp)) &&
-	    pl_traceparent_parse(tp, trace_id))
-		snprintf(ctx.traceparent, sizeof(ctx.traceparent), "%s", tp);
-	size_t klen = r.key_len < sizeof(key) - 1 ? r.key_len : sizeof(key) - 1;
-	memcpy(key, r.key ? r.key : "", klen);
-	key[klen] = '\0';
-	pl_log_ctx_set(trace_id, key);
+	pl_stage_ctx_t ctx;
+	json_t *event;
+	const pl_avro_schema_t *schema;
+	char trace_id[33];
+	bool decoded; /* false: undecodable, already given DEAD with its reason */
+} prepared_t;
 
-	json_t *event = NULL;
-	const pl_avro_schema_t *schema = NULL;
-	pl_stage_outcome_t out;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!s->opts.raw) {
-		char err[256];
-		pl_err_t de = pl_avro_decode(s->opts.registry, r.value, r.value_len, &event,
-		                             &schema, err, sizeof(err));
-		if (de != PL_OK) {
-			pl_stage_set_reason(&ctx, de, "undecodable record: %s", err);
-			out = PL_STAGE_DEAD;
-			goto decided;
-		}
+/* Fills p for the record m of entry e: record view, trace context, decoded value. */
+static void prepare(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e, prepared_t *p)
+{
+	memset(p, 0, sizeof(*p));
+	pl_kafka_record_fill(&p->r, m);
+	p->ctx = (pl_stage_ctx_t){.stage = s, .record = &p->r, .entry = e};
+	char tp[60];
+	if (pl_record_header(&p->r, "traceparent", tp, sizeof(tp)) &&
+	    pl_traceparent_parse(tp, p->trace_id))
+		snprintf(p->ctx.traceparent, sizeof(p->ctx.traceparent), "%s", tp);
+	p->decoded = true;
+	if (s->opts.raw)
+		return;
+	char err[256];
+	pl_err_t de = pl_avro_decode(s->opts.registry, p->r.value, p->r.value_len, &p->event,
+	                             &p->schema, err, sizeof(err));
+	if (de != PL_OK) {
+		pl_stage_set_reason(&p->ctx, de, "undecodable record: %s", err);
+		p->decoded = false;
 	}
-	const char *glabels[] = {s->group};
-	pl_metric_t *in_progress = pl_metric_get(s->m_in_progress, glabels);
-	pl_metric_add(in_progress, 1);
-	out = s->opts.handler(&ctx, &r, event, schema, s->opts.handler_arg);
-	pl_metric_add(in_progress, -1);
-	if (out == PL_STAGE_DEAD && !ctx.reason[0])
-		pl_stage_set_reason(&ctx, PL_ERR_REJECTED, "handler rejected the record");
+}
+
+/* Sets the log context (trace id, key) of p's record on this thread. */
+static void log_ctx_of(const prepared_t *p)
+{
+	char key[128];
+	size_t klen = p->r.key_len < sizeof(key) - 1 ? p->r.key_len : sizeof(key) - 1;
+	memcpy(key, p->r.key ? p->r.key : "", klen);
+	key[klen] = '\0';
+	pl_log_ctx_set(p->trace_id, key);
+}
+
+/* Records the handler's outcome for p into its entry: metrics (seconds = its share of the
+ * handler time), the dead letter on DEAD, e->retry on RETRY; releases the decoded value. Touches
+ * no partition state, so the lanes of a batch run it at once; e->retry asks the stage thread to
+ * block the partition at this record. */
+static void finish(pl_stage_t *s, entry_t *e, prepared_t *p, pl_stage_outcome_t out, double seconds)
+{
+	pl_stage_ctx_t *ctx = &p->ctx;
+	const pl_record_t *r = &p->r;
+	log_ctx_of(p);
+	if (out == PL_STAGE_DEAD && !ctx->reason[0])
+		pl_stage_set_reason(ctx, PL_ERR_REJECTED, "handler rejected the record");
 	if (out == PL_STAGE_OK && atomic_load(&e->failed))
 		out = PL_STAGE_RETRY; /* a reply could not even be enqueued */
-decided:
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	const char *labels[] = {s->group, r.topic};
-	pl_metric_observe(pl_metric_get(s->m_latency, labels),
-	                  (double)(t1.tv_sec - t0.tv_sec) +
-	                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	const char *labels[] = {s->group, r->topic};
+	pl_metric_observe(pl_metric_get(s->m_latency, labels), seconds);
 	const char *outcome = out == PL_STAGE_OK ? "ok" : out == PL_STAGE_DEAD ? "dead" : "retry";
-	const char *olabels[] = {s->group, r.topic, outcome};
+	const char *olabels[] = {s->group, r->topic, outcome};
 	pl_metric_inc(pl_metric_get(s->m_records, olabels));
 	if (out == PL_STAGE_DEAD) {
-		pl_err_t cls = ctx.err != PL_OK ? ctx.err : PL_ERR_REJECTED;
+		pl_err_t cls = ctx->err != PL_OK ? ctx->err : PL_ERR_REJECTED;
 		pl_log(PL_LOG_WARN, "record_dead_lettered",
-		       PL_LOG_FIELDS(PL_LS("topic", r.topic), PL_LI("partition", r.partition),
-		                     PL_LI("offset", r.offset), PL_LS("err", pl_err_str(cls))),
-		       "%s", ctx.reason);
+		       PL_LOG_FIELDS(PL_LS("topic", r->topic), PL_LI("partition", r->partition),
+		                     PL_LI("offset", r->offset), PL_LS("err", pl_err_str(cls))),
+		       "%s", ctx->reason);
 		pl_metric_inc(pl_metric_get(s->m_dead, labels));
-		if (dead_letter(s, e, &r, cls, ctx.reason) != PL_OK)
+		if (dead_letter(s, e, r, cls, ctx->reason) != PL_OK)
 			out = PL_STAGE_RETRY;
 	}
 	if (out == PL_STAGE_RETRY) {
 		e->retry = true;
 		snprintf(e->reason, sizeof(e->reason), "%.*s", (int)sizeof(e->reason) - 1,
-		         ctx.reason[0] ? ctx.reason : "transient failure");
+		         ctx->reason[0] ? ctx->reason : "transient failure");
 	} else {
 		e->completed = true;
 	}
-	json_decref(event);
+	json_decref(p->event);
+	p->event = NULL;
 	pl_log_ctx_clear();
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Handles one record into entry e with opts.handler (its produces are pending in the batch). */
+static void handle_one(pl_stage_t *s, const rd_kafka_message_t *m, entry_t *e)
+{
+	prepared_t p;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	prepare(s, m, e, &p);
+	pl_stage_outcome_t out = PL_STAGE_DEAD;
+	if (p.decoded) {
+		const char *glabels[] = {s->group};
+		pl_metric_t *in_progress = pl_metric_get(s->m_in_progress, glabels);
+		log_ctx_of(&p);
+		pl_metric_add(in_progress, 1);
+		out = s->opts.handler(&p.ctx, &p.r, p.event, p.schema, s->opts.handler_arg);
+		pl_metric_add(in_progress, -1);
+	}
+	finish(s, e, &p, out, seconds_since(&t0));
+}
+
+/* Handles entries[idx[0..n)] (one lane's, in offset order) with one opts.batch_handler call.
+ * Undecodable records are dead-lettered without it. The first RETRY turns every later item into
+ * a RETRY too (stage.h: the handler left their effects undone). */
+static void handle_many(pl_stage_t *s, entry_t *entries, const size_t *idx, size_t n,
+                        prepared_t *prep, pl_stage_item_t *items)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	size_t nitems = 0;
+	for (size_t i = 0; i < n; i++) {
+		prepare(s, entries[idx[i]].msg, &entries[idx[i]], &prep[i]);
+		if (prep[i].decoded)
+			items[nitems++] = (pl_stage_item_t){.ctx = &prep[i].ctx,
+			                                    .record = &prep[i].r,
+			                                    .event = prep[i].event,
+			                                    .schema = prep[i].schema,
+			                                    .outcome = PL_STAGE_OK};
+	}
+	if (nitems) {
+		const char *glabels[] = {s->group};
+		pl_metric_t *in_progress = pl_metric_get(s->m_in_progress, glabels);
+		pl_metric_add(in_progress, (double)nitems);
+		s->opts.batch_handler(items, nitems, s->opts.handler_arg);
+		pl_metric_add(in_progress, -(double)nitems);
+		bool retrying = false;
+		for (size_t i = 0; i < nitems; i++) {
+			if (retrying && items[i].outcome != PL_STAGE_RETRY) {
+				items[i].outcome = PL_STAGE_RETRY;
+				pl_stage_set_reason(items[i].ctx, PL_ERR_TRANSIENT,
+				                    "an earlier record of the batch is retried");
+			}
+			retrying = retrying || items[i].outcome == PL_STAGE_RETRY;
+		}
+	}
+	double share = seconds_since(&t0) / (double)n;
+	for (size_t i = 0, k = 0; i < n; i++) {
+		pl_stage_outcome_t out = PL_STAGE_DEAD;
+		if (prep[i].decoded)
+			out = items[k++].outcome;
+		finish(s, &entries[idx[i]], &prep[i], out, share);
+	}
 }
 
 /* ---- lanes: the records of a batch handled at once ----------------------------------------
@@ -716,21 +797,48 @@ static unsigned lane_of(const rd_kafka_message_t *m, unsigned lanes)
 	return h % lanes;
 }
 
+/* Records per batch_handler call: bounds the time a store spends on one call. */
+#define HANDLER_BATCH 64
+
 static void *lane_main(void *arg)
 {
 	lane_job_t *job = arg;
+	pl_stage_t *s = job->stage;
 	size_t *blocked = pl_malloc((job->n ? job->n : 1) * sizeof(*blocked)), nblocked = 0;
-	for (size_t i = 0; i < job->n && !atomic_load(&job->stage->stop); i++) {
+	size_t idx[HANDLER_BATCH], nidx = 0;
+	prepared_t *prep = NULL;
+	pl_stage_item_t *items = NULL;
+	if (s->opts.batch_handler) {
+		prep = pl_malloc(HANDLER_BATCH * sizeof(*prep));
+		items = pl_malloc(HANDLER_BATCH * sizeof(*items));
+	}
+	for (size_t i = 0; i <= job->n; i++) {
+		bool last = i == job->n || atomic_load(&s->stop);
+		if (prep && nidx && (last || nidx == HANDLER_BATCH)) {
+			handle_many(s, job->entries, idx, nidx, prep, items);
+			for (size_t k = 0; k < nidx; k++)
+				if (job->entries[idx[k]].retry)
+					blocked[nblocked++] = job->entries[idx[k]].part;
+			nidx = 0;
+		}
+		if (last)
+			break;
 		entry_t *e = &job->entries[i];
 		bool skip = e->lane != job->lane;
 		for (size_t b = 0; b < nblocked && !skip; b++)
 			skip = blocked[b] == e->part;
 		if (skip)
 			continue;
-		handle_one(job->stage, e->msg, e);
+		if (prep) {
+			idx[nidx++] = i;
+			continue;
+		}
+		handle_one(s, e->msg, e);
 		if (e->retry)
 			blocked[nblocked++] = e->part;
 	}
+	pl_free(prep);
+	pl_free(items);
 	pl_free(blocked);
 	return NULL;
 }
@@ -877,7 +985,7 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 			e->offset = m->offset;
 			e->msg = m;
 			p->last_ts_ms = rd_kafka_message_timestamp(m, NULL);
-			if (s->workers > 1)
+			if (s->workers > 1 || s->opts.batch_handler)
 				continue; /* handled below, on lanes */
 			handle_one(s, m, e);
 			if (e->retry) {
@@ -885,7 +993,7 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 				blocked[nblocked++] = pi;
 			}
 		}
-		if (s->workers > 1 && nentries > 0) {
+		if ((s->workers > 1 || s->opts.batch_handler) && nentries > 0) {
 			run_lanes(s, entries, nentries);
 			/* the first retry of each partition blocks it there */
 			for (size_t i = 0; i < nentries; i++) {

@@ -23,7 +23,9 @@
  * a time, unless opts.concurrent: then the records of each polled batch are spread over
  * DP_STAGE_WORKERS lanes by a hash of their key (same key, same lane, offset order) and the
  * handler runs on several threads at once; on_assign, on_revoke and on_tick stay on the stage
- * thread, never during a batch. Offsets are stored per partition only up to the first record
+ * thread, never during a batch. A batch_handler gets the records of a lane (or of the whole
+ * batch when not concurrent) up to 64 at a time; dronepipe_stage_handler_seconds then observes each
+ * record's share of the call. Offsets are stored per partition only up to the first record
  * not done, so a retry re-handles the later records of its partition that other lanes had
  * done. pl_stage_produce may only be called from inside a handler. */
 #ifndef PL_STAGE_H
@@ -49,17 +51,35 @@ typedef pl_stage_outcome_t (*pl_stage_handler_fn)(pl_stage_ctx_t *ctx, const pl_
                                                   const json_t *event,
                                                   const pl_avro_schema_t *schema, void *arg);
 
+/* One record given to a batch handler. The handler reads ctx/record/event/schema (borrowed, as
+ * for pl_stage_handler_fn) and sets outcome (preset to PL_STAGE_OK). */
+typedef struct pl_stage_item {
+	pl_stage_ctx_t *ctx; /* for pl_stage_produce, pl_stage_set_reason of this record */
+	const pl_record_t *record;
+	const json_t *event;
+	const pl_avro_schema_t *schema;
+	pl_stage_outcome_t outcome;
+} pl_stage_item_t;
+
+/* Handles items[0..n): records of one lane, in offset order, every one decoded, so a store can
+ * take them in one round trip. Their effects must be as if handled one after the other: once
+ * an item is given PL_STAGE_RETRY, no later item may have taken effect (the stage makes every
+ * later item a RETRY and handles them again, in order, after the backoff); DEAD items may be
+ * skipped over. */
+typedef void (*pl_stage_batch_fn)(pl_stage_item_t *items, size_t n, void *arg);
+
 /* Partition assignment hooks (e.g. restore saga state). Called on the stage thread. A non-OK
  * return from on_assign is fatal (pl_stage_run returns it). */
 typedef pl_err_t (*pl_stage_assign_fn)(const char *topic, int32_t partition, void *arg);
 
 typedef struct pl_stage_opts {
-	const char *group;         /* consumer group id, e.g. "workflow" */
-	const char *const *topics; /* NULL-terminated */
-	pl_stage_handler_fn handler;
-	void *handler_arg;
-	pl_stage_assign_fn on_assign; /* optional, per partition */
-	pl_stage_assign_fn on_revoke; /* optional, per partition */
+	const char *group;               /* consumer group id, e.g. "workflow" */
+	const char *const *topics;       /* NULL-terminated */
+	pl_stage_handler_fn handler;     /* one record per call, or ... */
+	pl_stage_batch_fn batch_handler; /* ... up to 64 of a lane per call (set one of the two) */
+	void *handler_arg;               /* for either */
+	pl_stage_assign_fn on_assign;    /* optional, per partition */
+	pl_stage_assign_fn on_revoke;    /* optional, per partition */
 	/* optional: every record of topic/partition before next_offset is done (handled, its
 	 * replies and dead letter acknowledged, its offset stored): the group will not deliver it
 	 * again. Called on the stage thread after offsets are stored, and at assignment with the

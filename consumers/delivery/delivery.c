@@ -71,15 +71,9 @@ static void count(dlv_t *d, const char *kind, const char *outcome)
 	pl_metric_inc(pl_metric_get(d->m_applied, labels));
 }
 
-/* PL_STAGE_RETRY for transient store errors (Redis down: the partition pauses and nothing is
- * lost), DEAD for the rest. */
-static pl_stage_outcome_t outcome_of(pl_stage_ctx_t *ctx, pl_err_t e, const char *err)
-{
-	pl_stage_set_reason(ctx, e, "%s", err);
-	return pl_err_retryable(e) ? PL_STAGE_RETRY : PL_STAGE_DEAD;
-}
-
-static pl_stage_outcome_t apply_lifecycle(dlv_t *d, pl_stage_ctx_t *ctx, const json_t *event)
+/* Checks a lifecycle event and builds its history entry into op; false + the DEAD reason set
+ * when the event cannot be applied. */
+static bool prepare_lifecycle(pl_stage_ctx_t *ctx, const json_t *event, store_op_t *op)
 {
 	const char *stage = json_string_value(json_object_get(event, "stage"));
 	json_t *version = json_object_get(event, "version");
@@ -89,46 +83,55 @@ static pl_stage_outcome_t apply_lifecycle(dlv_t *d, pl_stage_ctx_t *ctx, const j
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA,
 		                    "lifecycle event without a known stage, a version >= 1 or a "
 		                    "deliveryId");
-		return PL_STAGE_DEAD;
+		return false;
 	}
 	json_t *entry = status_history_entry(event);
 	if (!entry) {
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "lifecycle event without a time");
-		return PL_STAGE_DEAD;
+		return false;
 	}
-	char err[256] = "";
-	bool applied = false;
-	pl_err_t e = store_apply_lifecycle(d->store, event, entry, &applied, err, sizeof(err));
-	json_decref(entry);
-	if (e != PL_OK)
-		return outcome_of(ctx, e, err);
-	count(d, "lifecycle", applied ? "applied" : "stale");
-	return PL_STAGE_OK;
+	*op = (store_op_t){.record = event, .entry = entry};
+	return true;
 }
 
-static pl_stage_outcome_t apply_telemetry(dlv_t *d, pl_stage_ctx_t *ctx, const json_t *tm)
+void delivery_handle_batch(pl_stage_item_t *items, size_t n, void *arg)
 {
-	char err[256] = "";
-	bool applied = false;
-	pl_err_t e = store_apply_telemetry(d->store, tm, &applied, err, sizeof(err));
-	if (e != PL_OK)
-		return outcome_of(ctx, e, err);
-	count(d, "telemetry", applied ? "applied" : "stale");
-	return PL_STAGE_OK;
-}
-
-pl_stage_outcome_t delivery_handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
-                                   const json_t *event, const pl_avro_schema_t *schema, void *arg)
-{
-	(void)record;
 	dlv_t *d = arg;
-	const char *type = pl_avro_schema_short_name(schema);
-	if (strcmp(type, "DeliveryLifecycle") == 0)
-		return apply_lifecycle(d, ctx, event);
-	if (strcmp(type, "DroneTelemetry") == 0)
-		return apply_telemetry(d, ctx, event);
-	pl_stage_set_reason(ctx, PL_ERR_REJECTED, "%s is not a delivery input", type);
-	return PL_STAGE_DEAD;
+	store_op_t *ops = pl_calloc(n, sizeof(*ops));
+	size_t *item_of = pl_malloc(n * sizeof(*item_of)), nops = 0;
+	for (size_t i = 0; i < n; i++) {
+		pl_stage_item_t *it = &items[i];
+		const char *type = pl_avro_schema_short_name(it->schema);
+		if (strcmp(type, "DeliveryLifecycle") == 0) {
+			if (!prepare_lifecycle(it->ctx, it->event, &ops[nops])) {
+				it->outcome = PL_STAGE_DEAD;
+				continue;
+			}
+		} else if (strcmp(type, "DroneTelemetry") == 0) {
+			ops[nops] = (store_op_t){.record = it->event, .telemetry = true};
+		} else {
+			pl_stage_set_reason(it->ctx, PL_ERR_REJECTED, "%s is not a delivery input",
+			                    type);
+			it->outcome = PL_STAGE_DEAD;
+			continue;
+		}
+		item_of[nops++] = i;
+	}
+	store_apply(d->store, ops, nops);
+	for (size_t k = 0; k < nops; k++) {
+		store_op_t *op = &ops[k];
+		pl_stage_item_t *it = &items[item_of[k]];
+		const char *kind = op->telemetry ? "telemetry" : "lifecycle";
+		if (op->err == PL_OK) {
+			count(d, kind, op->applied ? "applied" : "stale");
+		} else {
+			pl_stage_set_reason(it->ctx, op->err, "%s", op->errstr);
+			it->outcome = pl_err_retryable(op->err) ? PL_STAGE_RETRY : PL_STAGE_DEAD;
+		}
+		json_decref((json_t *)op->entry);
+	}
+	pl_free(ops);
+	pl_free(item_of);
 }
 
 bool delivery_ready(void *arg, char *reason, size_t reason_size)

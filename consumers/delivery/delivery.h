@@ -36,8 +36,8 @@ typedef struct dlv {
 void *delivery_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
                     bool *config_error);
 void delivery_fini(void *dlv);
-pl_stage_outcome_t delivery_handle(pl_stage_ctx_t *ctx, const pl_record_t *record,
-                                   const json_t *event, const pl_avro_schema_t *schema, void *dlv);
+/* The stage's batch handler: a lane's records applied to Redis in one round trip (store.h). */
+void delivery_handle_batch(pl_stage_item_t *items, size_t n, void *dlv);
 bool delivery_ready(void *dlv, char *reason, size_t reason_size);
 void delivery_tick(void *dlv);
 

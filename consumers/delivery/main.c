@@ -11,7 +11,7 @@ int main(int argc, char **argv)
 	    .topics = delivery_topics,
 	    .init = delivery_init,
 	    .fini = delivery_fini,
-	    .handler = delivery_handle,
+	    .batch_handler = delivery_handle_batch,
 	    .concurrent = true, /* handler is thread-safe (stage.h) */
 	    .routes = delivery_routes,
 	    .ready = delivery_ready,

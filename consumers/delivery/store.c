@@ -1,6 +1,6 @@
 /* store.c — the Redis store of dronepipe-delivery over hiredis (see store.h for the key layout
- * and the apply rules). Owns: the connection pool, the two Lua scripts' SHA1s, the
- * subscription thread and its connection. */
+ * and the apply rules). Owns: the connection pool, the apply script's SHA1, the subscription
+ * thread and its connection. */
 #include <errno.h>
 #include <hiredis.h>
 #include <inttypes.h>
@@ -19,25 +19,48 @@
 
 #define CHANNEL_PREFIX "dp:dlv-events:"
 
-/* KEYS: delivery hash, history list, summary set.
- * ARGV: version, eventId, stage, event JSON, history entry JSON, deliveryId, channel. */
-static const char lifecycle_lua[] =
-    "local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')\n"
-    "if tonumber(ARGV[1]) <= cur then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'version', ARGV[1], 'eventId', ARGV[2], 'stage', ARGV[3],"
-    " 'event', ARGV[4])\n"
-    "redis.call('RPUSH', KEYS[2], ARGV[5])\n"
-    "if ARGV[3] == 'Created' then redis.call('SADD', KEYS[3], ARGV[6]) end\n"
-    "redis.call('PUBLISH', ARGV[7], 'lifecycle ' .. ARGV[1])\n"
-    "return 1\n";
-
-/* KEYS: telemetry hash. ARGV: channel, seq, time, then the field/value pairs to write. */
-static const char telemetry_lua[] = "local cur = redis.call('HMGET', KEYS[1], 'seq', 'time')\n"
-                                    "if cur[1] and (tonumber(ARGV[2]) <= tonumber(cur[1])"
-                                    " or tonumber(ARGV[3]) < tonumber(cur[2])) then return 0 end\n"
-                                    "redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
-                                    "redis.call('PUBLISH', ARGV[1], 'telemetry ' .. ARGV[2])\n"
-                                    "return 1\n";
+/* Applies a batch of records in order, one script call for all. Per op, KEYS and ARGV in turn:
+ *   lifecycle: KEYS delivery hash, history list, summary set;
+ *              ARGV 'L', version, eventId, stage, event JSON, history entry JSON, deliveryId,
+ *              channel
+ *   telemetry: KEYS telemetry hash;
+ *              ARGV 'T', channel, seq, time, updatedAt, latitude, longitude, altitude, speedMps,
+ *              phase, droneId, eventId
+ * Returns one integer per op (1 applied, 0 not newer). An op whose command fails gets its error
+ * in its place and the script stops there: no later op of the batch takes effect. */
+static const char apply_lua[] =
+    "local function lifecycle(k, a)\n"
+    "  local cur = tonumber(redis.call('HGET', KEYS[k], 'version') or '0')\n"
+    "  if tonumber(ARGV[a]) <= cur then return 0 end\n"
+    "  redis.call('HSET', KEYS[k], 'version', ARGV[a], 'eventId', ARGV[a+1], 'stage', ARGV[a+2],"
+    " 'event', ARGV[a+3])\n"
+    "  redis.call('RPUSH', KEYS[k+1], ARGV[a+4])\n"
+    "  if ARGV[a+2] == 'Created' then redis.call('SADD', KEYS[k+2], ARGV[a+5]) end\n"
+    "  redis.call('PUBLISH', ARGV[a+6], 'lifecycle ' .. ARGV[a])\n"
+    "  return 1\n"
+    "end\n"
+    "local function telemetry(k, a)\n"
+    "  local cur = redis.call('HMGET', KEYS[k], 'seq', 'time')\n"
+    "  if cur[1] and (tonumber(ARGV[a+1]) <= tonumber(cur[1])"
+    " or tonumber(ARGV[a+2]) < tonumber(cur[2])) then return 0 end\n"
+    "  redis.call('HSET', KEYS[k], 'seq', ARGV[a+1], 'time', ARGV[a+2], 'updatedAt', ARGV[a+3],"
+    " 'latitude', ARGV[a+4], 'longitude', ARGV[a+5], 'altitude', ARGV[a+6],"
+    " 'speedMps', ARGV[a+7], 'phase', ARGV[a+8], 'droneId', ARGV[a+9], 'eventId', ARGV[a+10])\n"
+    "  redis.call('PUBLISH', ARGV[a], 'telemetry ' .. ARGV[a+1])\n"
+    "  return 1\n"
+    "end\n"
+    "local out, k, a = {}, 1, 1\n"
+    "while a <= #ARGV do\n"
+    "  local ok, r\n"
+    "  if ARGV[a] == 'L' then ok, r = pcall(lifecycle, k, a + 1); k = k + 3; a = a + 8\n"
+    "  else ok, r = pcall(telemetry, k, a + 1); k = k + 1; a = a + 12 end\n"
+    "  if not ok then\n"
+    "    out[#out + 1] = redis.error_reply(type(r) == 'table' and tostring(r.err) or tostring(r))\n"
+    "    return out\n"
+    "  end\n"
+    "  out[#out + 1] = r\n"
+    "end\n"
+    "return out\n";
 
 struct dlv_store {
 	char *host, *user, *password;
@@ -48,7 +71,7 @@ struct dlv_store {
 	pthread_cond_t cond;
 	redisContext **idle;
 	unsigned nidle, open, max;
-	char sha_lifecycle[48], sha_telemetry[48]; /* "" until first loaded (under lock) */
+	char sha_apply[48]; /* "" until first loaded (under lock) */
 	/* subscription */
 	pthread_t sub_thread;
 	bool sub_running;
@@ -162,21 +185,17 @@ static pl_err_t run_simple(redisContext *c, char *errstr, size_t errstr_size, in
 
 static pl_err_t load_scripts(dlv_store_t *st, redisContext *c, char *errstr, size_t errstr_size)
 {
-	const char *scripts[2] = {lifecycle_lua, telemetry_lua};
-	char *shas[2] = {st->sha_lifecycle, st->sha_telemetry};
-	for (int i = 0; i < 2; i++) {
-		const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
-		redisReply *r;
-		pl_err_t e = run(c, &r, errstr, errstr_size, 3, argv, NULL);
-		if (e != PL_OK)
-			return e;
-		if (r->type == REDIS_REPLY_STRING) {
-			pthread_mutex_lock(&st->lock);
-			snprintf(shas[i], 48, "%s", r->str);
-			pthread_mutex_unlock(&st->lock);
-		}
-		freeReplyObject(r);
+	const char *argv[] = {"SCRIPT", "LOAD", apply_lua};
+	redisReply *r;
+	pl_err_t e = run(c, &r, errstr, errstr_size, 3, argv, NULL);
+	if (e != PL_OK)
+		return e;
+	if (r->type == REDIS_REPLY_STRING) {
+		pthread_mutex_lock(&st->lock);
+		snprintf(st->sha_apply, sizeof(st->sha_apply), "%s", r->str);
+		pthread_mutex_unlock(&st->lock);
 	}
+	freeReplyObject(r);
 	return PL_OK;
 }
 
@@ -287,101 +306,66 @@ void store_destroy(dlv_store_t *st)
 	pl_free(st);
 }
 
-/* EVALSHA of one of the scripts with the given argv tail (keys and args); reloads the scripts
- * once on NOSCRIPT (Redis restarted or SCRIPT FLUSH). *result = the script's integer. */
-static pl_err_t eval_script(dlv_store_t *st, bool lifecycle, int nkeys, int nargs,
-                            const char **args, const size_t *lens, long long *result, char *errstr,
-                            size_t errstr_size)
-{
-	redisContext *c = acquire(st, errstr, errstr_size);
-	if (!c)
-		return PL_ERR_TRANSIENT;
-	const char *argv[32];
-	size_t argvlen[32];
-	if (nargs > 29)
-		abort(); /* programming error: raise the array size */
-	char numkeys[8], sha[48];
-	snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
-	pl_err_t e = PL_ERR_TRANSIENT;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		pthread_mutex_lock(&st->lock);
-		snprintf(sha, sizeof(sha), "%s", lifecycle ? st->sha_lifecycle : st->sha_telemetry);
-		pthread_mutex_unlock(&st->lock);
-		argv[0] = "EVALSHA";
-		argv[1] = sha;
-		argv[2] = numkeys;
-		argvlen[0] = 7;
-		argvlen[1] = strlen(sha);
-		argvlen[2] = strlen(numkeys);
-		for (int i = 0; i < nargs; i++) {
-			argv[3 + i] = args[i];
-			argvlen[3 + i] = lens[i];
-		}
-		redisReply *r;
-		e = run(c, &r, errstr, errstr_size, 3 + nargs, argv, argvlen);
-		if (e == PL_OK) {
-			*result = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-			freeReplyObject(r);
-			break;
-		}
-		if (attempt == 0 && strstr(errstr, "NOSCRIPT") && c->err == 0 &&
-		    load_scripts(st, c, errstr, errstr_size) == PL_OK)
-			continue;
-		break;
-	}
-	release(st, c);
-	return e;
-}
-
 /* ---- apply -------------------------------------------------------------------------------- */
 
-pl_err_t store_apply_lifecycle(dlv_store_t *st, const json_t *event, const json_t *entry,
-                               bool *applied, char *errstr, size_t errstr_size)
+/* One op's script keys and arguments; they point into its own buffers and the two JSON strings
+ * it owns. */
+typedef struct op_args {
+	int nkeys, nargs;
+	const char *keys[3];
+	const char *args[12];
+	char key[3][700], channel[600], num[2][24], when[32], real[4][40];
+	char *event_json, *entry_json;
+} op_args_t;
+
+static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr,
+                                size_t errstr_size)
 {
+	const json_t *event = op->record;
 	const char *id = json_string_value(json_object_get(event, "deliveryId"));
 	const char *event_id = json_string_value(json_object_get(event, "eventId"));
 	const char *stage = json_string_value(json_object_get(event, "stage"));
 	const char *owner = json_string_value(json_object_get(event, "ownerId"));
 	json_t *version = json_object_get(event, "version");
 	json_t *requested = json_object_get(event, "requestedAt");
-	char when[32];
 	if (!id || !event_id || !stage || !owner || !json_is_integer(version) ||
-	    !json_is_integer(requested) ||
-	    pl_time_format((int64_t)json_integer_value(requested), when) != PL_OK) {
+	    !json_is_integer(requested) || !op->entry ||
+	    pl_time_format((int64_t)json_integer_value(requested), a->when) != PL_OK) {
 		snprintf(errstr, errstr_size, "lifecycle event lacks a field the store needs");
 		return PL_ERR_SCHEMA;
 	}
-	char kdel[600], khist[620], ksum[700], channel[600], ver[24];
-	store_key_delivery(id, kdel, sizeof(kdel));
-	snprintf(khist, sizeof(khist), "%s:history", kdel);
-	store_key_summary(owner, atoi(when), atoi(when + 5), ksum, sizeof(ksum));
-	snprintf(channel, sizeof(channel), CHANNEL_PREFIX "%s", id);
-	snprintf(ver, sizeof(ver), "%" JSON_INTEGER_FORMAT, json_integer_value(version));
-	char *event_json = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS);
-	char *entry_json = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
-	const char *args[] = {kdel,  khist,      ksum,       ver, event_id,
-	                      stage, event_json, entry_json, id,  channel};
-	size_t lens[10];
-	for (int i = 0; i < 10; i++)
-		lens[i] = strlen(args[i]);
-	long long result = 0;
-	pl_err_t e = eval_script(st, true, 3, 10, args, lens, &result, errstr, errstr_size);
-	free(event_json);
-	free(entry_json);
-	*applied = e == PL_OK && result == 1;
-	return e;
+	store_key_delivery(id, a->key[0], sizeof(a->key[0]));
+	snprintf(a->key[1], sizeof(a->key[1]), "%s:history", a->key[0]);
+	store_key_summary(owner, atoi(a->when), atoi(a->when + 5), a->key[2], sizeof(a->key[2]));
+	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", id);
+	snprintf(a->num[0], sizeof(a->num[0]), "%" JSON_INTEGER_FORMAT,
+	         json_integer_value(version));
+	a->event_json = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS);
+	a->entry_json = json_dumps(op->entry, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!a->event_json || !a->entry_json) {
+		snprintf(errstr, errstr_size, "lifecycle event cannot be written as JSON");
+		return PL_ERR_SCHEMA;
+	}
+	a->nkeys = 3;
+	for (int i = 0; i < 3; i++)
+		a->keys[i] = a->key[i];
+	const char *args[] = {"L",           a->num[0],     event_id, stage,
+	                      a->event_json, a->entry_json, id,       a->channel};
+	a->nargs = 8;
+	memcpy(a->args, args, sizeof(args));
+	return PL_OK;
 }
 
-pl_err_t store_apply_telemetry(dlv_store_t *st, const json_t *tm, bool *applied, char *errstr,
-                               size_t errstr_size)
+static pl_err_t build_telemetry(const store_op_t *op, op_args_t *a, char *errstr,
+                                size_t errstr_size)
 {
+	const json_t *tm = op->record;
 	const char *id = json_string_value(json_object_get(tm, "deliveryId"));
 	json_t *seq = json_object_get(tm, "seq"), *time = json_object_get(tm, "time");
 	json_t *lat = json_object_get(tm, "latitude"), *lon = json_object_get(tm, "longitude");
-	char updated[32];
 	if (!id || !json_is_integer(seq) || !json_is_integer(time) || !json_is_number(lat) ||
 	    !json_is_number(lon) ||
-	    pl_time_format((int64_t)json_integer_value(time), updated) != PL_OK) {
+	    pl_time_format((int64_t)json_integer_value(time), a->when) != PL_OK) {
 		snprintf(errstr, errstr_size, "telemetry lacks a field the store needs");
 		return PL_ERR_SCHEMA;
 	}
@@ -389,39 +373,165 @@ pl_err_t store_apply_telemetry(dlv_store_t *st, const json_t *tm, bool *applied,
 	const char *phase = json_string_value(json_object_get(tm, "phase"));
 	const char *drone = json_string_value(json_object_get(tm, "droneId"));
 	const char *event_id = json_string_value(json_object_get(tm, "eventId"));
-	char key[620], channel[600], s_seq[24], s_time[24], s_lat[40], s_lon[40], s_alt[40],
-	    s_speed[40];
-	store_key_delivery(id, key, sizeof(key));
-	strncat(key, ":tm", sizeof(key) - strlen(key) - 1);
-	snprintf(channel, sizeof(channel), CHANNEL_PREFIX "%s", id);
-	snprintf(s_seq, sizeof(s_seq), "%" JSON_INTEGER_FORMAT, json_integer_value(seq));
-	snprintf(s_time, sizeof(s_time), "%" JSON_INTEGER_FORMAT, json_integer_value(time));
-	snprintf(s_lat, sizeof(s_lat), "%.17g", json_number_value(lat));
-	snprintf(s_lon, sizeof(s_lon), "%.17g", json_number_value(lon));
-	snprintf(s_alt, sizeof(s_alt), "%.17g", json_is_number(alt) ? json_number_value(alt) : 0.0);
-	snprintf(s_speed, sizeof(s_speed), "%.17g",
+	store_key_delivery(id, a->key[0], sizeof(a->key[0]));
+	strncat(a->key[0], ":tm", sizeof(a->key[0]) - strlen(a->key[0]) - 1);
+	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", id);
+	snprintf(a->num[0], sizeof(a->num[0]), "%" JSON_INTEGER_FORMAT, json_integer_value(seq));
+	snprintf(a->num[1], sizeof(a->num[1]), "%" JSON_INTEGER_FORMAT, json_integer_value(time));
+	snprintf(a->real[0], sizeof(a->real[0]), "%.17g", json_number_value(lat));
+	snprintf(a->real[1], sizeof(a->real[1]), "%.17g", json_number_value(lon));
+	snprintf(a->real[2], sizeof(a->real[2]), "%.17g",
+	         json_is_number(alt) ? json_number_value(alt) : 0.0);
+	snprintf(a->real[3], sizeof(a->real[3]), "%.17g",
 	         json_is_number(speed) ? json_number_value(speed) : 0.0);
-	/* ARGV: channel, seq, time (compared), then the field/value pairs written */
-	const char *args[] = {key,         channel,
-	                      s_seq,       s_time,
-	                      "seq",       s_seq,
-	                      "time",      s_time,
-	                      "updatedAt", updated,
-	                      "latitude",  s_lat,
-	                      "longitude", s_lon,
-	                      "altitude",  s_alt,
-	                      "speedMps",  s_speed,
-	                      "phase",     phase ? phase : "",
-	                      "droneId",   drone ? drone : "",
-	                      "eventId",   event_id ? event_id : ""};
-	enum { NARGS = sizeof(args) / sizeof(args[0]) };
-	size_t lens[NARGS];
-	for (size_t i = 0; i < NARGS; i++)
-		lens[i] = strlen(args[i]);
-	long long result = 0;
-	pl_err_t e = eval_script(st, false, 1, NARGS, args, lens, &result, errstr, errstr_size);
-	*applied = e == PL_OK && result == 1;
+	a->nkeys = 1;
+	a->keys[0] = a->key[0];
+	const char *args[] = {
+	    "T",        a->channel,         a->num[0],          a->num[1],
+	    a->when,    a->real[0],         a->real[1],         a->real[2],
+	    a->real[3], phase ? phase : "", drone ? drone : "", event_id ? event_id : ""};
+	a->nargs = 12;
+	memcpy(a->args, args, sizeof(args));
+	return PL_OK;
+}
+
+/* One EVALSHA of the apply script over ops idx[0..n) (reloading the script once on NOSCRIPT).
+ * Fills err/applied of the first *done ops, which ran. Returns PL_OK when all n ran; else the
+ * error (reason in errstr) of op idx[*done], with *whole = true when the whole call failed and
+ * the reply names no op (the ops from idx[*done] on may or may not have run). */
+static pl_err_t eval_batch(dlv_store_t *st, redisContext *c, store_op_t *ops, const op_args_t *a,
+                           const size_t *idx, size_t n, size_t *done, bool *whole, char *errstr,
+                           size_t errstr_size)
+{
+	*done = 0;
+	*whole = true;
+	size_t nkeys = 0, argc = 3;
+	for (size_t i = 0; i < n; i++) {
+		nkeys += (size_t)a[idx[i]].nkeys;
+		argc += (size_t)(a[idx[i]].nkeys + a[idx[i]].nargs);
+	}
+	const char **argv = pl_malloc(argc * sizeof(*argv));
+	size_t *lens = pl_malloc(argc * sizeof(*lens));
+	size_t k = 3;
+	for (size_t i = 0; i < n; i++)
+		for (int j = 0; j < a[idx[i]].nkeys; j++)
+			argv[k++] = a[idx[i]].keys[j];
+	for (size_t i = 0; i < n; i++)
+		for (int j = 0; j < a[idx[i]].nargs; j++)
+			argv[k++] = a[idx[i]].args[j];
+	for (k = 3; k < argc; k++)
+		lens[k] = strlen(argv[k]);
+	char numkeys[24], sha[48];
+	snprintf(numkeys, sizeof(numkeys), "%zu", nkeys);
+	pl_err_t e = PL_ERR_TRANSIENT;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		pthread_mutex_lock(&st->lock);
+		snprintf(sha, sizeof(sha), "%s", st->sha_apply);
+		pthread_mutex_unlock(&st->lock);
+		argv[0] = "EVALSHA";
+		argv[1] = sha;
+		argv[2] = numkeys;
+		for (k = 0; k < 3; k++)
+			lens[k] = strlen(argv[k]);
+		redisReply *r;
+		e = run(c, &r, errstr, errstr_size, (int)argc, argv, lens);
+		if (e != PL_OK) {
+			if (attempt == 0 && strstr(errstr, "NOSCRIPT") && c->err == 0 &&
+			    load_scripts(st, c, errstr, errstr_size) == PL_OK)
+				continue;
+			break;
+		}
+		if (r->type != REDIS_REPLY_ARRAY) {
+			snprintf(errstr, errstr_size, "redis: the apply script answered no array");
+			e = PL_ERR_REJECTED;
+			freeReplyObject(r);
+			break;
+		}
+		*whole = false;
+		for (size_t i = 0; i < r->elements && i < n && e == PL_OK; i++) {
+			const redisReply *el = r->element[i];
+			if (el->type == REDIS_REPLY_INTEGER) {
+				ops[idx[i]].err = PL_OK;
+				ops[idx[i]].applied = el->integer == 1;
+				(*done)++;
+			} else {
+				snprintf(errstr, errstr_size, "redis: %s",
+				         el->type == REDIS_REPLY_ERROR ? el->str
+				                                       : "unexpected answer");
+				e = el->type == REDIS_REPLY_ERROR && transient_reply(el->str)
+				        ? PL_ERR_TRANSIENT
+				        : PL_ERR_REJECTED;
+			}
+		}
+		if (e == PL_OK && *done < n) {
+			snprintf(errstr, errstr_size,
+			         "redis: the apply script answered for %zu of %zu", *done, n);
+			e = PL_ERR_TRANSIENT;
+		}
+		freeReplyObject(r);
+		break;
+	}
+	pl_free(argv);
+	pl_free(lens);
 	return e;
+}
+
+static void op_fail(store_op_t *op, pl_err_t e, const char *errstr)
+{
+	op->err = e;
+	op->applied = false;
+	snprintf(op->errstr, sizeof(op->errstr), "%s", errstr);
+}
+
+void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
+{
+	op_args_t *a = pl_calloc(n ? n : 1, sizeof(*a));
+	size_t *todo = pl_malloc((n ? n : 1) * sizeof(*todo)), ntodo = 0;
+	for (size_t i = 0; i < n; i++) {
+		ops[i].err =
+		    ops[i].telemetry
+		        ? build_telemetry(&ops[i], &a[i], ops[i].errstr, sizeof(ops[i].errstr))
+		        : build_lifecycle(&ops[i], &a[i], ops[i].errstr, sizeof(ops[i].errstr));
+		ops[i].applied = false;
+		if (ops[i].err == PL_OK)
+			todo[ntodo++] = i;
+	}
+	char errstr[256];
+	redisContext *c = NULL;
+	bool single = false; /* a failed call named no op: go on one op per call to find it */
+	for (size_t next = 0; next < ntodo;) {
+		if (!c && !(c = acquire(st, errstr, sizeof(errstr)))) {
+			for (; next < ntodo; next++)
+				op_fail(&ops[todo[next]], PL_ERR_TRANSIENT, errstr);
+			break;
+		}
+		size_t count = single ? 1 : ntodo - next, done;
+		bool whole;
+		pl_err_t e = eval_batch(st, c, ops, a, todo + next, count, &done, &whole, errstr,
+		                        sizeof(errstr));
+		next += done;
+		if (e == PL_OK)
+			continue;
+		if (e == PL_ERR_TRANSIENT) {
+			for (; next < ntodo; next++)
+				op_fail(&ops[todo[next]], PL_ERR_TRANSIENT, errstr);
+			break;
+		}
+		if (whole && count > 1) {
+			single =
+			    true; /* the ops may have run in part: again, in order, one by one */
+			continue;
+		}
+		op_fail(&ops[todo[next++]], e, errstr); /* this op's own error; the rest goes on */
+	}
+	if (c)
+		release(st, c);
+	for (size_t i = 0; i < n; i++) {
+		free(a[i].event_json);
+		free(a[i].entry_json);
+	}
+	pl_free(a);
+	pl_free(todo);
 }
 
 /* ---- reads -------------------------------------------------------------------------------- */

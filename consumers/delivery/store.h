@@ -20,13 +20,15 @@
  * Every value derives from event content only (no clock, no consumer position), so replaying the
  * topics into an empty database rebuilds byte-identical keys.
  *
- * Idempotent apply, atomic in one Lua script each (SCRIPT LOAD at connect, EVALSHA, reloaded on
- * NOSCRIPT):
+ * Idempotent apply, in one Lua script (SCRIPT LOAD at connect, EVALSHA, reloaded on NOSCRIPT)
+ * that takes a batch of records in order, each atomic:
  *   lifecycle: if version > stored version: write the hash, RPUSH the history entry, SADD the
  *              summary set when stage = Created, PUBLISH. Else nothing (duplicate, replay, or a
  *              re-emitted event: versions are never reused).
  *   telemetry: if seq > stored seq and time >= stored time: write the hash, PUBLISH. Else
  *              nothing (older than the stored position, or a duplicate).
+ * A record whose command fails stops the script there, so no later record of the batch takes
+ * effect before it; the batch is one round trip instead of one per record.
  * The summary set lives outside the delivery's slot, so the scripts need one Redis node (not a
  * cluster).
  *
@@ -60,14 +62,25 @@ dlv_store_t *store_new(const dlv_store_opts_t *opts, char *errstr, size_t errstr
 /* Stops the subscription, closes every connection. NULL is a no-op. */
 void store_destroy(dlv_store_t *store);
 
-/* Applies a decoded DeliveryLifecycle event. *applied = false when it was not newer. The
- * history entry is given by the caller (status_history_entry). PL_ERR_TRANSIENT when Redis is
- * unreachable or busy; PL_ERR_REJECTED for another error reply (reason in errstr). */
-pl_err_t store_apply_lifecycle(dlv_store_t *store, const json_t *event, const json_t *history_entry,
-                               bool *applied, char *errstr, size_t errstr_size);
-/* Applies a decoded DroneTelemetry record; same contract. */
-pl_err_t store_apply_telemetry(dlv_store_t *store, const json_t *telemetry, bool *applied,
-                               char *errstr, size_t errstr_size);
+/* One record to apply: in record (and entry), out err, applied, errstr. */
+typedef struct store_op {
+	const json_t *record; /* decoded DeliveryLifecycle event or DroneTelemetry record */
+	const json_t *entry;  /* lifecycle: its history entry (status_history_entry) */
+	bool telemetry;       /* record is a DroneTelemetry record */
+	pl_err_t err;         /* PL_OK: the record ran, applied says whether it was newer */
+	bool applied;
+	char errstr[256]; /* why, when err != PL_OK */
+} store_op_t;
+
+/* Applies ops[0..n) in order, one round trip when nothing fails. Each op gets err:
+ *   PL_OK             applied = it was newer than the stored state;
+ *   PL_ERR_SCHEMA     it lacks a field the store needs (nothing written);
+ *   PL_ERR_REJECTED   Redis refused it (e.g. WRONGTYPE); the ops after it still run;
+ *   PL_ERR_TRANSIENT  Redis unreachable or busy: this op and every later one are to be applied
+ *                     again. The script runs records in order, so what may have run of them
+ *                     before a connection broke off is a prefix: applying it again changes
+ *                     nothing. */
+void store_apply(dlv_store_t *store, store_op_t *ops, size_t n);
 
 /* The delivery's stored snapshot and latest telemetry (*telemetry = NULL when none).
  * PL_ERR_NOT_FOUND when no lifecycle event of the delivery was applied. */

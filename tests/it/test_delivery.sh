@@ -363,4 +363,64 @@ wait_until 40 same_state
 expect "FLUSHALL + replay from the beginning rebuilds every key identically ($(grep -c '^==' "$logdir/delivery-snap-3.txt") keys)"
 [ -s "$logdir/delivery-snap-3.txt" ] || bad "the snapshot is not empty"
 
+# --- a key Redis refuses (WRONGTYPE): P's records dead-lettered with the reason, the records ---
+# around them in the same store call applied. Last, since a replay would now apply P.
+nparts=$(kcat -L -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events -J |
+	python3 -c 'import json, sys; print(len(json.load(sys.stdin)["topics"][0]["partitions"]))')
+p=$(python3 -c 'import uuid; print(uuid.uuid4())')
+# Q in P's partition (the producers' murmur2 partitioner, as the Java clients'), so Q's records
+# come after P's in the batch
+q=$(python3 - "$p" "$nparts" <<'PY'
+import sys, uuid
+def murmur2(data):
+    m, h = 0x5BD1E995, 0x9747B28C ^ len(data)
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[4 * n4:]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if len(tail) >= 1:
+        h = ((h ^ tail[0]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+part = lambda key: (murmur2(key.encode()) & 0x7FFFFFFF) % int(sys.argv[2])
+while True:
+    q = str(uuid.uuid4())
+    if part(q) == part(sys.argv[1]):
+        print(q)
+        break
+PY
+)
+r=$(python3 -c 'import uuid; print(uuid.uuid4())')
+rc SET "dp:dlv:{$p}" not-a-hash >/dev/null
+dlq_before=$(dlq_count)
+kill -TERM "$svc_pid" # produced while the service is down, polled together at its start
+wait "$svc_pid" 2>/dev/null
+{ gen "$p" 2 0; gen "$q" 2 0; gen "$r" 2 2; } | "$feed" >/dev/null
+expect "feed: P (whose key holds a string), Q and R produced"
+partition_of() { kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events -o beginning -e -q \
+	-f '%k %p\n' 2>/dev/null | awk -v k="$1" '$1 == k {print $2; exit}'; }
+check "Q's records are in P's partition, after P's" [ "$(partition_of "$q")" = "$(partition_of "$p")" ]
+svc_env+=(DP_STAGE_WORKERS=1) # one lane: P's and Q's records go to Redis in one call
+start_delivery 6
+dlq_reached() { [ "$(dlq_count)" -ge "$1" ]; }
+wait_until 30 dlq_reached $((dlq_before + 2))
+expect "P's 2 lifecycle events dead-lettered"
+wait_until 30 stage_is "$q" Scheduled && wait_until 30 stage_is "$r" Scheduled && wait_until 20 tm_seq_is "$r" 0
+expect "Q and R applied (R with its telemetry) though P's records failed among them"
+check "exactly P's 2 events dead-lettered" [ "$(dlq_count)" = $((dlq_before + 2)) ]
+kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events.dlq -o beginning -e -q \
+	-f '%k %h\n' 2>/dev/null | grep "^$p " >"$logdir/delivery-dlq-p.txt"
+check "P's dead letters carry Redis's reason (WRONGTYPE)" [ "$(grep -c 'dp_error=redis: WRONGTYPE' "$logdir/delivery-dlq-p.txt")" = 2 ]
+check "P's key still holds only the string (nothing written)" [ "$(rc GET "dp:dlv:{$p}")" = not-a-hash ]
+check "P has no history" [ "$(rc EXISTS "dp:dlv:{$p}:history")" = 0 ]
+
 finish test_delivery

@@ -902,6 +902,153 @@ static void test_stage_lanes_keep_key_order(void **state)
 	mock_stop(&m);
 }
 
+/* ---- (f) stage: a batch handler (opts.batch_handler) ------------------------------------------
+ * Records i share key k-<i % LANE_KEYS>; i % 10 == 3 fails twice first; i % 25 == 7 is poison.
+ * The handler takes the items in order and stops at the first RETRY, leaving the later items
+ * untouched (their effects undone, their outcome still the preset OK): the stage must handle
+ * them again, in order. Handling a record while an earlier record of its key is neither OK nor
+ * dead is an order error. */
+
+typedef struct batch_tracker {
+	tracker_t t;
+	atomic_int *dead;
+	atomic_int calls, max_items;
+} batch_tracker_t;
+
+static void batch_handler(pl_stage_item_t *items, size_t n, void *arg)
+{
+	batch_tracker_t *bt = arg;
+	tracker_t *t = &bt->t;
+	atomic_fetch_add(&bt->calls, 1);
+	int max = atomic_load(&bt->max_items);
+	while ((int)n > max && !atomic_compare_exchange_weak(&bt->max_items, &max, (int)n))
+		;
+	for (size_t k = 0; k < n; k++) {
+		int i = event_index(items[k].event);
+		if (i < 0 || i >= t->n) {
+			items[k].outcome = PL_STAGE_DEAD;
+			continue;
+		}
+		for (int j = i % LANE_KEYS; j < i; j += LANE_KEYS)
+			if (atomic_load(&t->ok[j]) == 0 && atomic_load(&bt->dead[j]) == 0)
+				atomic_fetch_add(&t->order_errors, 1);
+		if (i % 25 == 7) {
+			pl_stage_set_reason(items[k].ctx, PL_ERR_REJECTED, "poison record %d", i);
+			items[k].outcome = PL_STAGE_DEAD;
+			atomic_fetch_add(&bt->dead[i], 1);
+			continue;
+		}
+		int attempt = atomic_fetch_add(&t->attempts[i], 1);
+		if (i % 10 == 3 && attempt < 2) {
+			pl_stage_set_reason(items[k].ctx, PL_ERR_TRANSIENT, "flaky (attempt %d)",
+			                    attempt + 1);
+			items[k].outcome = PL_STAGE_RETRY;
+			return; /* the later items did not take effect */
+		}
+		if (atomic_fetch_add(&t->ok[i], 1) == 0)
+			atomic_fetch_add(&t->ok_unique, 1);
+	}
+}
+
+static bool all_ok_or_dead(void *arg)
+{
+	batch_tracker_t *bt = arg;
+	int done = 0;
+	for (int i = 0; i < bt->t.n; i++)
+		done += atomic_load(&bt->t.ok[i]) > 0 || atomic_load(&bt->dead[i]) > 0;
+	return done == bt->t.n;
+}
+
+static void count_fn(const rd_kafka_message_t *msg, void *arg)
+{
+	(void)msg;
+	(*(int *)arg)++;
+}
+
+/* Several records per call; the records after a RETRY in a call are handled again in order;
+ * poison records are dead-lettered once each and the calls go on past them; the group commits
+ * to the end of every partition. Run with 1 lane (the whole batch) and with 4. */
+static void stage_batch_handler(const char *workers, bool dead_once)
+{
+	mock_t m;
+	mock_start(&m);
+	enum { N = 300, P = 3 };
+	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "f.in", P, 1), 0);
+	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "f.in.dlq", P, 1), 0);
+	sent_t *sent = calloc(N, sizeof(*sent));
+	key_mod = LANE_KEYS;
+	produce_inputs(&m, "f.in", N, sent, NULL);
+	key_mod = 0;
+	const char *extra[] = {workers, NULL};
+	pl_cfg_t *cfg = cfg_new(&m, extra);
+	batch_tracker_t bt;
+	memset(&bt, 0, sizeof(bt));
+	tracker_init(&bt.t, N, sent);
+	bt.dead = calloc(N, sizeof(*bt.dead));
+	const char *topics[] = {"f.in", NULL};
+	pl_stage_opts_t opts = {.group = "f-group",
+	                        .topics = topics,
+	                        .batch_handler = batch_handler,
+	                        .handler_arg = &bt,
+	                        .registry = registry,
+	                        .max_batch = 100,
+	                        .concurrent = true};
+	runner_t r;
+	runner_start(&r, cfg, &opts);
+	assert_true(wait_until(all_ok_or_dead, &bt, WAIT_MS));
+	runner_stop(&r);
+	print_message("%s: %d calls, up to %d records per call\n", workers, atomic_load(&bt.calls),
+	              atomic_load(&bt.max_items));
+	assert_true(atomic_load(&bt.max_items) >= 2);
+	assert_true(atomic_load(&bt.max_items) <= 64);
+	assert_int_equal(atomic_load(&bt.t.order_errors), 0);
+	int poison = 0;
+	for (int i = 0; i < N; i++) {
+		if (i % 25 == 7) {
+			poison++;
+			if (dead_once)
+				assert_int_equal(atomic_load(&bt.dead[i]), 1);
+			else
+				assert_true(atomic_load(&bt.dead[i]) >= 1);
+			assert_int_equal(atomic_load(&bt.t.ok[i]), 0);
+		} else {
+			assert_true(atomic_load(&bt.t.ok[i]) >= 1);
+		}
+		if (i % 10 == 3 && i % 25 != 7)
+			assert_true(atomic_load(&bt.t.attempts[i]) >= 3);
+	}
+	int dead_lettered = 0;
+	read_topic(&m, "f.in.dlq", P, count_fn, &dead_lettered);
+	if (dead_once)
+		assert_int_equal(dead_lettered, poison);
+	else
+		assert_true(dead_lettered >= poison);
+	int64_t committed[P], end[P];
+	group_offsets(&m, "f-group", "f.in", P, committed, end);
+	for (int p = 0; p < P; p++)
+		if (end[p] > 0)
+			assert_int_equal(committed[p], end[p]);
+	tracker_free(&bt.t);
+	free(bt.dead);
+	free(sent);
+	pl_cfg_destroy(cfg);
+	mock_stop(&m);
+}
+
+static void test_stage_batch_handler_one_lane(void **state)
+{
+	(void)state;
+	stage_batch_handler("DP_STAGE_WORKERS=1", true);
+}
+
+static void test_stage_batch_handler_four_lanes(void **state)
+{
+	(void)state;
+	/* a lane's retry sends its partition back past records other lanes had finished: those
+	 * poison records are dead-lettered again (at-least-once) */
+	stage_batch_handler("DP_STAGE_WORKERS=4", false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -912,6 +1059,8 @@ int main(void)
 	    cmocka_unit_test(test_stage_retries_record_when_reply_times_out),
 	    cmocka_unit_test(test_stage_resumes_partition_reassigned_during_retry),
 	    cmocka_unit_test(test_stage_lanes_keep_key_order),
+	    cmocka_unit_test(test_stage_batch_handler_one_lane),
+	    cmocka_unit_test(test_stage_batch_handler_four_lanes),
 	};
 	if (getenv("TEST_STAGE_MOCK_FILTER")) /* e.g. "*reassigned*" */
 		cmocka_set_test_filter(getenv("TEST_STAGE_MOCK_FILTER"));

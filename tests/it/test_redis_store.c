@@ -1,0 +1,289 @@
+/* test_redis_store.c — integration test of dronepipe-delivery's Redis store
+ * (consumers/delivery/store.c) against the real server in DP_REDIS_URL (scripts/test-it.sh points
+ * it at an isolated Redis): the batch apply in one script call.
+ *   order:     a delivery's events in one call land in version order, stale ones change nothing;
+ *   refusals:  a key holding a string (WRONGTYPE) fails only its own records, in the middle of a
+ *              call; the records after them still run;
+ *   schema:    a record lacking a field fails alone, nothing written for it;
+ *   size:      a call of 300 records;
+ *   NOSCRIPT:  after SCRIPT FLUSH the next call loads the script again;
+ *   down:      a server that is not there fails every record with PL_ERR_TRANSIENT.
+ * Each run uses its own delivery ids. Closing line: "redis_store_it: N passed, M failed"; exit
+ * status 1 when a check failed, 2 when DP_REDIS_URL is not set. */
+#include <hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "delivery/store.h"
+#include "log.h"
+
+#define T0 1795773600000LL /* 2026-11-27T10:00:00Z */
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			passed++;                                                                  \
+		} else {                                                                           \
+			failed++;                                                                  \
+			printf("FAIL %s:%d: %s — ", __FILE__, __LINE__, #cond);                    \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+		}                                                                                  \
+	} while (0)
+
+static char run_id[16];
+static redisContext *rc; /* the test's own connection, to look at the keys */
+
+static json_t *lifecycle(const char *id, int version)
+{
+	static const char *const stages[] = {"Created", "Scheduled", "HeadedToPickup",
+	                                     "HeadedToDropoff", "Completed"};
+	char event_id[96];
+	snprintf(event_id, sizeof(event_id), "%s-lc-%d", id, version);
+	return json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:s}", "deliveryId", id, "eventId",
+	                 event_id, "stage", stages[(version - 1) % 5], "version", version, "time",
+	                 (json_int_t)(T0 + version * 60000), "requestedAt", (json_int_t)T0,
+	                 "ownerId", "owner-it");
+}
+
+static json_t *telemetry(const char *id, int seq)
+{
+	return json_pack("{s:s, s:s, s:i, s:I, s:f, s:f, s:s}", "deliveryId", id, "droneId",
+	                 "drone-1", "seq", seq, "time", (json_int_t)(T0 + seq * 1000), "latitude",
+	                 47.6 + seq * 0.001, "longitude", -122.3, "phase", "ToPickup");
+}
+
+static void op_lifecycle(store_op_t *op, const char *id, int version)
+{
+	json_t *e = lifecycle(id, version);
+	*op = (store_op_t){.record = e, .entry = json_pack("{s:i}", "version", version)};
+}
+
+static void op_telemetry(store_op_t *op, const char *id, int seq)
+{
+	*op = (store_op_t){.record = telemetry(id, seq), .telemetry = true};
+}
+
+static void ops_free(store_op_t *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_decref((json_t *)ops[i].record);
+		json_decref((json_t *)ops[i].entry);
+	}
+}
+
+static void id_of(char *out, size_t size, const char *name)
+{
+	snprintf(out, size, "it-%s-%s", run_id, name);
+}
+
+static long long llen(const char *key)
+{
+	redisReply *r = redisCommand(rc, "LLEN %s", key);
+	long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	freeReplyObject(r);
+	return n;
+}
+
+static int hget_int(const char *key, const char *field)
+{
+	redisReply *r = redisCommand(rc, "HGET %s %s", key, field);
+	int v = r && r->type == REDIS_REPLY_STRING ? atoi(r->str) : -1;
+	freeReplyObject(r);
+	return v;
+}
+
+static dlv_store_t *store_open(const char *url)
+{
+	char err[256];
+	dlv_store_opts_t so = {.url = url, .pool_size = 2, .timeout_ms = 2000};
+	dlv_store_t *st = store_new(&so, err, sizeof(err));
+	if (!st)
+		printf("store_new: %s\n", err);
+	return st;
+}
+
+/* P's key holds a string: P's records fail with WRONGTYPE where they are in the call; Q's and
+ * R's, before and after them, apply. Run twice: the second time Q's and R's are stale. */
+static void test_refusal_in_the_middle(dlv_store_t *st)
+{
+	char p[64], q[64], r[64], key[128];
+	id_of(p, sizeof(p), "p");
+	id_of(q, sizeof(q), "q");
+	id_of(r, sizeof(r), "r");
+	store_key_delivery(p, key, sizeof(key));
+	freeReplyObject(redisCommand(rc, "SET %s not-a-hash", key));
+	for (int round = 0; round < 2; round++) {
+		store_op_t ops[6];
+		op_lifecycle(&ops[0], q, 1);
+		op_lifecycle(&ops[1], p, 1);
+		op_lifecycle(&ops[2], q, 2);
+		op_lifecycle(&ops[3], p, 2);
+		op_telemetry(&ops[4], r, 0);
+		op_lifecycle(&ops[5], q, 3);
+		store_apply(st, ops, 6);
+		const int qi[] = {0, 2, 5};
+		for (int k = 0; k < 3; k++)
+			CHECK(ops[qi[k]].err == PL_OK && ops[qi[k]].applied == (round == 0),
+			      "round %d: Q's op %d: err %s applied %d (%s)", round, qi[k],
+			      pl_err_str(ops[qi[k]].err), ops[qi[k]].applied, ops[qi[k]].errstr);
+		CHECK(ops[4].err == PL_OK && ops[4].applied == (round == 0),
+		      "round %d: R's telemetry: err %s applied %d", round, pl_err_str(ops[4].err),
+		      ops[4].applied);
+		for (int k = 1; k <= 3; k += 2)
+			CHECK(ops[k].err == PL_ERR_REJECTED && strstr(ops[k].errstr, "WRONGTYPE"),
+			      "round %d: P's op %d: err %s (%s)", round, k, pl_err_str(ops[k].err),
+			      ops[k].errstr);
+		ops_free(ops, 6);
+	}
+	char khist[160];
+	store_key_delivery(q, key, sizeof(key));
+	snprintf(khist, sizeof(khist), "%s:history", key);
+	CHECK(llen(khist) == 3, "Q's history: %lld entries, want 3", llen(khist));
+	CHECK(hget_int(key, "version") == 3, "Q's version %d, want 3", hget_int(key, "version"));
+	store_key_delivery(p, key, sizeof(key));
+	snprintf(khist, sizeof(khist), "%s:history", key);
+	CHECK(llen(khist) == 0, "P has no history (%lld)", llen(khist));
+}
+
+/* A record lacking a field fails alone with PL_ERR_SCHEMA; the others apply. */
+static void test_schema(dlv_store_t *st)
+{
+	char a[64], key[128];
+	id_of(a, sizeof(a), "schema");
+	store_op_t ops[3];
+	op_telemetry(&ops[0], a, 0);
+	op_telemetry(&ops[1], a, 1);
+	json_object_del((json_t *)ops[1].record, "seq");
+	op_telemetry(&ops[2], a, 2);
+	store_apply(st, ops, 3);
+	CHECK(ops[0].err == PL_OK && ops[0].applied, "first telemetry applied");
+	CHECK(ops[1].err == PL_ERR_SCHEMA && strstr(ops[1].errstr, "lacks"),
+	      "telemetry without seq: %s (%s)", pl_err_str(ops[1].err), ops[1].errstr);
+	CHECK(ops[2].err == PL_OK && ops[2].applied, "third telemetry applied: %s",
+	      pl_err_str(ops[2].err));
+	store_key_delivery(a, key, sizeof(key));
+	strcat(key, ":tm");
+	CHECK(hget_int(key, "seq") == 2, "stored seq %d, want 2", hget_int(key, "seq"));
+	ops_free(ops, 3);
+}
+
+/* 300 records in one call: 60 deliveries x 5 versions, interleaved; stale repeats at the end. */
+static void test_big_call(dlv_store_t *st)
+{
+	enum { D = 60, V = 5, N = D * V + D };
+	store_op_t *ops = calloc(N, sizeof(*ops));
+	char ids[D][64];
+	for (int d = 0; d < D; d++) {
+		char name[16];
+		snprintf(name, sizeof(name), "big%d", d);
+		id_of(ids[d], sizeof(ids[d]), name);
+	}
+	size_t n = 0;
+	for (int v = 1; v <= V; v++)
+		for (int d = 0; d < D; d++)
+			op_lifecycle(&ops[n++], ids[d], v);
+	for (int d = 0; d < D; d++)
+		op_lifecycle(&ops[n++], ids[d], 2); /* older than the stored version */
+	store_apply(st, ops, n);
+	int applied = 0, stale = 0, errors = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].err != PL_OK)
+			errors++;
+		else if (ops[i].applied)
+			applied++;
+		else
+			stale++;
+	}
+	CHECK(applied == D * V && stale == D && errors == 0,
+	      "applied %d (want %d), stale %d (want %d), errors %d", applied, D * V, stale, D,
+	      errors);
+	int in_order = 0;
+	for (int d = 0; d < D; d++) {
+		char key[128], khist[160];
+		store_key_delivery(ids[d], key, sizeof(key));
+		snprintf(khist, sizeof(khist), "%s:history", key);
+		redisReply *r = redisCommand(rc, "LRANGE %s 0 -1", khist);
+		bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == V;
+		for (size_t i = 0; ok && i < V; i++) {
+			char want[32];
+			snprintf(want, sizeof(want), "{\"version\":%zu}", i + 1);
+			ok = strcmp(r->element[i]->str, want) == 0;
+		}
+		freeReplyObject(r);
+		in_order += ok;
+	}
+	CHECK(in_order == D, "%d of %d histories hold versions 1..5 in order", in_order, D);
+	ops_free(ops, n);
+	free(ops);
+}
+
+/* SCRIPT FLUSH (or a Redis restart) drops the script: the next call loads it again. */
+static void test_noscript(dlv_store_t *st)
+{
+	char a[64];
+	id_of(a, sizeof(a), "noscript");
+	freeReplyObject(redisCommand(rc, "SCRIPT FLUSH"));
+	store_op_t ops[2];
+	op_lifecycle(&ops[0], a, 1);
+	op_telemetry(&ops[1], a, 0);
+	store_apply(st, ops, 2);
+	CHECK(ops[0].err == PL_OK && ops[0].applied && ops[1].err == PL_OK && ops[1].applied,
+	      "after SCRIPT FLUSH: %s %s (%s)", pl_err_str(ops[0].err), pl_err_str(ops[1].err),
+	      ops[0].errstr);
+	ops_free(ops, 2);
+}
+
+static void test_server_down(void)
+{
+	dlv_store_t *st = store_open("redis://127.0.0.1:1");
+	store_op_t ops[3];
+	op_lifecycle(&ops[0], "down-a", 1);
+	op_telemetry(&ops[1], "down-a", 0);
+	op_lifecycle(&ops[2], "down-b", 1);
+	store_apply(st, ops, 3);
+	for (int i = 0; i < 3; i++)
+		CHECK(ops[i].err == PL_ERR_TRANSIENT && strstr(ops[i].errstr, "unreachable"),
+		      "server down, op %d: %s (%s)", i, pl_err_str(ops[i].err), ops[i].errstr);
+	ops_free(ops, 3);
+	store_destroy(st);
+}
+
+int main(void)
+{
+	const char *url = getenv("DP_REDIS_URL");
+	pl_log_init("redis_store_it", PL_LOG_WARN);
+	if (!url || !*url) {
+		printf(
+		    "redis_store_it: DP_REDIS_URL is not set (run through scripts/test-it.sh)\n");
+		printf("redis_store_it: 0 passed, 1 failed\n");
+		return 2;
+	}
+	snprintf(run_id, sizeof(run_id), "%d", (int)getpid());
+	const char *hp = url + strlen("redis://");
+	char host[64] = "127.0.0.1";
+	int port = 6379;
+	sscanf(hp, "%63[^:/]:%d", host, &port);
+	rc = redisConnect(host, port);
+	if (!rc || rc->err) {
+		printf("redis_store_it: cannot connect to %s\nredis_store_it: 0 passed, 1 failed\n",
+		       url);
+		return 1;
+	}
+	dlv_store_t *st = store_open(url);
+	if (!st)
+		return 1;
+	test_refusal_in_the_middle(st);
+	test_schema(st);
+	test_big_call(st);
+	test_noscript(st);
+	store_destroy(st);
+	test_server_down();
+	redisFree(rc);
+	printf("redis_store_it: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
