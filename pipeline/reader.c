@@ -50,7 +50,7 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	                       "false",
 	                       "enable.partition.eof",
 	                       "false",
-	                       "queued.max.messages.kbytes", /* as the stage's (stage.c) */
+	                       "queued.max.messages.kbytes", /* per partition, as the stage's */
 	                       "8192",
 	                       NULL};
 	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, props, errstr, errstr_size);
