@@ -18,22 +18,9 @@
 
 #include "delivery/store.h"
 #include "log.h"
+#include "check.h"
 
 #define T0 1795773600000LL /* 2026-11-27T10:00:00Z */
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			printf("FAIL %s:%d: %s — ", __FILE__, __LINE__, #cond);                    \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
 
 static char run_id[16];
 static redisContext *rc; /* the test's own connection, to look at the keys */

@@ -21,24 +21,11 @@
 #include "log.h"
 #include "package/store.h"
 #include "scheduler/fleet.h"
+#include "check.h"
 
 #define T0       1795773600000LL /* 2026-11-27T10:00:00Z */
 #define NOV_2026 2026, 11
 #define DOWN_URI "mongodb://127.0.0.1:1/"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			printf("FAIL %s:%d: %s — ", __FILE__, __LINE__, #cond);                    \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
 
 static double now_s(void)
 {
