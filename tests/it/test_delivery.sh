@@ -233,7 +233,9 @@ r=$(curl -s -N -m 5 "$base/api/deliveries/$a/events")
 expect "events of a finished delivery: its status, then end, then the stream closes"
 curl -s -N -m 20 "$base/api/deliveries/$b/events" >"$logdir/delivery-sse-b.txt" &
 sse_pid=$!
-sleep 0.5
+# the stream is registered before its first status is read and sent
+wait_until 10 grep -q "event: status" "$logdir/delivery-sse-b.txt"
+expect "the stream of B opens with B's current status"
 gen "$b" 5 4 | tail -n 4 >"$logdir/delivery-feed-2.jsonl"
 head -n 2 "$logdir/delivery-feed-2.jsonl" | "$feed" >/dev/null # picked up, one position
 wait_until 10 grep -q HeadedToDropoff "$logdir/delivery-sse-b.txt"
