@@ -486,7 +486,7 @@ static void op_fail(store_op_t *op, pl_err_t e, const char *errstr)
 void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 {
 	op_args_t *a = pl_calloc(n ? n : 1, sizeof(*a));
-	size_t *todo = pl_malloc((n ? n : 1) * sizeof(*todo)), ntodo = 0;
+	size_t *runnable = pl_malloc((n ? n : 1) * sizeof(*runnable)), nrunnable = 0;
 	for (size_t i = 0; i < n; i++) {
 		ops[i].err =
 		    ops[i].telemetry
@@ -494,35 +494,36 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 		        : build_lifecycle(&ops[i], &a[i], ops[i].errstr, sizeof(ops[i].errstr));
 		ops[i].applied = false;
 		if (ops[i].err == PL_OK)
-			todo[ntodo++] = i;
+			runnable[nrunnable++] = i;
 	}
 	char errstr[256];
 	redisContext *c = NULL;
 	bool single = false; /* a failed call named no op: go on one op per call to find it */
-	for (size_t next = 0; next < ntodo;) {
+	for (size_t next = 0; next < nrunnable;) {
 		if (!c && !(c = acquire(st, errstr, sizeof(errstr)))) {
-			for (; next < ntodo; next++)
-				op_fail(&ops[todo[next]], PL_ERR_TRANSIENT, errstr);
+			for (; next < nrunnable; next++)
+				op_fail(&ops[runnable[next]], PL_ERR_TRANSIENT, errstr);
 			break;
 		}
-		size_t count = single ? 1 : ntodo - next, done;
+		size_t count = single ? 1 : nrunnable - next, done;
 		bool whole;
-		pl_err_t e = eval_batch(st, c, ops, a, todo + next, count, &done, &whole, errstr,
-		                        sizeof(errstr));
+		pl_err_t e = eval_batch(st, c, ops, a, runnable + next, count, &done, &whole,
+		                        errstr, sizeof(errstr));
 		next += done;
 		if (e == PL_OK)
 			continue;
 		if (e == PL_ERR_TRANSIENT) {
-			for (; next < ntodo; next++)
-				op_fail(&ops[todo[next]], PL_ERR_TRANSIENT, errstr);
+			for (; next < nrunnable; next++)
+				op_fail(&ops[runnable[next]], PL_ERR_TRANSIENT, errstr);
 			break;
 		}
 		if (whole && count > 1) {
-			single =
-			    true; /* the ops may have run in part: again, in order, one by one */
+			/* the ops may have run in part: again, in order, one by one */
+			single = true;
 			continue;
 		}
-		op_fail(&ops[todo[next++]], e, errstr); /* this op's own error; the rest goes on */
+		/* this op's own error; the rest goes on */
+		op_fail(&ops[runnable[next++]], e, errstr);
 	}
 	if (c)
 		release(st, c);
@@ -531,7 +532,7 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 		free(a[i].entry_json);
 	}
 	pl_free(a);
-	pl_free(todo);
+	pl_free(runnable);
 }
 
 /* ---- reads -------------------------------------------------------------------------------- */
