@@ -358,6 +358,18 @@ pl_err_t pl_producer_high_watermark(pl_producer_t *producer, const char *topic, 
 	return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? PL_ERR_TIMEOUT : PL_ERR_TRANSIENT;
 }
 
+bool pl_consumer_wake_fetch(rd_kafka_t *rk, const char *topic, int32_t partition,
+                            int64_t next_offset)
+{
+	int64_t lo, hi;
+	if (next_offset < 0 || rd_kafka_get_watermark_offsets(rk, topic, partition, &lo, &hi) ||
+	    hi <= next_offset)
+		return false;
+	/* any request to the partition's broker wakes its thread; the answer is not needed */
+	rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 1000);
+	return true;
+}
+
 bool pl_producer_ready(pl_producer_t *p, char *reason, size_t reason_size)
 {
 	pthread_mutex_lock(&p->ready_lock);

@@ -13,6 +13,7 @@ struct pl_reader {
 	int nparts;
 	int64_t *end; /* end offset per partition at start */
 	int64_t *pos; /* next offset per partition (from records seen) */
+	bool drained; /* the last poll found the queue empty */
 	bool stop_at_end;
 	int64_t remaining;
 	rd_kafka_message_t *msg;
@@ -51,7 +52,7 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	                       "enable.partition.eof",
 	                       "false",
 	                       "queued.max.messages.kbytes", /* per partition, as the stage's */
-	                       "8192",
+	                       "2048",
 	                       NULL};
 	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, props, errstr, errstr_size);
 	if (!conf) {
@@ -174,7 +175,14 @@ pl_err_t pl_reader_next(pl_reader_t *r, pl_record_t *rec, int timeout_ms)
 		int64_t left = deadline - pl_now_ms();
 		if (left < 0)
 			return PL_ERR_TIMEOUT;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, left > 100 ? 100 : (int)left);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 0);
+		if (!m && !r->drained)
+			for (int p = 0; p < r->nparts; p++)
+				if (pl_consumer_wake_fetch(r->rk, r->topic, p, r->pos[p]))
+					break;
+		if (!m)
+			m = rd_kafka_consumer_poll(r->rk, left > 100 ? 100 : (int)left);
+		r->drained = !m;
 		if (!m)
 			continue;
 		if (m->err) {
