@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jsonw.h"
 #include "log.h"
 #include "mem.h"
 #include "store.h"
@@ -340,8 +341,8 @@ static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr
 	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", id);
 	snprintf(a->num[0], sizeof(a->num[0]), "%" JSON_INTEGER_FORMAT,
 	         json_integer_value(version));
-	a->event_json = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS);
-	a->entry_json = json_dumps(op->entry, JSON_COMPACT | JSON_SORT_KEYS);
+	a->event_json = pl_json_text(event, PL_JSONW_SORTED, NULL);
+	a->entry_json = pl_json_text(op->entry, PL_JSONW_SORTED, NULL);
 	if (!a->event_json || !a->entry_json) {
 		snprintf(errstr, errstr_size, "lifecycle event cannot be written as JSON");
 		return PL_ERR_SCHEMA;
@@ -528,8 +529,8 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 	if (c)
 		release(st, c);
 	for (size_t i = 0; i < n; i++) {
-		free(a[i].event_json);
-		free(a[i].entry_json);
+		pl_free(a[i].event_json);
+		pl_free(a[i].entry_json);
 	}
 	pl_free(a);
 	pl_free(runnable);

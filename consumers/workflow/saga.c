@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "geo.h"
+#include "jsonw.h"
 #include "kafka.h"
 #include "mem.h"
 
@@ -659,9 +660,6 @@ static saga_outcome_t duplicate(apply_t *a, const json_t *state)
 static void record(apply_t *a)
 {
 	json_t *st = a->st;
-	void *(*alloc_fn)(size_t);
-	void (*free_fn)(void *);
-	json_get_alloc_funcs(&alloc_fn, &free_fn);
 	put(st, "eventId", json_string(a->cause));
 	put(st, "updatedAt", json_integer(a->now));
 	if (!a->timer)
@@ -669,13 +667,13 @@ static void record(apply_t *a)
 	json_t *outbox = array_at(st, "outbox");
 	for (size_t i = 0; i < a->out->output_count; i++) {
 		const saga_output_t *o = &a->out->outputs[i];
-		char *payload = json_dumps(o->event, JSON_COMPACT | JSON_SORT_KEYS);
+		char *payload = pl_json_text(o->event, PL_JSONW_SORTED, NULL);
 		append_bounded(outbox,
 		               json_pack("{s:s, s:s, s:s, s:s, s:s}", "causeId", a->cause, "topic",
 		                         o->topic, "schema", o->schema, "eventId", o->event_id,
 		                         "payload", payload ? payload : "{}"),
 		               SAGA_OUTBOX_MAX);
-		free_fn(payload);
+		pl_free(payload);
 	}
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonw.h"
 #include "log.h"
 #include "mem.h"
 #include "routes.h"
@@ -317,9 +318,7 @@ static char *echo_create(const json_t *ev)
 	    "confirmationRequired", json_object_get(ev, "confirmationRequired"), "packageInfo",
 	    "packageId", json_object_get(pi, "packageId"), "size", json_object_get(pi, "size"),
 	    "weight", json_object_get(pi, "weight"), "tag", json_object_get(pi, "tag"));
-	char *text = json_dumps(doc, JSON_COMPACT);
-	char *out = pl_strdup(text);
-	free(text);
+	char *out = pl_json_text(doc, PL_JSONW_INSERTION_ORDER, NULL);
 	json_decref(doc);
 	return out;
 }
