@@ -255,19 +255,36 @@ typedef struct codec {
 	size_t errstr_size;
 } codec_t;
 
-/* Appends ".name" (or "[i]" when name is NULL); returns the length to restore. */
+/* Appends ".name" (or "[i]" when name is NULL), cut to fit; returns the length to restore.
+ * Runs for every field of every record decoded: no printf. */
 static size_t path_push(codec_t *c, const char *name, size_t index)
 {
-	size_t saved = c->path_len;
-	int n;
-	if (name)
-		n = snprintf(c->path + saved, sizeof(c->path) - saved, "%s%s", saved ? "." : "",
-		             name);
-	else
-		n = snprintf(c->path + saved, sizeof(c->path) - saved, "[%zu]", index);
-	if (n > 0)
-		c->path_len =
-		    saved + (size_t)n < sizeof(c->path) ? saved + (size_t)n : sizeof(c->path) - 1;
+	size_t saved = c->path_len, room = sizeof(c->path) - 1 - saved, n = 0;
+	char buf[24], *text = buf;
+	if (name) {
+		if (saved)
+			buf[n++] = '.';
+		size_t len = strlen(name);
+		if (n + len > room)
+			len = room > n ? room - n : 0;
+		memcpy(c->path + saved, buf, n);
+		memcpy(c->path + saved + n, name, len);
+		n += len;
+	} else {
+		char *p = buf + sizeof(buf);
+		*--p = ']';
+		do
+			*--p = (char)('0' + index % 10);
+		while ((index /= 10) != 0);
+		*--p = '[';
+		text = p;
+		n = (size_t)(buf + sizeof(buf) - p);
+		if (n > room)
+			n = room;
+		memcpy(c->path + saved, text, n);
+	}
+	c->path_len = saved + n;
+	c->path[c->path_len] = '\0';
 	return saved;
 }
 
@@ -586,7 +603,7 @@ static json_t *decode_record(codec_t *c, const pl_avro_node_t *w, const pl_avro_
 	for (size_t i = 0; i < r->count; i++) {
 		const pl_avro_field_t *rf = &r->fields[i];
 		json_t *item = NULL;
-		size_t k = 0;
+		size_t k = i < w->count && strcmp(w->fields[i].name, rf->name) == 0 ? i : 0;
 		while (k < w->count && strcmp(w->fields[k].name, rf->name))
 			k++;
 		size_t saved = path_push(c, rf->name, 0);
