@@ -1,4 +1,5 @@
 /* jsonw.c — see jsonw.h. */
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +76,45 @@ static void put_integer(wbuf_t *w, json_int_t v)
 	put(w, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* The common case, fast: a real that is a decimal with at most 6 places (a coordinate, a
+ * weight), between 1e-4 and 1e9, where %g would write it without an exponent. i / 1e6 is
+ * correctly rounded, as strtod is, so when it gives d back the decimal i * 10^-6 reads back as
+ * d; no shorter decimal does (two decimals of at most 6 places that read back as the same d
+ * would be 1e-6 apart, more than an ulp here). Returns 0 when d is not such a real. */
+static size_t fixed6(double d, char out[32])
+{
+	double a = fabs(d);
+	if (!(a >= 1e-4 && a < 1e9))
+		return 0;
+	long long i = llround(d * 1e6);
+	if ((double)i / 1e6 != d)
+		return 0;
+	unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+	char tmp[32], *p = tmp + sizeof(tmp);
+	int places = 6;
+	while (places > 1 && u % 10 == 0) { /* trailing zeros of the fraction go, one digit stays */
+		u /= 10;
+		places--;
+	}
+	for (int k = 0; k < places; k++, u /= 10)
+		*--p = (char)('0' + u % 10);
+	*--p = '.';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (i < 0)
+		*--p = '-';
+	size_t n = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return n;
+}
+
 size_t pl_json_real_text(double d, char out[32])
 {
+	size_t fast = fixed6(d, out);
+	if (fast)
+		return fast;
 	int n = 0;
 	for (int prec = 15; prec <= 17; prec++) {
 		n = snprintf(out, 32, "%.*g", prec, d);

@@ -136,6 +136,39 @@ static void assert_real(double d, const char *want)
 	json_decref(back);
 }
 
+/* the text of the plain rule: the first of %.15g, %.16g, %.17g that reads back, shaped as
+ * json_dumps shapes reals (a '.0' when needed, no '+' or leading zeros in the exponent) */
+static void plain_rule(double d, char out[40])
+{
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(out, 40, "%.*g", prec, d);
+		if (strtod(out, NULL) == d)
+			break;
+	}
+	if (!strchr(out, '.') && !strchr(out, 'e'))
+		strcat(out, ".0");
+	char *e = strchr(out, 'e');
+	if (e) {
+		char *q = e + 1, *r = q;
+		if (*r == '+')
+			r++;
+		if (*r == '-')
+			*q++ = *r++;
+		while (*r == '0' && r[1])
+			r++;
+		memmove(q, r, strlen(r) + 1);
+	}
+}
+
+static void assert_plain_rule(double d)
+{
+	char want[40], got[32];
+	plain_rule(d, want);
+	pl_json_real_text(d, got);
+	if (strcmp(want, got) != 0)
+		fail_msg("%.17g written \"%s\", the plain rule writes \"%s\"", d, got, want);
+}
+
 static void test_reals(void **state)
 {
 	(void)state;
@@ -153,6 +186,13 @@ static void test_reals(void **state)
 	assert_real(DBL_MIN, "2.2250738585072014e-308");
 	assert_real(5e-324, NULL); /* 15 digits, though "5e-324" would do */
 	assert_real(1.0 / 3.0, "0.3333333333333333");
+	assert_real(0.0001, "0.0001");
+	assert_real(0.00012, "0.00012");
+	assert_real(999999999.999999, "999999999.999999");
+	assert_real(1e9, "1000000000.0");
+	assert_real(-7.000001, "-7.000001");
+	assert_real(123456.5, "123456.5");
+	assert_real(0.1234567, "0.1234567");
 	srand(7);
 	for (int i = 0; i < 20000; i++) {
 		uint64_t bits = 0;
@@ -162,7 +202,14 @@ static void test_reals(void **state)
 		memcpy(&d, &bits, sizeof(d));
 		if (isfinite(d))
 			assert_real(d, NULL);
-		assert_real((double)(rand() % 3600000) / 10000.0 - 180.0, NULL); /* coordinates */
+		double coord = (double)(rand() % 3600000) / 10000.0 - 180.0;
+		assert_real(coord, NULL);
+		/* the fast path for short decimals writes what the plain rule writes */
+		assert_plain_rule(coord);
+		assert_plain_rule((double)rand() / 1e6);
+		assert_plain_rule(-(double)(rand() % 1000000) / 1e3);
+		if (isfinite(d))
+			assert_plain_rule(d);
 	}
 }
 
