@@ -117,6 +117,14 @@ big=$(python3 -c 'print("{\"ownerId\":\"" + "x"*70000 + "\"}")')
 r=$(problem POST /api/deliveryrequests application/json "$big")
 [[ "$r" == *"|413" ]]
 expect "body over 64 KiB -> 413"
+# a connection holds 8 KB (pipeline/http.c CONNECTION_MEMORY): a body of 50 KB still streams
+# through it, headers over it are refused
+big_tag=$(python3 -c 'import json; print(json.dumps({"ownerId": "o", "pickupLocation": "47.5,-122.3", "dropOffLocation": "47.6,-122.2", "pickupTime": "2030-01-01T10:00:00Z", "confirmationRequired": "None", "packageInfo": {"packageId": "p", "size": "Small", "weight": 1.5, "tag": "t" * 50000}}))')
+r=$(problem POST /api/deliveryrequests application/json "$big_tag")
+[[ "$r" == *"|400" && "$r" == *"packageInfo.tag"* && "$r" == *"got 50000"* ]]
+expect "a 50 KB body is read whole (a tag of 50,000 characters named) -> 400"
+pad=$(python3 -c 'print("y" * 9000)')
+check "headers over 8 KB -> 431" [ "$(http_code -X POST -H "X-Pad: $pad" "$base/api/deliveryrequests")" = 431 ]
 deep=$(python3 -c 'print("{\"a\":" + "["*40 + "]"*40 + "}")')
 r=$(problem POST /api/deliveryrequests application/json "$deep")
 [[ "$r" == *"|400" && "$r" == *deeper* ]]
