@@ -123,17 +123,23 @@ static void count_sagas(wf_t *wf)
 	pl_metric_set(pl_metric_get0(wf->m_sagas), (double)n);
 }
 
+/* Sets state's due timer in the index (or drops delivery_id's when it has none). */
+static void set_timer(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
+{
+	int64_t due = saga_next_due_ms(state, &wf->opts);
+	if (due == SAGA_NEVER)
+		json_object_del(wf->timers[p], delivery_id);
+	else
+		json_object_set_new(wf->timers[p], delivery_id, json_integer(due));
+}
+
 /* Keeps bytes (a SagaState's encoding, copied) as delivery_id's saga and state's due timer in the
  * index. */
 static void keep(wf_t *wf, int32_t p, const char *delivery_id, const void *bytes, size_t len,
                  const json_t *state)
 {
 	json_object_set_new(wf->states[p], delivery_id, json_stringn_nocheck(bytes, len));
-	int64_t due = saga_next_due_ms(state, &wf->opts);
-	if (due == SAGA_NEVER)
-		json_object_del(wf->timers[p], delivery_id);
-	else
-		json_object_set_new(wf->timers[p], delivery_id, json_integer(due));
+	set_timer(wf, p, delivery_id, state);
 }
 
 /* Records the state (encoded) in memory and its due timer in the index. */
@@ -289,14 +295,13 @@ static void watch_restored(wf_t *wf, int32_t p)
 	dur_watch_all(wf->durable[p], end);
 }
 
-pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
+/* Reads changelog partition p to its end. Pass 1 (redo NULL) keeps each delivery's last value
+ * in states[p] as it is, undecoded (a tombstone drops it); pass 2 (redo set) applies only the
+ * records of the deliveries in redo, decoding each and skipping the ones that do not decode,
+ * so each ends at its last readable state. PL_ERR_NOT_FOUND at the end, as pl_reader_next. */
+static pl_err_t read_changelog(wf_t *wf, int32_t p, const json_t *redo, size_t *records,
+                               size_t *unreadable)
 {
-	(void)topic;
-	wf_t *wf = arg;
-	if (p < 0 || p >= MAX_PARTITIONS)
-		return PL_ERR_FATAL;
-	if (wf->states[p])
-		return PL_OK; /* restored for another input topic of the same partition */
 	pl_reader_opts_t ro = {.start = PL_READER_BEGINNING,
 	                       .stop_at_end = true,
 	                       .one_partition = true,
@@ -311,40 +316,89 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 		       err);
 		return e == PL_ERR_NOT_FOUND ? PL_ERR_FATAL : e;
 	}
-	wf->states[p] = json_object();
-	wf->timers[p] = json_object();
-	size_t restored = 0, unreadable = 0;
 	pl_record_t r;
-	int64_t t0 = pl_now_ms();
 	while ((e = pl_reader_next(reader, &r, 30000)) == PL_OK) {
 		char key[128];
 		size_t kl = r.key_len < sizeof(key) - 1 ? r.key_len : sizeof(key) - 1;
 		memcpy(key, r.key ? r.key : "", kl);
 		key[kl] = '\0';
+		if (redo && !json_object_get(redo, key))
+			continue;
+		(*records)++;
 		if (!r.value) { /* tombstone */
 			json_object_del(wf->states[p], key);
 			json_object_del(wf->timers[p], key);
-			continue;
+		} else if (!redo) {
+			json_object_set_new(wf->states[p], key,
+			                    json_stringn_nocheck(r.value, r.value_len));
+		} else {
+			json_t *state = NULL;
+			if (pl_avro_decode(wf->registry, r.value, r.value_len, &state, NULL, err,
+			                   sizeof(err)) != PL_OK) {
+				(*unreadable)++; /* keep the last readable state of that delivery */
+				pl_log(PL_LOG_ERROR, "saga_state_unreadable",
+				       PL_LOG_FIELDS(PL_LI("partition", p),
+				                     PL_LI("offset", r.offset),
+				                     PL_LS("delivery_id", key)),
+				       "%s", err);
+				continue;
+			}
+			keep(wf, p, key, r.value, r.value_len, state);
+			json_decref(state);
 		}
-		json_t *state = NULL;
-		if (pl_avro_decode(wf->registry, r.value, r.value_len, &state, NULL, err,
-		                   sizeof(err)) != PL_OK) {
-			unreadable++; /* keep the last readable state of that delivery */
-			pl_log(PL_LOG_ERROR, "saga_state_unreadable",
-			       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("offset", r.offset),
-			                     PL_LS("delivery_id", key)),
-			       "%s", err);
-			continue;
-		}
-		keep(wf, p, key, r.value, r.value_len, state);
-		json_decref(state);
-		restored++;
 	}
 	pl_reader_destroy(reader);
-	if (e != PL_ERR_NOT_FOUND) { /* timed out before the end: do not run on a partial view */
+	return e;
+}
+
+/* Restores partition p's sagas from its changelog. Only each delivery's last value is decoded
+ * (for its timer, and to check it reads): a saga has several records until compaction, and
+ * decoding every one was most of a restore. A delivery whose last value does not decode (never
+ * expected) is read again record by record, in a second pass, to its last readable state. */
+pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
+{
+	(void)topic;
+	wf_t *wf = arg;
+	if (p < 0 || p >= MAX_PARTITIONS)
+		return PL_ERR_FATAL;
+	if (wf->states[p])
+		return PL_OK; /* restored for another input topic of the same partition */
+	wf->states[p] = json_object();
+	wf->timers[p] = json_object();
+	size_t records = 0, unreadable = 0;
+	int64_t t0 = pl_now_ms();
+	json_t *redo = json_object();
+	pl_err_t e = read_changelog(wf, p, NULL, &records, &unreadable);
+	if (e == PL_ERR_NOT_FOUND) {
+		const char *key;
+		json_t *bytes, *state;
+		void *tmp;
+		char err[512];
+		json_object_foreach_safe(wf->states[p], tmp, key, bytes)
+		{
+			if (pl_avro_decode(wf->registry, json_string_value(bytes),
+			                   json_string_length(bytes), &state, NULL, err,
+			                   sizeof(err)) != PL_OK) {
+				json_object_set_new(redo, key, json_true());
+				json_object_del(wf->states[p], key);
+				continue;
+			}
+			keep(wf, p, key, json_string_value(bytes), json_string_length(bytes),
+			     state);
+			json_decref(state);
+		}
+		if (json_object_size(redo) > 0) {
+			size_t again = 0;
+			e = read_changelog(wf, p, redo, &again, &unreadable);
+		}
+	}
+	json_decref(redo);
+	if (e != PL_ERR_NOT_FOUND) { /* not read to its end: do not run on a partial view */
 		json_decref(wf->states[p]);
 		json_decref(wf->timers[p]);
 		wf->states[p] = wf->timers[p] = NULL;
+		if (e != PL_ERR_TIMEOUT)
+			return e; /* the reader could not start (logged) */
 		pl_log(PL_LOG_ERROR, "saga_restore_incomplete",
 		       PL_LOG_FIELDS(PL_LI("partition", p)),
 		       "the changelog could not be read to its end");
@@ -354,7 +408,7 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 	watch_restored(wf, p);
 	pl_log(PL_LOG_INFO, "sagas_restored",
 	       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("sagas", json_object_size(wf->states[p])),
-	                     PL_LI("records", restored), PL_LI("unreadable", unreadable),
+	                     PL_LI("records", records), PL_LI("unreadable", unreadable),
 	                     PL_LI("ms", pl_now_ms() - t0)),
 	       "restored partition %d", p);
 	count_sagas(wf);

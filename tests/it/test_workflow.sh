@@ -371,6 +371,25 @@ assert len(docs) == len(ours) and {d["deliveryId"] for d in docs} == ours, (len(
 	"$wf_tmp/replay1.pkg" "$wf_tmp/crash.ids"
 phase_done replay
 
+# --- restore: a saga whose last changelog value does not decode keeps its last readable state ---
+sagas_now() { metric $workflow_port '^dronepipe_workflow_sagas$'; }
+sagas=$(sagas_now)
+k=$(head -n1 "$wf_tmp/crash.ids")
+part=$(kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.workflow.state -o beginning -e -q \
+	-f '%k %p\n' 2>/dev/null | awk -v k="$k" '$1 == k {print $2; exit}')
+check "restore: $k has changelog records (partition $part)" [ -n "$part" ]
+svc_stop "$workflow_pid"
+printf '%s:not an avro record\n' "$k" |
+	kcat -P -b "$DP_KAFKA_BROKERS" -t dronedelivery.workflow.state -p "$part" -K: 2>/dev/null
+check "restore: a value that is not a SagaState written last for $k" [ $? -eq 0 ]
+start_workflow wf-workflow-5 "${wf_long[@]}"
+sagas_are() { [ "$(sagas_now)" = "$1" ]; }
+wait_until 60 sagas_are "$sagas"
+check "restore: all $sagas sagas restored, $k's from its last readable state" [ $? -eq 0 ]
+check "restore: the unreadable value is logged with its delivery" \
+	grep -q "saga_state_unreadable.*$k" "$logdir/wf-workflow-5.log"
+phase_done restore
+
 dlq_keys "$wf_tmp/dlq9.keys"
 check "no record of this test's deliveries was dead-lettered" pycheck '
 before = open(sys.argv[1]).read().split(); after = open(sys.argv[2]).read().split()
