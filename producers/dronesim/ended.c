@@ -1,6 +1,8 @@
 /* ended.c — see ended.h. Open addressing with linear probing; hash 0 marks an empty slot (a
  * real hash of 0 is stored as 1). Invariant: cap is 0 or a power of two >= 16, and
- * n <= cap / 2. */
+ * n <= cap * 3 / 4. Three quarters, not a half: a million deliveries over 6 partitions took
+ * 6 x 512k slots (50 MB) at a half, 6 x 256k (25 MB) now; a lookup that misses probes about
+ * 8 slots instead of 2.5, and both are one cache line or two. */
 #include <string.h>
 
 #include "ended.h"
@@ -71,7 +73,7 @@ static void rehash(ended_t *set, size_t cap, int64_t keep_from_ms)
 
 void ended_add(ended_t *set, const char *delivery_id, int64_t now_ms)
 {
-	if ((set->n + 1) * 2 > set->cap)
+	if ((set->n + 1) * 4 > set->cap * 3)
 		rehash(set, set->cap ? set->cap * 2 : 16, INT64_MIN);
 	uint64_t h = hash_of(delivery_id);
 	slot_t *s = find(set->slots, set->cap, h);
