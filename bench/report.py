@@ -158,6 +158,36 @@ def span(a, b):
     return marks[b]["t"] - marks[a]["t"] if a in marks and b in marks else None
 
 cpu_s3 = cpu_delta("cpu-s3-before.txt", "cpu-s3-after.txt", span("s3", "s2"))
+cpu_s6 = cpu_delta("cpu-s6-before.txt", "cpu-s6-after.txt", s6["seconds_from_start"] if s6 else None)
+cpu_s6b = cpu_delta("cpu-s6b-before.txt", "cpu-s6b-after.txt", s6b["seconds_from_start"] if s6b else None)
+
+
+def replay_cpu(cpu, run, service):
+    """A replay's CPU seconds per process, and the microseconds per record replayed of the
+    service, Redis and the broker: where its time goes."""
+    if not run or service not in cpu or run.get("lag_left") is None:
+        return None
+    done = run["records"] - run["lag_left"]
+    if done <= 0:
+        return None
+    procs = sorted(((k, v) for k, v in cpu.items()
+                    if k not in ("wall_s", "machine_busy_s") and v > 0), key=lambda kv: -kv[1])
+    per = {k: round(cpu[k] * 1e6 / done, 1) for k in (service, "redis", "kafka") if cpu.get(k, 0) > 0}
+    return {"cpu_seconds": dict(procs), "machine_busy_s": cpu.get("machine_busy_s"),
+            "wall_s": cpu.get("wall_s"), "us_per_record": per}
+
+
+replay_cpu_s6 = replay_cpu(cpu_s6, s6, "delivery")
+replay_cpu_s6b = replay_cpu(cpu_s6b, s6b, "workflow")
+
+
+def replay_cpu_line(rc):
+    if not rc:
+        return None
+    procs = ", ".join(f"{k} {v}" for k, v in rc["cpu_seconds"].items())
+    per = ", ".join(f"{k} {v} µs" for k, v in rc["us_per_record"].items())
+    return (f"- CPU seconds over the replay ({rc['wall_s']:.1f} s wall, 2 cores = {2 * rc['wall_s']:.1f} CPU s;"
+            f" machine busy {rc['machine_busy_s']} s): {procs}. Per record replayed: {per}.")
 cpu_s4 = cpu_delta("cpu-s4-before.txt", "cpu-s4-after.txt", span("s4", "s4-end"))
 mem_s4, mem_end, mem_s6b = mem("mem-s4.txt"), mem("mem-end.txt"), mem("mem-s6b.txt")
 
@@ -239,6 +269,7 @@ report = {
     "ingress_ratios": ratios, "scenario4_end_to_end": s4, "scenario4_top_rate_runs": top,
     "scenario4_dlq_new_records": dlq_new,
     "scenario4_cpu_seconds": cpu_s4, "scenario3_cpu_seconds": cpu_s3,
+    "scenario6_cpu": replay_cpu_s6, "scenario6b_cpu": replay_cpu_s6b,
     "scenario5_peak_rss_after_scenario4": mem_s4, "scenario5_peak_rss_end_of_run": mem_end,
     "scenario6_replay_delivery_group": {"result": s6, "records_per_s": replay_rate, "input_produce": s6_produce},
     "scenario6b_replay_workflow_group": {"result": s6b, "records_per_s": wf_replay_rate},
@@ -355,6 +386,9 @@ if s6:
     L.append(f"- records to replay (lag after the reset, scenario 4's events included): {f(s6['records'])}; lag left at the end: {f(s6['lag_left'])}"
              + (f" (stopped at the {s6['timeout_s']} s timeout)" if s6.get('lag_left') else ""))
     L.append(f"- time: {s6['seconds_from_start']:.1f} s from the process start ({s6['seconds_from_ready']:.1f} s after /readyz answered 200): **{f(replay_rate)} records/s**")
+    if replay_cpu_s6:
+        L.append(replay_cpu_line(replay_cpu_s6))
+    L.append("")
 else:
     L.append("No result (see bench/work/logs/replay.log).\n")
 L.append("### 6b. Replay of the workflow group over its inputs\n")
@@ -365,6 +399,8 @@ if s6b:
     L.append(f"- records to replay: {f(s6b['records'])}; lag left at the end: {f(s6b['lag_left'])}"
              + (f" (stopped at the {s6b['timeout_s']} s timeout)" if s6b.get('lag_left') else ""))
     L.append(f"- time: {s6b['seconds_from_start']:.1f} s from the process start (restore included): **{f(wf_replay_rate)} records/s**")
+    if replay_cpu_s6b:
+        L.append(replay_cpu_line(replay_cpu_s6b))
     L.append(f"- dronepipe-workflow peak RSS over the replay: {f(mem_s6b.get('workflow', {}).get('peak_rss_mb'), 1)} MB"
              " (the other consumers were stopped; it ran before scenarios 3 and 2, whose requests would be new sagas)\n")
 else:

@@ -337,8 +337,10 @@ if [ -n "$reset_ok" ]; then
 	done
 	t0=$(date +%s.%N)
 	start_service workflow
+	cpu_snapshot "$RAW/cpu-s6b-before.txt"
 	read -r _ left < <(wait_lag0 workflow "$REPLAY_TIMEOUT" $WF_TOPICS)
 	t1=$(date +%s.%N)
+	cpu_snapshot "$RAW/cpu-s6b-after.txt"
 	echo "{\"records\":$lag0,\"lag_left\":${left:-null},\"seconds_from_start\":$(echo "$t1 - $t0" | bc),\"timeout_s\":$REPLAY_TIMEOUT}" >"$RAW/s6b.json"
 	cat "$RAW/s6b.json"
 	mem_snapshot "$RAW/mem-s6b.txt"
@@ -379,6 +381,7 @@ if "$BIN/dronepipe" --brokers "$BROKERS" --json replay --group delivery --topic 
 	lag0=$(group_lag delivery dronedelivery.delivery.events)
 	t0=$(date +%s.%N)
 	start_service delivery
+	cpu_snapshot "$RAW/cpu-s6-before.txt"
 	wait_ready "http://127.0.0.1:$(svc_port delivery)/readyz" "${SVC_PID[delivery]}" 60 || true
 	t_ready=$(date +%s.%N)
 	lag=$lag0
@@ -389,6 +392,7 @@ if "$BIN/dronepipe" --brokers "$BROKERS" --json replay --group delivery --topic 
 		sleep 0.5
 	done
 	t1=$(date +%s.%N)
+	cpu_snapshot "$RAW/cpu-s6-after.txt"
 	echo "{\"records\":${lag0:-null},\"lag_left\":${lag:-null},\"seconds_from_start\":$(echo "$t1 - $t0" | bc),\"seconds_from_ready\":$(echo "$t1 - $t_ready" | bc),\"timeout_s\":$REPLAY_TIMEOUT}" >"$RAW/s6.json"
 	cat "$RAW/s6.json"
 else
