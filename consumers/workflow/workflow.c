@@ -383,8 +383,7 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 				json_object_del(wf->states[p], key);
 				continue;
 			}
-			keep(wf, p, key, json_string_value(bytes), json_string_length(bytes),
-			     state);
+			set_timer(wf, p, key, state); /* its bytes are in states[p] already */
 			json_decref(state);
 		}
 		if (json_object_size(redo) > 0) {
