@@ -255,36 +255,32 @@ typedef struct codec {
 	size_t errstr_size;
 } codec_t;
 
+/* Appends s to the path, cut to fit. */
+static void path_put(codec_t *c, const char *s)
+{
+	while (*s && c->path_len < sizeof(c->path) - 1)
+		c->path[c->path_len++] = *s++;
+	c->path[c->path_len] = '\0';
+}
+
 /* Appends ".name" (or "[i]" when name is NULL), cut to fit; returns the length to restore.
  * Runs for every field of every record decoded: no printf. */
 static size_t path_push(codec_t *c, const char *name, size_t index)
 {
-	size_t saved = c->path_len, room = sizeof(c->path) - 1 - saved, n = 0;
-	char buf[24], *text = buf;
+	size_t saved = c->path_len;
 	if (name) {
-		if (saved)
-			buf[n++] = '.';
-		size_t len = strlen(name);
-		if (n + len > room)
-			len = room > n ? room - n : 0;
-		memcpy(c->path + saved, buf, n);
-		memcpy(c->path + saved + n, name, len);
-		n += len;
-	} else {
-		char *p = buf + sizeof(buf);
-		*--p = ']';
-		do
-			*--p = (char)('0' + index % 10);
-		while ((index /= 10) != 0);
-		*--p = '[';
-		text = p;
-		n = (size_t)(buf + sizeof(buf) - p);
-		if (n > room)
-			n = room;
-		memcpy(c->path + saved, text, n);
+		path_put(c, saved ? "." : "");
+		path_put(c, name);
+		return saved;
 	}
-	c->path_len = saved + n;
-	c->path[c->path_len] = '\0';
+	char num[24], *p = num + sizeof(num) - 1;
+	*p = '\0';
+	*--p = ']';
+	do
+		*--p = (char)('0' + index % 10);
+	while ((index /= 10) != 0);
+	*--p = '[';
+	path_put(c, p);
 	return saved;
 }
 

@@ -63,14 +63,22 @@ static void put_string(wbuf_t *w, const char *s, size_t n)
 	put_char(w, '"');
 }
 
+/* Writes the decimal digits of u (at least one) backwards, ending before end; returns the
+ * first. */
+static char *digits_back(char *end, unsigned long long u)
+{
+	do
+		*--end = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	return end;
+}
+
 static void put_integer(wbuf_t *w, json_int_t v)
 {
-	char tmp[24], *p = tmp + sizeof(tmp);
+	char tmp[24], *p;
 	/* unsigned arithmetic: -LLONG_MIN does not fit a json_int_t */
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
+	p = digits_back(tmp + sizeof(tmp),
+	                v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
 	if (v < 0)
 		*--p = '-';
 	put(w, p, (size_t)(tmp + sizeof(tmp) - p));
@@ -99,9 +107,7 @@ static size_t fixed6(double d, char out[32])
 	for (int k = 0; k < places; k++, u /= 10)
 		*--p = (char)('0' + u % 10);
 	*--p = '.';
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
+	p = digits_back(p, u);
 	if (i < 0)
 		*--p = '-';
 	size_t n = (size_t)(tmp + sizeof(tmp) - p);
@@ -150,10 +156,10 @@ typedef struct key {
 	const char *s;
 	size_t n;
 	json_t *v;
-} key_t_;
+} member_t;
 
 /* memcmp order, the shorter first on a common prefix (jansson's compare_keys) */
-static bool key_less(const key_t_ *a, const key_t_ *b)
+static bool key_less(const member_t *a, const member_t *b)
 {
 	int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
 	return c < 0 || (c == 0 && a->n < b->n);
@@ -164,14 +170,14 @@ static bool put_value(wbuf_t *w, const json_t *v, int depth);
 static bool put_object(wbuf_t *w, const json_t *obj, int depth)
 {
 	size_t n = json_object_size(obj);
-	key_t_ stack_keys[32];
-	key_t_ *keys = n <= 32 ? stack_keys : pl_malloc(n * sizeof(*keys));
+	member_t stack_keys[32];
+	member_t *keys = n <= 32 ? stack_keys : pl_malloc(n * sizeof(*keys));
 	size_t k = 0;
 	/* jansson iterates without const */
 	for (void *it = json_object_iter((json_t *)obj); it && k < n;
 	     it = json_object_iter_next((json_t *)obj, it)) {
-		key_t_ cur = {json_object_iter_key(it), json_object_iter_key_len(it),
-		              json_object_iter_value(it)};
+		member_t cur = {json_object_iter_key(it), json_object_iter_key_len(it),
+		                json_object_iter_value(it)};
 		size_t j = k++;
 		for (; w->sorted && j > 0 && key_less(&cur, &keys[j - 1]); j--)
 			keys[j] = keys[j - 1];
