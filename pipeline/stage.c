@@ -317,7 +317,9 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	pthread_mutex_init(&s->batch.lock, NULL);
 	pthread_cond_init(&s->batch.cond, NULL);
 
-	char commit_ms[24], stats_ms[24];
+	char commit_ms[24], stats_ms[24], queue_kb[24];
+	snprintf(queue_kb, sizeof(queue_kb), "%d",
+	         s->opts.queue_kbytes > 0 ? s->opts.queue_kbytes : 2048);
 	snprintf(commit_ms, sizeof(commit_ms), "%lld",
 	         (long long)pl_cfg_int(cfg, "DP_COMMIT_INTERVAL_MS"));
 	snprintf(stats_ms, sizeof(stats_ms), "%lld",
@@ -330,9 +332,11 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	                       * each partition's queue): the 64 MB default was most of a replaying
 	                       * service's memory. With the fetcher woken when the queue runs dry
 	                       * (pl_consumer_wake_fetch), the delivery group's replay measured
-	                       * 1 MB 23-24k/s 22 MB RSS, 2 MB 38k/s 27 MB, 8 MB 37-38k/s 55 MB
-	                       * (DP_KAFKA_PROP_queued_max_messages_kbytes overrides it) */
-	                      "queued.max.messages.kbytes", "2048",
+	                       * 1 MB 23-24k/s 22 MB RSS, 2 MB 38k/s 27 MB, 8 MB 37-38k/s 55 MB;
+	                       * the workflow's (18 partitions, ~3x slower per record) 512 KB
+	                       * 13.5k/s 30 MB, 2 MB 14-16k/s 41-52 MB. opts.queue_kbytes sets it,
+	                       * DP_KAFKA_PROP_queued_max_messages_kbytes overrides it */
+	                      "queued.max.messages.kbytes", queue_kb,
 	                      /* a fetch waits up to 10 ms for 64 KB instead of returning for every
 	                       * new record: under load the broker answers a few fetches of many
 	                       * records (its CPU per delivery fell by 43%), at the price of at most

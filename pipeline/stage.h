@@ -91,6 +91,9 @@ typedef struct pl_stage_opts {
 	pl_metrics_t *metrics;                   /* NULL = default */
 	const char *const *extra_consumer_props; /* NULL-terminated key/value list, may be NULL */
 	int max_batch;                           /* records per batch (default 500) */
+	/* pre-fetched records held per partition, in KB (0 = 2048); size it to how fast the
+	 * handler drains a partition (stage.c says what was measured) */
+	int queue_kbytes;
 	bool concurrent; /* the handler is thread-safe: handle records of different keys at once */
 	/* optional: called on the stage thread after every batch (at least every 100 ms), e.g. for
 	 * timers that must see the same state as the handler */
