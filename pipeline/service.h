@@ -41,7 +41,7 @@ typedef struct pl_service_def {
 	bool (*ready)(void *state, char *reason, size_t reason_size);    /* optional, extra */
 	int max_batch;                                                   /* 0 = stage default */
 	int queue_kbytes; /* pre-fetch per partition (stage.h); 0 = stage default */
-	bool concurrent; /* handler is thread-safe: records of different keys at once (stage.h) */
+	bool concurrent;  /* handler is thread-safe: records of different keys at once (stage.h) */
 	void (*tick)(void *state); /* optional: on the stage thread, at least every 100 ms */
 } pl_service_def_t;
 

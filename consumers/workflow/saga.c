@@ -755,6 +755,14 @@ void saga_result_clear(saga_result_t *out)
 	memset(out, 0, sizeof(*out));
 }
 
+json_t *saga_settled_state(const char *delivery_id, saga_status_t status)
+{
+	if (!delivery_id || !saga_status_finished(status))
+		return NULL;
+	return json_pack("{s:s, s:s, s:b, s:[], s:[]}", "deliveryId", delivery_id, "status",
+	                 status_names[status], "finished", 1, "seenEventIds", "outbox");
+}
+
 int64_t saga_next_due_ms(const json_t *state, const saga_opts_t *opts)
 {
 	int64_t next;

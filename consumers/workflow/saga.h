@@ -118,6 +118,15 @@ void saga_apply(const json_t *state, const char *input_type, const json_t *input
 /* Releases what a result owns; leaves it zeroed. NULL is a no-op. */
 void saga_result_clear(saga_result_t *out);
 
+/* The stand-in of a finished saga whose outbox is empty, for a caller that keeps only its
+ * status and seenEventIds (settled.h): { deliveryId, status, finished, seenEventIds = [],
+ * outbox = [] }. Contract: for any input whose eventId is not among the saga's seenEventIds,
+ * saga_apply on it gives the same outcome, outputs (ids included) and reason as on the whole
+ * state, because the table's finished column reads nothing else (test_saga checks every input).
+ * Its result state is not the saga's: the caller writes none. NULL when status is not a
+ * finished one. Caller decrefs. */
+json_t *saga_settled_state(const char *delivery_id, saga_status_t status);
+
 /* When the saga wants a SAGA_INPUT_TIMER (epoch ms), or SAGA_NEVER. */
 int64_t saga_next_due_ms(const json_t *state, const saga_opts_t *opts);
 

@@ -10,10 +10,13 @@
  * that this process restored or wrote, as its Avro encoding (the changelog record's bytes): a
  * saga is decoded only while an input or timer of its delivery is handled. A decoded SagaState
  * takes ~4x the memory of its encoding (jansson's tree of small allocations around the outbox
- * payloads), and every delivery ever made stays in memory. A finished saga is kept without its
- * outbox once every input that may have touched it is stored (durable.h): a repeat of one of
- * them then has nothing left to re-send. The compacted state is written to the changelog as
- * well, so a restore or a replay reads it compact. */
+ * payloads). A finished saga is kept without its outbox once every input that may have touched
+ * it is stored (durable.h): a repeat of one of them then has nothing left to re-send. The
+ * compacted state is written to the changelog as well, so a restore or a replay reads it
+ * compact, and the saga leaves states[p] for settled[p] (settled.h): its status and the hashes
+ * of its seen eventIds, 88 bytes where its encoding took ~700, so the memory held per delivery
+ * ever made is small. An input to a settled saga is applied to saga_settled_state: the same
+ * answers (saga.h), and no state is written for it (its full state stays in the changelog). */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +25,7 @@
 #include "mem.h"
 #include "reader.h"
 #include "saga.h"
+#include "settled.h"
 #include "workflow.h"
 
 const pl_cfg_opt_t workflow_cfg[] = {
@@ -49,11 +53,13 @@ typedef struct wf {
 	json_t *states[MAX_PARTITIONS]; /* deliveryId -> encoded SagaState (a json string of its
 	                                 * bytes); NULL = not restored */
 	const pl_avro_schema_t *state_schema;
-	json_t *timers[MAX_PARTITIONS]; /* deliveryId -> due ms, for sagas with a due timer */
-	dur_t *durable[MAX_PARTITIONS]; /* finished sagas waiting to drop their outbox; NULL =
-	                                 * not restored */
+	json_t *timers[MAX_PARTITIONS];     /* deliveryId -> due ms, for sagas with a due timer */
+	dur_t *durable[MAX_PARTITIONS];     /* finished sagas waiting to drop their outbox; NULL =
+	                                     * not restored */
+	settled_t *settled[MAX_PARTITIONS]; /* finished sagas without outbox (none of them is in
+	                                     * states[p]); NULL = not restored */
 	int64_t next_sweep_ms;
-	pl_metric_family_t *m_outcomes, *m_sagas, *m_compacted;
+	pl_metric_family_t *m_outcomes, *m_sagas, *m_settled, *m_compacted;
 } wf_t;
 
 void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
@@ -97,6 +103,10 @@ void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 	wf->m_sagas = pl_metrics_family(m, "dronepipe_workflow_sagas",
 	                                "Sagas held in memory (restored or written)",
 	                                PL_METRIC_GAUGE, "", NULL, 0);
+	wf->m_settled = pl_metrics_family(
+	    m, "dronepipe_workflow_sagas_settled",
+	    "Sagas held as finished only (status and seen eventIds), of dronepipe_workflow_sagas",
+	    PL_METRIC_GAUGE, "", NULL, 0);
 	wf->m_compacted = pl_metrics_family(
 	    m, "dronepipe_workflow_sagas_compacted_total",
 	    "Finished sagas whose outbox was dropped from memory once their inputs were stored",
@@ -111,16 +121,20 @@ void workflow_fini(void *arg)
 		json_decref(wf->states[p]);
 		json_decref(wf->timers[p]);
 		dur_destroy(wf->durable[p]);
+		settled_destroy(wf->settled[p]);
 	}
 	pl_free(wf);
 }
 
 static void count_sagas(wf_t *wf)
 {
-	size_t n = 0;
-	for (int p = 0; p < MAX_PARTITIONS; p++)
+	size_t n = 0, settled = 0;
+	for (int p = 0; p < MAX_PARTITIONS; p++) {
 		n += wf->states[p] ? json_object_size(wf->states[p]) : 0;
-	pl_metric_set(pl_metric_get0(wf->m_sagas), (double)n);
+		settled += wf->settled[p] ? settled_size(wf->settled[p]) : 0;
+	}
+	pl_metric_set(pl_metric_get0(wf->m_sagas), (double)(n + settled));
+	pl_metric_set(pl_metric_get0(wf->m_settled), (double)settled);
 }
 
 /* Sets state's due timer in the index (or drops delivery_id's when it has none). */
@@ -211,8 +225,28 @@ static void write_kept(wf_t *wf, int32_t p, const char *delivery_id)
 		       "producer queue refused it");
 }
 
-/* Keeps delivery_id's saga without its outbox, when it is finished and still has one, and
- * writes it so to the changelog. */
+/* Moves a finished saga without outbox from states[p] to settled[p] (settled.h); false when it
+ * is not one, or applied too many inputs to settle: then it stays whole. */
+static bool settle(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
+{
+	const json_t *seen = json_object_get(state, "seenEventIds");
+	size_t n = json_array_size(seen);
+	const char *ids[SETTLED_SEEN_MAX];
+	if (!is_finished(state) || json_array_size(json_object_get(state, "outbox")) > 0 ||
+	    n > SETTLED_SEEN_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(ids[i] = json_string_value(json_array_get(seen, i))))
+			return false;
+	if (!settled_put(wf->settled[p], delivery_id, saga_status(state), ids, n))
+		return false;
+	json_object_del(wf->states[p], delivery_id);
+	json_object_del(wf->timers[p], delivery_id);
+	return true;
+}
+
+/* A finished saga still holding its outbox is kept and written to the changelog without it;
+ * then a finished saga without one is settled. */
 static void compact(wf_t *wf, int32_t p, const char *delivery_id)
 {
 	json_t *state = NULL;
@@ -224,11 +258,15 @@ static void compact(wf_t *wf, int32_t p, const char *delivery_id)
 	json_t *outbox = json_object_get(state, "outbox");
 	if (is_finished(state) && json_array_size(outbox) > 0) {
 		json_object_set_new(state, "outbox", json_array());
-		if (remember(wf, p, delivery_id, state) == PL_OK) {
-			pl_metric_inc(pl_metric_get0(wf->m_compacted));
-			write_kept(wf, p, delivery_id);
+		if (remember(wf, p, delivery_id, state) != PL_OK) {
+			json_decref(state);
+			return;
 		}
+		pl_metric_inc(pl_metric_get0(wf->m_compacted));
+		write_kept(wf, p,
+		           delivery_id); /* the producer copies the bytes: settle may drop them */
 	}
+	settle(wf, p, delivery_id, state);
 	json_decref(state);
 }
 
@@ -258,13 +296,17 @@ static void each_key(wf_t *wf, int32_t p, json_t *index, int64_t max_value,
 static void drain(wf_t *wf, int32_t p)
 {
 	char *id;
+	bool any = false;
 	while (wf->durable[p] && dur_next_ready(wf->durable[p], &id)) {
 		if (id)
 			compact(wf, p, id);
 		else /* the restore's entry: every finished saga of the partition */
 			each_key(wf, p, wf->states[p], INT64_MAX, compact);
 		pl_free(id);
+		any = true;
 	}
+	if (any)
+		count_sagas(wf);
 }
 
 void workflow_stored(const char *topic, int32_t p, int64_t next_offset, void *arg)
@@ -365,6 +407,7 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 		return PL_OK; /* restored for another input topic of the same partition */
 	wf->states[p] = json_object();
 	wf->timers[p] = json_object();
+	wf->settled[p] = settled_new();
 	size_t records = 0, unreadable = 0;
 	int64_t t0 = pl_now_ms();
 	json_t *redo = json_object();
@@ -383,7 +426,9 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 				json_object_del(wf->states[p], key);
 				continue;
 			}
-			set_timer(wf, p, key, state); /* its bytes are in states[p] already */
+			if (!settle(wf, p, key, state))
+				set_timer(wf, p, key,
+				          state); /* its bytes are in states[p] already */
 			json_decref(state);
 		}
 		if (json_object_size(redo) > 0) {
@@ -396,6 +441,8 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 		json_decref(wf->states[p]);
 		json_decref(wf->timers[p]);
 		wf->states[p] = wf->timers[p] = NULL;
+		settled_destroy(wf->settled[p]);
+		wf->settled[p] = NULL;
 		if (e != PL_ERR_TIMEOUT)
 			return e; /* the reader could not start (logged) */
 		pl_log(PL_LOG_ERROR, "saga_restore_incomplete",
@@ -406,9 +453,11 @@ pl_err_t workflow_assigned(const char *topic, int32_t p, void *arg)
 	wf->durable[p] = dur_new();
 	watch_restored(wf, p);
 	pl_log(PL_LOG_INFO, "sagas_restored",
-	       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("sagas", json_object_size(wf->states[p])),
-	                     PL_LI("records", records), PL_LI("unreadable", unreadable),
-	                     PL_LI("ms", pl_now_ms() - t0)),
+	       PL_LOG_FIELDS(
+	           PL_LI("partition", p),
+	           PL_LI("sagas", json_object_size(wf->states[p]) + settled_size(wf->settled[p])),
+	           PL_LI("settled", settled_size(wf->settled[p])), PL_LI("records", records),
+	           PL_LI("unreadable", unreadable), PL_LI("ms", pl_now_ms() - t0)),
 	       "restored partition %d", p);
 	count_sagas(wf);
 	return PL_OK;
@@ -426,6 +475,8 @@ pl_err_t workflow_revoked(const char *topic, int32_t p, void *arg)
 	wf->states[p] = wf->timers[p] = NULL;
 	dur_destroy(wf->durable[p]);
 	wf->durable[p] = NULL;
+	settled_destroy(wf->settled[p]);
+	wf->settled[p] = NULL;
 	count_sagas(wf);
 	return PL_OK;
 }
@@ -434,6 +485,77 @@ static void count(wf_t *wf, const char *input, saga_outcome_t outcome)
 {
 	const char *l[] = {input, saga_outcome_name(outcome)};
 	pl_metric_inc(pl_metric_get(wf->m_outcomes, l));
+}
+
+/* Produces a result's outputs and re-sends; PL_STAGE_RETRY when one was refused. */
+static pl_stage_outcome_t produce_outputs(pl_stage_ctx_t *ctx, const char *delivery_id,
+                                          const saga_result_t *r)
+{
+	pl_stage_outcome_t out = PL_STAGE_OK;
+	for (size_t i = 0; i < r->output_count; i++)
+		if (pl_stage_produce_event(ctx, r->outputs[i].topic, delivery_id,
+		                           r->outputs[i].schema, r->outputs[i].event,
+		                           r->outputs[i].event_id) != PL_OK)
+			out = PL_STAGE_RETRY;
+	for (size_t i = 0; i < r->resend_count; i++)
+		if (pl_stage_produce_event(ctx, r->resend[i].topic, delivery_id,
+		                           r->resend[i].schema, r->resend[i].event,
+		                           r->resend[i].event_id) != PL_OK)
+			out = PL_STAGE_RETRY;
+	return out;
+}
+
+/* Maps a saga outcome to the stage's (logging an ignored input, setting the reason of the
+ * others); *go_on = false when the input has nothing to produce. */
+static pl_stage_outcome_t map_outcome(pl_stage_ctx_t *ctx, const char *input,
+                                      const saga_result_t *r, bool *go_on)
+{
+	*go_on = false;
+	switch (r->outcome) {
+	case SAGA_OK:
+	case SAGA_DUPLICATE:
+		break;
+	case SAGA_IGNORED:
+		pl_log(PL_LOG_INFO, "saga_input_ignored", PL_LOG_FIELDS(PL_LS("input", input)),
+		       "%s", r->reason);
+		break;
+	case SAGA_RETRY_LATER:
+		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "%s", r->reason);
+		return PL_STAGE_RETRY;
+	case SAGA_DEAD:
+		pl_stage_set_reason(ctx, PL_ERR_REJECTED, "%s", r->reason);
+		return PL_STAGE_DEAD;
+	}
+	*go_on = true;
+	return PL_STAGE_OK;
+}
+
+/* An input to a settled saga: a repeat of a seen eventId is a duplicate with nothing to re-send
+ * (its outbox was empty); anything else is applied to the saga's stand-in (saga.h), its outputs
+ * produced (a released drone) and no state written: the eventId is noted in memory only, and a
+ * repeat after a restart produces the same outputs with the same ids again. */
+static pl_stage_outcome_t apply_settled(wf_t *wf, pl_stage_ctx_t *ctx, settled_entry_t *settled,
+                                        const char *input, const json_t *event,
+                                        const char *delivery_id)
+{
+	const char *event_id = json_string_value(json_object_get(event, "eventId"));
+	saga_result_t r;
+	if (event_id && settled_seen(settled, event_id)) {
+		count(wf, input, SAGA_DUPLICATE);
+		return PL_STAGE_OK;
+	}
+	json_t *stand_in = saga_settled_state(delivery_id, (saga_status_t)settled->status);
+	saga_apply(stand_in, input, event, pl_now_ms(), &wf->opts, &r);
+	count(wf, input, r.outcome);
+	bool go_on;
+	pl_stage_outcome_t out = map_outcome(ctx, input, &r, &go_on);
+	if (go_on)
+		out = produce_outputs(ctx, delivery_id, &r);
+	if (out == PL_STAGE_OK && r.outcome == SAGA_OK && event_id)
+		settled_note(settled, event_id);
+	saga_result_clear(&r);
+	json_decref(stand_in);
+	return out;
 }
 
 pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, const json_t *event,
@@ -465,36 +587,17 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		pl_stage_set_reason(ctx, de, "saga of %s unreadable: %s", delivery_id, err);
 		return PL_STAGE_RETRY;
 	}
+	settled_entry_t *settled = state ? NULL : settled_get(wf->settled[p], delivery_id);
+	if (settled)
+		return apply_settled(wf, ctx, settled, input, event, delivery_id);
 	saga_result_t r;
 	saga_apply(state, input, event, pl_now_ms(), &wf->opts, &r);
 	count(wf, input, r.outcome);
-	pl_stage_outcome_t out = PL_STAGE_OK;
-	switch (r.outcome) {
-	case SAGA_OK:
-	case SAGA_DUPLICATE:
-		break;
-	case SAGA_IGNORED:
-		pl_log(PL_LOG_INFO, "saga_input_ignored", PL_LOG_FIELDS(PL_LS("input", input)),
-		       "%s", r.reason);
-		break;
-	case SAGA_RETRY_LATER:
-		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "%s", r.reason);
-		out = PL_STAGE_RETRY;
+	bool go_on;
+	pl_stage_outcome_t out = map_outcome(ctx, input, &r, &go_on);
+	if (!go_on)
 		goto done;
-	case SAGA_DEAD:
-		pl_stage_set_reason(ctx, PL_ERR_REJECTED, "%s", r.reason);
-		out = PL_STAGE_DEAD;
-		goto done;
-	}
-	for (size_t i = 0; i < r.output_count; i++)
-		if (pl_stage_produce_event(ctx, r.outputs[i].topic, delivery_id,
-		                           r.outputs[i].schema, r.outputs[i].event,
-		                           r.outputs[i].event_id) != PL_OK)
-			out = PL_STAGE_RETRY;
-	for (size_t i = 0; i < r.resend_count; i++)
-		if (pl_stage_produce_event(ctx, r.resend[i].topic, delivery_id, r.resend[i].schema,
-		                           r.resend[i].event, r.resend[i].event_id) != PL_OK)
-			out = PL_STAGE_RETRY;
+	out = produce_outputs(ctx, delivery_id, &r);
 	/* The state is written after the outputs; on a duplicate the current state is written
 	 * again too, in case the first write is what failed (the changelog is compacted, so an
 	 * identical value costs nothing). */

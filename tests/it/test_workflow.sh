@@ -358,6 +358,55 @@ assert fin and not full, full[:3]' "$wf_tmp/state.json" "$all_ids"
 }
 wait_until 60 compact_changelog
 check "replay: every finished saga's latest changelog state is kept without its outbox" compact_changelog
+# The workflow holds a finished saga without outbox that applied at most 8 inputs as settled
+# (status and seen eventIds only); the others stay whole (fleet5's Failed ones retried often).
+settled_in_changelog() {
+	pycheck '
+last = {}
+for line in open(sys.argv[1]):
+    try: r = json.loads(line)
+    except ValueError: continue
+    last[r.get("key")] = r.get("value")
+n = sum(1 for v in last.values() if v and v.get("finished") and not v.get("outbox")
+        and len(v.get("seenEventIds") or []) <= 8)
+print(n)' "$wf_tmp/state.json"
+}
+expected=$(settled_in_changelog)
+settled_now() { [ "$(metric $workflow_port '^dronepipe_workflow_sagas_settled')" = "$expected" ]; }
+wait_until 30 settled_now
+check "replay: the $expected finished sagas of at most 8 inputs are held settled" \
+	[ $? -eq 0 -a "${expected:-0}" -gt 0 ]
+# A late DroneAssigned (an eventId the saga never saw) to a settled saga: its drone is released
+# as for a whole finished saga (saga.h: saga_settled_state); the same record again is a duplicate.
+k=$(pycheck '
+last = {}
+for line in open(sys.argv[1]):
+    try: r = json.loads(line)
+    except ValueError: continue
+    last[r.get("key")] = r.get("value")
+print(next((k for k, v in sorted(last.items()) if v and v.get("finished") and not v.get("outbox")
+            and len(v.get("seenEventIds") or []) <= 8), ""))' "$wf_tmp/state.json")
+late_drone="drone-late-$run_id"
+late=$(python3 -c 'import json, sys, time, uuid
+pt = {"latitude": 47.6, "longitude": -122.3, "altitude": 0.0}
+print(json.dumps({"eventId": str(uuid.uuid4()), "deliveryId": sys.argv[1], "droneId": sys.argv[2],
+                  "position": pt, "assignedAt": int(time.time() * 1000), "pickup": pt, "dropoff": pt}))' \
+	"$k" "$late_drone")
+dup_metric='^dronepipe_workflow_saga_inputs_total\{input="DroneAssigned",outcome="duplicate"\}'
+dup0=$(metric $workflow_port "$dup_metric")
+check "settled: a late DroneAssigned of $late_drone fed to settled delivery $k" \
+	"$build/tests/it/dronesim_feed" dronedelivery.drone.events "$k" DroneAssigned "$late"
+late_released() {
+	"$bin/dronepipe" tail dronedelivery.drone.commands --key "$k" --from-beginning \
+		--timeout-ms 2000 2>/dev/null | grep -F "\"$late_drone\"" | grep -q compensation
+}
+wait_until 30 late_released
+check "settled: $late_drone is released (ReleaseDrone, reason compensation)" [ $? -eq 0 ]
+"$build/tests/it/dronesim_feed" dronedelivery.drone.events "$k" DroneAssigned "$late" ||
+	bad "settled: the same DroneAssigned fed again"
+dup_more() { [ "$(metric $workflow_port "$dup_metric")" -gt "$dup0" ]; }
+wait_until 30 dup_more
+check "settled: the same DroneAssigned again is a duplicate" [ $? -eq 0 ]
 mongo_find_json "wfsch_crash_$run_id" assignments >"$wf_tmp/replay1.asg"
 check "replay: the crash phase's deliveries keep their drones" pycheck '
 b = {d["_id"]: d for d in json.load(open(sys.argv[1]))}; a = {d["_id"]: d for d in json.load(open(sys.argv[2]))}
