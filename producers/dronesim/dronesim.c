@@ -589,11 +589,11 @@ static pl_err_t read_history(ds_t *ds, const char *topic, int32_t p, int64_t sin
 
 /* Builds the flights still in the air into a new table and notes every delivery whose flight is
  * over (or that ended before one began) in *ended. */
-static sim_table_t *build_table(restore_t *r, int64_t now, ended_t **ended, size_t *flying,
-                                size_t *finished)
+static sim_table_t *build_table(restore_t *r, int64_t now, int64_t window_ms, ended_t **ended,
+                                size_t *flying, size_t *finished)
 {
 	sim_table_t *t = sim_table_new();
-	*ended = ended_new();
+	*ended = ended_new(window_ms / 16); /* forgotten within 1/16 of the window after it */
 	const char *id;
 	json_t *v;
 	json_object_foreach(r->last, id, v)
@@ -647,7 +647,8 @@ pl_err_t dronesim_assigned(const char *topic, int32_t p, void *arg)
 		e = read_history(ds, history[i], p, since, &r);
 	if (e == PL_OK) {
 		size_t flying = 0, finished = 0;
-		ds->tables[p] = build_table(&r, pl_now_ms(), &ds->ended[p], &flying, &finished);
+		ds->tables[p] =
+		    build_table(&r, pl_now_ms(), ds->window_ms, &ds->ended[p], &flying, &finished);
 		pl_log(PL_LOG_INFO, "flights_restored",
 		       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("flying", flying),
 		                     PL_LI("finished", finished), PL_LI("records", r.records),

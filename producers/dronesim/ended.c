@@ -1,21 +1,21 @@
-/* ended.c — see ended.h. Open addressing with linear probing; hash 0 marks an empty slot (a
- * real hash of 0 is stored as 1). Invariant: cap is 0 or a power of two >= 16, and
- * n <= cap * 3 / 4. Three quarters, not a half: a million deliveries over 6 partitions took
- * 6 x 512k slots (50 MB) at a half, 6 x 256k (25 MB) now; a lookup that misses probes about
- * 8 slots instead of 2.5, and both are one cache line or two. */
+/* ended.c — see ended.h. Invariants: buckets are sorted by key (floor(time / bucket_ms)), none
+ * is empty; in each, cap is a power of two >= 16, n <= cap * 3 / 4, and hash 0 marks an empty
+ * slot (a real hash of 0 is stored as 1); a hash is in at most one bucket. */
 #include <string.h>
 
 #include "ended.h"
 #include "mem.h"
 
-typedef struct slot {
-	uint64_t hash; /* 0 = empty */
-	int64_t at_ms;
-} slot_t;
+typedef struct bucket {
+	int64_t key;
+	uint64_t *slots;
+	size_t n, cap;
+} bucket_t;
 
 struct ended {
-	slot_t *slots;
-	size_t n, cap;
+	int64_t width;
+	bucket_t *buckets;
+	size_t nbuckets, room, n;
 };
 
 /* FNV-1a, then murmur3's finalizer so that every bit of the id moves the slot index. */
@@ -34,74 +34,115 @@ static uint64_t hash_of(const char *s)
 	return h ? h : 1;
 }
 
-ended_t *ended_new(void)
+ended_t *ended_new(int64_t bucket_ms)
 {
-	return pl_calloc(1, sizeof(ended_t));
+	ended_t *set = pl_calloc(1, sizeof(ended_t));
+	set->width = bucket_ms > 0 ? bucket_ms : 1;
+	return set;
 }
 
 void ended_destroy(ended_t *set)
 {
 	if (!set)
 		return;
-	pl_free(set->slots);
+	for (size_t i = 0; i < set->nbuckets; i++)
+		pl_free(set->buckets[i].slots);
+	pl_free(set->buckets);
 	pl_free(set);
 }
 
-static slot_t *find(slot_t *slots, size_t cap, uint64_t hash)
+static uint64_t *find(uint64_t *slots, size_t cap, uint64_t hash)
 {
 	size_t i = (size_t)hash & (cap - 1);
-	while (slots[i].hash && slots[i].hash != hash)
+	while (slots[i] && slots[i] != hash)
 		i = (i + 1) & (cap - 1);
 	return &slots[i];
 }
 
-static void rehash(ended_t *set, size_t cap, int64_t keep_from_ms)
+static bool bucket_has(const bucket_t *b, uint64_t hash)
 {
-	slot_t *slots = pl_calloc(cap, sizeof(*slots));
-	size_t n = 0;
-	for (size_t i = 0; i < set->cap; i++) {
-		if (set->slots[i].hash && set->slots[i].at_ms >= keep_from_ms) {
-			*find(slots, cap, set->slots[i].hash) = set->slots[i];
-			n++;
-		}
+	return *find(b->slots, b->cap, hash) != 0;
+}
+
+static void grow(bucket_t *b)
+{
+	size_t cap = b->cap ? b->cap * 2 : 16;
+	uint64_t *slots = pl_calloc(cap, sizeof(*slots));
+	for (size_t i = 0; i < b->cap; i++)
+		if (b->slots[i])
+			*find(slots, cap, b->slots[i]) = b->slots[i];
+	pl_free(b->slots);
+	b->slots = slots;
+	b->cap = cap;
+}
+
+/* floor(t / width), also for negative t */
+static int64_t key_of(const ended_t *set, int64_t t)
+{
+	return t >= 0 ? t / set->width : -((-t + set->width - 1) / set->width);
+}
+
+/* The bucket of key, made (in sorted place) when there is none. */
+static bucket_t *bucket_for(ended_t *set, int64_t key)
+{
+	size_t i = set->nbuckets;
+	while (i > 0 && set->buckets[i - 1].key > key) /* the newest is the usual one */
+		i--;
+	if (i > 0 && set->buckets[i - 1].key == key)
+		return &set->buckets[i - 1];
+	if (set->nbuckets == set->room) {
+		set->room = set->room ? set->room * 2 : 4;
+		set->buckets = pl_realloc(set->buckets, set->room * sizeof(*set->buckets));
 	}
-	pl_free(set->slots);
-	set->slots = slots;
-	set->cap = cap;
-	set->n = n;
+	memmove(&set->buckets[i + 1], &set->buckets[i],
+	        (set->nbuckets - i) * sizeof(*set->buckets));
+	set->buckets[i] = (bucket_t){.key = key};
+	set->nbuckets++;
+	grow(&set->buckets[i]);
+	return &set->buckets[i];
 }
 
 void ended_add(ended_t *set, const char *delivery_id, int64_t now_ms)
 {
-	if ((set->n + 1) * 4 > set->cap * 3)
-		rehash(set, set->cap ? set->cap * 2 : 16, INT64_MIN);
 	uint64_t h = hash_of(delivery_id);
-	slot_t *s = find(set->slots, set->cap, h);
-	if (!s->hash) {
-		*s = (slot_t){.hash = h, .at_ms = now_ms};
-		set->n++;
-	}
+	for (size_t i = 0; i < set->nbuckets; i++)
+		if (bucket_has(&set->buckets[i], h))
+			return; /* noted before: keeps its time */
+	bucket_t *b = bucket_for(set, key_of(set, now_ms));
+	if ((b->n + 1) * 4 > b->cap * 3)
+		grow(b);
+	*find(b->slots, b->cap, h) = h;
+	b->n++;
+	set->n++;
 }
 
 bool ended_has(const ended_t *set, const char *delivery_id)
 {
-	return set->cap && find(set->slots, set->cap, hash_of(delivery_id))->hash != 0;
+	uint64_t h = hash_of(delivery_id);
+	for (size_t i = set->nbuckets; i > 0; i--) /* newest first: where late records look */
+		if (bucket_has(&set->buckets[i - 1], h))
+			return true;
+	return false;
 }
 
 size_t ended_prune(ended_t *set, int64_t before_ms)
 {
-	size_t was = set->n, cap = set->cap;
-	if (!cap)
-		return 0;
-	size_t live = 0;
-	for (size_t i = 0; i < cap; i++)
-		live += set->slots[i].hash && set->slots[i].at_ms >= before_ms;
-	if (live == was)
-		return 0;
-	while (cap > 16 && live * 8 < cap) /* shrink while under an eighth full */
-		cap /= 2;
-	rehash(set, cap, before_ms);
-	return was - set->n;
+	size_t gone = 0, drop = 0;
+	/* bucket k covers [k * width, (k + 1) * width): all before before_ms when k < key(before)
+	 */
+	int64_t cut = key_of(set, before_ms);
+	while (drop < set->nbuckets && set->buckets[drop].key < cut) {
+		gone += set->buckets[drop].n;
+		pl_free(set->buckets[drop].slots);
+		drop++;
+	}
+	if (drop) {
+		memmove(set->buckets, &set->buckets[drop],
+		        (set->nbuckets - drop) * sizeof(*set->buckets));
+		set->nbuckets -= drop;
+		set->n -= gone;
+	}
+	return gone;
 }
 
 size_t ended_size(const ended_t *set)
