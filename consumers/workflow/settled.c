@@ -121,16 +121,6 @@ bool settled_seen(const settled_entry_t *e, const char *event_id)
 	return false;
 }
 
-bool settled_note(settled_entry_t *e, const char *event_id)
-{
-	if (settled_seen(e, event_id))
-		return true;
-	if (e->nseen == SETTLED_SEEN_MAX)
-		return false;
-	e->seen[e->nseen++] = hash64(event_id);
-	return true;
-}
-
 size_t settled_size(const settled_t *set)
 {
 	return set->n;

@@ -45,8 +45,6 @@ bool settled_put(settled_t *set, const char *delivery_id, int status, const char
 /* delivery_id's entry, or NULL. */
 settled_entry_t *settled_get(const settled_t *set, const char *delivery_id);
 bool settled_seen(const settled_entry_t *e, const char *event_id);
-/* Adds event_id to e's seen ones when there is room; false when there is none. */
-bool settled_note(settled_entry_t *e, const char *event_id);
 size_t settled_size(const settled_t *set);
 
 #endif

@@ -531,9 +531,10 @@ static pl_stage_outcome_t map_outcome(pl_stage_ctx_t *ctx, const char *input,
 }
 
 /* An input to a settled saga: a repeat of a seen eventId is a duplicate with nothing to re-send
- * (its outbox was empty); anything else is applied to the saga's stand-in (saga.h), its outputs
- * produced (a released drone) and no state written: the eventId is noted in memory only, and a
- * repeat after a restart produces the same outputs with the same ids again. */
+ * (its outbox was empty); anything else is applied to the saga's stand-in (saga.h) and its
+ * outputs produced (a released drone), with no state written and nothing noted: a settled saga
+ * keeps no outbox, so a redelivery of the input (its output not acknowledged, or a replay) must
+ * produce the same outputs, with the same eventIds, again. */
 static pl_stage_outcome_t apply_settled(wf_t *wf, pl_stage_ctx_t *ctx, settled_entry_t *settled,
                                         const char *input, const json_t *event,
                                         const char *delivery_id)
@@ -551,8 +552,6 @@ static pl_stage_outcome_t apply_settled(wf_t *wf, pl_stage_ctx_t *ctx, settled_e
 	pl_stage_outcome_t out = map_outcome(ctx, input, &r, &go_on);
 	if (go_on)
 		out = produce_outputs(ctx, delivery_id, &r);
-	if (out == PL_STAGE_OK && r.outcome == SAGA_OK && event_id)
-		settled_note(settled, event_id);
 	saga_result_clear(&r);
 	json_decref(stand_in);
 	return out;
