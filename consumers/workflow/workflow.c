@@ -58,6 +58,10 @@ typedef struct wf {
 	                                     * not restored */
 	settled_t *settled[MAX_PARTITIONS]; /* finished sagas without outbox (none of them is in
 	                                     * states[p]); NULL = not restored */
+	/* Requests partition p since its assignment (see catching_up): its end offset then (-1:
+	 * unknown), the position reached (committed or handled), and until when a reply to an
+	 * unknown saga may wait for it. */
+	int64_t req_end[MAX_PARTITIONS], req_pos[MAX_PARTITIONS], req_wait_until[MAX_PARTITIONS];
 	int64_t next_sweep_ms;
 	pl_metric_family_t *m_outcomes, *m_sagas, *m_settled, *m_compacted;
 } wf_t;
@@ -184,6 +188,10 @@ static pl_err_t recall(wf_t *wf, int32_t p, const char *delivery_id, json_t **st
 	return pl_avro_decode(wf->registry, json_string_value(bytes), json_string_length(bytes),
 	                      state, NULL, err, err_size);
 }
+
+/* How long after an assignment a reply to an unknown saga may wait for the requests partition
+ * to catch up (catching_up). */
+#define REPLY_WAIT_MS 60000
 
 /* Index of an input topic in workflow_topics (durable.h positions), -1 for another topic. */
 static int topic_index(const char *topic)
@@ -314,6 +322,8 @@ void workflow_stored(const char *topic, int32_t p, int64_t next_offset, void *ar
 	wf_t *wf = arg;
 	if (p < 0 || p >= MAX_PARTITIONS || !wf->durable[p])
 		return;
+	if (topic_index(topic) == 0 && next_offset > wf->req_pos[p])
+		wf->req_pos[p] = next_offset;
 	dur_stored(wf->durable[p], topic_index(topic), next_offset);
 	drain(wf, p);
 }
@@ -324,6 +334,9 @@ void workflow_stored(const char *topic, int32_t p, int64_t next_offset, void *ar
 static void watch_restored(wf_t *wf, int32_t p)
 {
 	int64_t end[DUR_TOPICS];
+	wf->req_end[p] = -1;
+	wf->req_pos[p] = 0;
+	wf->req_wait_until[p] = pl_now_ms() + REPLY_WAIT_MS;
 	for (int t = 0; t < DUR_TOPICS; t++) {
 		char err[256];
 		if (pl_producer_high_watermark(wf->producer, workflow_topics[t], p, 10000, &end[t],
@@ -335,6 +348,7 @@ static void watch_restored(wf_t *wf, int32_t p)
 		}
 	}
 	dur_watch_all(wf->durable[p], end);
+	wf->req_end[p] = end[0];
 }
 
 /* Reads changelog partition p to its end. Pass 1 (redo NULL) keeps each delivery's last value
@@ -557,6 +571,19 @@ static pl_stage_outcome_t apply_settled(wf_t *wf, pl_stage_ctx_t *ctx, settled_e
 	return out;
 }
 
+/* A reply (package or drone event) that finds no saga right after an assignment may be ahead of
+ * its own request: the workflow sends a command before its saga state is acknowledged, so after a
+ * crash in between the command's reply can be read before the request, still behind the
+ * committed offset of dronedelivery.requests, is handled again and makes the saga. True while
+ * requests partition p has not reached its end offset of the assignment, for at most
+ * REPLY_WAIT_MS: such a reply is retried, not dead-lettered. */
+static bool catching_up(wf_t *wf, int32_t p, const pl_record_t *rec)
+{
+	if (topic_index(rec->topic) == 0)
+		return false;
+	return wf->req_end[p] > wf->req_pos[p] && pl_now_ms() < wf->req_wait_until[p];
+}
+
 pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, const json_t *event,
                                    const pl_avro_schema_t *schema, void *arg)
 {
@@ -567,6 +594,8 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		return PL_STAGE_RETRY;
 	}
 	dur_handled(wf->durable[p], topic_index(rec->topic), rec->offset);
+	if (topic_index(rec->topic) == 0 && rec->offset + 1 > wf->req_pos[p])
+		wf->req_pos[p] = rec->offset + 1;
 	const char *input = pl_avro_schema_short_name(schema);
 	const char *delivery_id = json_string_value(json_object_get(event, "deliveryId"));
 	if (!delivery_id) {
@@ -589,6 +618,15 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 	settled_entry_t *settled = state ? NULL : settled_get(wf->settled[p], delivery_id);
 	if (settled)
 		return apply_settled(wf, ctx, settled, input, event, delivery_id);
+	if (!state && catching_up(wf, p, rec)) {
+		pl_stage_set_reason(
+		    ctx, PL_ERR_TRANSIENT,
+		    "no saga for delivery %s yet: %s partition %d is at offset %lld "
+		    "of %lld, where its request may be",
+		    delivery_id, SAGA_TOPIC_REQUESTS, p, (long long)wf->req_pos[p],
+		    (long long)wf->req_end[p]);
+		return PL_STAGE_RETRY;
+	}
 	saga_result_t r;
 	saga_apply(state, input, event, pl_now_ms(), &wf->opts, &r);
 	count(wf, input, r.outcome);

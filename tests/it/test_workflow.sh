@@ -445,6 +445,34 @@ check "restore: the unreadable value is logged with its delivery" \
 	grep -q "saga_state_unreadable.*$k" "$logdir/wf-workflow-5.log"
 phase_done restore
 
+# --- early reply: a reply read before its request, as after a crash between a command and its
+# saga state: retried until the request (behind the committed offset) makes the saga ---
+svc_stop "$workflow_pid"
+stop_stores
+start_stores early 3 # the crash phase's fleet is held by its deliveries
+since=$(now_ms)
+post_one early 1 >"$wf_tmp/early.ids"
+k=$(cat "$wf_tmp/early.ids")
+cat "$wf_tmp/early.ids" >>"$all_ids"
+check "early: a request accepted while the workflow is down ($k)" [ -n "$k" ]
+reply=$(python3 -c 'import json, sys, time, uuid
+print(json.dumps({"eventId": str(uuid.uuid4()), "deliveryId": sys.argv[1], "packageId": "pkg-early-1-0",
+                  "ownerId": "owner-early-1", "size": "Small", "weight": 1.5,
+                  "createdAt": int(time.time() * 1000)}))' "$k")
+check "early: its PackageCreated written before the workflow reads the request" \
+	"$build/tests/it/dronesim_feed" dronedelivery.package.events "$k" PackageCreated "$reply"
+start_workflow wf-workflow-6 "${wf_long[@]}"
+wait_all 60 "$wf_tmp/early.ids" "$since" Scheduled
+check "early: the delivery reaches Scheduled" [ $? -eq 0 ]
+dlq_keys "$wf_tmp/dlq8.keys"
+check "early: the early reply is not dead-lettered" [ -z "$(grep -Fx "$k" "$wf_tmp/dlq8.keys")" ]
+if grep -q "no saga for delivery $k yet" "$logdir/wf-workflow-6.log"; then
+	echo "# early: the reply was read first and retried"
+else
+	echo "# early: the request was read first this time"
+fi
+phase_done early
+
 dlq_keys "$wf_tmp/dlq9.keys"
 check "no record of this test's deliveries was dead-lettered" pycheck '
 before = open(sys.argv[1]).read().split(); after = open(sys.argv[2]).read().split()
