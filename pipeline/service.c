@@ -1,5 +1,6 @@
 /* service.c — runs a pl_service_def_t (see service.h). Owns the config, registry, stage, HTTP
  * server and the signal thread for the process's life. */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -110,6 +111,8 @@ void pl_service_http_opts(const pl_cfg_t *cfg, const char *svc, pl_http_opts_t *
 int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 {
 	runner_t r = {.def = def};
+	if (def->one_malloc_arena)
+		mallopt(M_ARENA_MAX, 1);
 	sigemptyset(&r.sigs);
 	sigaddset(&r.sigs, SIGTERM);
 	sigaddset(&r.sigs, SIGINT);

@@ -41,7 +41,12 @@ typedef struct pl_service_def {
 	bool (*ready)(void *state, char *reason, size_t reason_size);    /* optional, extra */
 	int max_batch;                                                   /* 0 = stage default */
 	int queue_kbytes; /* pre-fetch per partition (stage.h); 0 = stage default */
-	bool concurrent;  /* handler is thread-safe: records of different keys at once (stage.h) */
+	/* One malloc arena for every thread (M_ARENA_MAX 1, set before any starts), for a service
+	 * that holds long-lived state and restores it through readers: each reader's librdkafka
+	 * threads otherwise free their fetch buffers into arenas of their own, whose pages stay
+	 * resident. A stateless consumer (delivery) gained nothing from it. */
+	bool one_malloc_arena;
+	bool concurrent; /* handler is thread-safe: records of different keys at once (stage.h) */
 	void (*tick)(void *state); /* optional: on the stage thread, at least every 100 ms */
 } pl_service_def_t;
 

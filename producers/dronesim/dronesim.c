@@ -15,6 +15,7 @@
 #include "mem.h"
 #include "reader.h"
 #include "sim.h"
+#include "stops.h"
 #include "dronesim.h"
 
 const pl_cfg_opt_t dronesim_cfg[] = {
@@ -515,29 +516,54 @@ pl_stage_outcome_t dronesim_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 /* ---- restore --------------------------------------------------------------------------------- */
 
 typedef struct restore {
-	json_t *last;    /* deliveryId -> last telemetry record (highest seq) */
-	json_t *stopped; /* deliveryId -> droneId released (string) or null = any */
+	json_t *last;     /* deliveryId -> last telemetry record (highest seq) */
+	stops_t *stopped; /* how each delivery was stopped (stops.h) */
 	size_t records, unreadable;
 } restore_t;
 
+/* The topics are read in the order of dronesim_assigned's history: the telemetry last, when
+ * every stop is known. A delivery stopped for any drone ends whatever its telemetry says, so its
+ * telemetry is not kept: the restore holds the flights of the window that may still fly, not
+ * the last record of every delivery of the window. */
 static void restore_record(restore_t *r, const char *id, const json_t *ev,
                            const pl_avro_schema_t *schema)
 {
 	const char *type = pl_avro_schema_short_name(schema);
+	uint64_t drone;
 	if (!strcmp(type, SIM_TELEMETRY_SCHEMA)) {
+		if (stops_get(r->stopped, ended_hash(id), &drone) && drone == STOPS_ANY_DRONE)
+			return;
 		json_t *prev = json_object_get(r->last, id);
 		json_int_t seq = json_integer_value(json_object_get(ev, "seq"));
 		if (!prev || seq >= json_integer_value(json_object_get(prev, "seq")))
 			json_object_set(r->last, id, (json_t *)ev);
 	} else if (!strcmp(type, "DroneReleased")) {
-		json_t *drone = json_object_get(ev, "droneId");
-		json_object_set_new(r->stopped, id,
-		                    json_is_string(drone) ? json_copy(drone) : json_null());
+		const char *released = json_string_value(json_object_get(ev, "droneId"));
+		stops_put(r->stopped, ended_hash(id),
+		          released ? ended_hash(released) : STOPS_ANY_DRONE);
 	} else if (!strcmp(type, "DeliveryLifecycle")) {
 		const char *stage = json_string_value(json_object_get(ev, "stage"));
 		if (stage && (!strcmp(stage, "Completed") || !strcmp(stage, "Cancelled") ||
 		              !strcmp(stage, "Failed")))
-			json_object_set_new(r->stopped, id, json_null());
+			stops_put(r->stopped, ended_hash(id), STOPS_ANY_DRONE);
+	}
+}
+
+typedef struct stopped_before {
+	ended_t *ended, *flying;
+	int64_t now;
+	size_t *finished;
+} stopped_before_t;
+
+/* A stopped delivery that is not flying (it stopped before it flew, or its telemetry was not
+ * kept) is noted ended. */
+static void note_stopped(uint64_t delivery, uint64_t drone, void *arg)
+{
+	(void)drone;
+	stopped_before_t *sb = arg;
+	if (!ended_has_hash(sb->flying, delivery) && !ended_has_hash(sb->ended, delivery)) {
+		ended_add_hash(sb->ended, delivery, sb->now);
+		(*sb->finished)++;
 	}
 }
 
@@ -594,6 +620,7 @@ static sim_table_t *build_table(restore_t *r, int64_t now, int64_t window_ms, en
 {
 	sim_table_t *t = sim_table_new();
 	*ended = ended_new(window_ms / 16); /* forgotten within 1/16 of the window after it */
+	ended_t *flying_ids = ended_new(INT64_MAX);
 	const char *id;
 	json_t *v;
 	json_object_foreach(r->last, id, v)
@@ -604,29 +631,27 @@ static sim_table_t *build_table(restore_t *r, int64_t now, int64_t window_ms, en
 			r->unreadable++;
 			continue;
 		}
-		json_t *stop_drone = json_object_get(r->stopped, id);
-		if (from.state == SIM_FLYING && stop_drone &&
-		    (json_is_null(stop_drone) ||
-		     !strcmp(json_string_value(stop_drone), from.drone_id)))
+		uint64_t stop_drone;
+		if (from.state == SIM_FLYING &&
+		    stops_get(r->stopped, ended_hash(id), &stop_drone) &&
+		    (stop_drone == STOPS_ANY_DRONE || stop_drone == ended_hash(from.drone_id)))
 			from.state = SIM_STOPPED;
 		from.last_advance_ms = now; /* resume from the last position: no jump, no rewind */
 		from.next_telemetry_ms = now;
 		from.touched_ms = now;
 		if (from.state == SIM_FLYING) {
 			*sim_table_add(t, id) = from;
+			ended_add(flying_ids, id, 0);
 			(*flying)++;
 		} else {
 			ended_add(*ended, id, now);
 			(*finished)++;
 		}
 	}
-	json_object_foreach(r->stopped, id, v)
-	{
-		if (!sim_table_get(t, id) && !ended_has(*ended, id)) { /* stopped before it flew */
-			ended_add(*ended, id, now);
-			(*finished)++;
-		}
-	}
+	stopped_before_t sb = {
+	    .ended = *ended, .flying = flying_ids, .now = now, .finished = finished};
+	stops_each(r->stopped, note_stopped, &sb);
+	ended_destroy(flying_ids);
 	return t;
 }
 
@@ -639,7 +664,7 @@ pl_err_t dronesim_assigned(const char *topic, int32_t p, void *arg)
 	if (ds->tables[p])
 		return PL_OK; /* restored for the other input topic of the same partition */
 	int64_t t0 = pl_now_ms(), since = t0 - ds->window_ms;
-	restore_t r = {.last = json_object(), .stopped = json_object()};
+	restore_t r = {.last = json_object(), .stopped = stops_new()};
 	const char *history[] = {DRONESIM_TOPIC_DRONE_EVENTS, DRONESIM_TOPIC_DELIVERY_EVENTS,
 	                         DRONESIM_TOPIC_TELEMETRY, NULL};
 	pl_err_t e = PL_OK;
@@ -658,7 +683,7 @@ pl_err_t dronesim_assigned(const char *topic, int32_t p, void *arg)
 		count_flights(ds);
 	}
 	json_decref(r.last);
-	json_decref(r.stopped);
+	stops_destroy(r.stopped);
 	return e;
 }
 

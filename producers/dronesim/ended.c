@@ -19,7 +19,7 @@ struct ended {
 };
 
 /* FNV-1a, then murmur3's finalizer so that every bit of the id moves the slot index. */
-static uint64_t hash_of(const char *s)
+uint64_t ended_hash(const char *s)
 {
 	uint64_t h = 14695981039346656037ULL;
 	for (; *s; s++) {
@@ -104,7 +104,11 @@ static bucket_t *bucket_for(ended_t *set, int64_t key)
 
 void ended_add(ended_t *set, const char *delivery_id, int64_t now_ms)
 {
-	uint64_t h = hash_of(delivery_id);
+	ended_add_hash(set, ended_hash(delivery_id), now_ms);
+}
+
+void ended_add_hash(ended_t *set, uint64_t h, int64_t now_ms)
+{
 	for (size_t i = 0; i < set->nbuckets; i++)
 		if (bucket_has(&set->buckets[i], h))
 			return; /* noted before: keeps its time */
@@ -118,7 +122,11 @@ void ended_add(ended_t *set, const char *delivery_id, int64_t now_ms)
 
 bool ended_has(const ended_t *set, const char *delivery_id)
 {
-	uint64_t h = hash_of(delivery_id);
+	return ended_has_hash(set, ended_hash(delivery_id));
+}
+
+bool ended_has_hash(const ended_t *set, uint64_t h)
+{
 	for (size_t i = set->nbuckets; i > 0; i--) /* newest first: where late records look */
 		if (bucket_has(&set->buckets[i - 1], h))
 			return true;

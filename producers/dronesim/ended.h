@@ -35,4 +35,10 @@ bool ended_has(const ended_t *set, const char *delivery_id);
 size_t ended_prune(ended_t *set, int64_t before_ms);
 size_t ended_size(const ended_t *set);
 
+/* The 64-bit hash the set keeps of a deliveryId (never 0), and add/has by it, for callers that
+ * only kept the hash (stops.h). */
+uint64_t ended_hash(const char *delivery_id);
+void ended_add_hash(ended_t *set, uint64_t hash, int64_t now_ms);
+bool ended_has_hash(const ended_t *set, uint64_t hash);
+
 #endif
