@@ -1,14 +1,13 @@
 /* geo.c — location resolution (coordinates or hashed free text) and great-circle maths.
  * Owns no state. See geo.h for the exact, cross-machine-stable text-to-point mapping. */
 #include "geo.h"
+#include "hash.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#define FNV_OFFSET 14695981039346656037ULL
-#define FNV_PRIME  1099511628211ULL
-#define DEG2RAD    (3.14159265358979323846 / 180.0)
+#define DEG2RAD (3.14159265358979323846 / 180.0)
 
 static bool is_space(char c)
 {
@@ -100,7 +99,7 @@ static int parse_coordinates(const char *text, double *lat, double *lon)
 
 uint64_t pl_geo_text_hash(const char *text)
 {
-	uint64_t hash = FNV_OFFSET;
+	uint64_t hash = PL_FNV_OFFSET;
 	const char *p = text;
 	while (is_space(*p))
 		p++;
@@ -111,25 +110,15 @@ uint64_t pl_geo_text_hash(const char *text)
 			continue;
 		}
 		if (pending_space) {
-			hash = (hash ^ (uint64_t)' ') * FNV_PRIME;
+			hash = (hash ^ (uint64_t)' ') * PL_FNV_PRIME;
 			pending_space = false;
 		}
 		unsigned char c = (unsigned char)*p;
 		if (c >= 'A' && c <= 'Z')
 			c = (unsigned char)(c - 'A' + 'a');
-		hash = (hash ^ c) * FNV_PRIME;
+		hash = (hash ^ c) * PL_FNV_PRIME;
 	}
 	return hash;
-}
-
-static uint64_t fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ULL;
-	k ^= k >> 33;
-	return k;
 }
 
 pl_err_t pl_geo_resolve(const char *location, double *lat, double *lon)
@@ -146,7 +135,7 @@ pl_err_t pl_geo_resolve(const char *location, double *lat, double *lon)
 		return PL_ERR_INVALID;
 	if (form > 0)
 		return PL_OK;
-	uint64_t h = fmix64(pl_geo_text_hash(location));
+	uint64_t h = pl_fmix64(pl_geo_text_hash(location));
 	/* Power-of-two scaling: exact; only the final addition rounds. */
 	double lat_off = (double)(uint32_t)(h >> 32) * 0x1p-32 * PL_GEO_AREA_SPAN;
 	double lon_off = (double)(uint32_t)h * 0x1p-32 * PL_GEO_AREA_SPAN;

@@ -2,6 +2,7 @@
  * and no stored id hash is {0, 0}. */
 #include <string.h>
 
+#include "hash.h"
 #include "mem.h"
 #include "settled.h"
 
@@ -10,30 +11,19 @@ struct settled {
 	size_t n, cap;
 };
 
-/* MurmurHash3's 64-bit finalizer: every input bit moves every output bit. */
-static uint64_t fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 /* Two 64-bit hashes of s from different functions (FNV-1a; a multiply-rotate), each
  * finalized. */
 static void hash128(const char *s, uint64_t out[2])
 {
-	uint64_t a = 14695981039346656037ULL, b = 0x9e3779b97f4a7c15ULL;
+	uint64_t a = PL_FNV_OFFSET, b = 0x9e3779b97f4a7c15ULL;
 	for (; *s; s++) {
 		uint64_t c = (unsigned char)*s;
-		a = (a ^ c) * 1099511628211ULL;
+		a = (a ^ c) * PL_FNV_PRIME;
 		b = (b + c) * 0xbf58476d1ce4e5b9ULL;
 		b = (b << 27) | (b >> 37);
 	}
-	out[0] = fmix64(a);
-	out[1] = fmix64(b ^ 0x94d049bb133111ebULL);
+	out[0] = pl_fmix64(a);
+	out[1] = pl_fmix64(b ^ 0x94d049bb133111ebULL);
 	if (!out[0] && !out[1])
 		out[1] = 1;
 }

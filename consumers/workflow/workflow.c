@@ -577,9 +577,9 @@ static pl_stage_outcome_t apply_settled(wf_t *wf, pl_stage_ctx_t *ctx, settled_e
  * committed offset of dronedelivery.requests, is handled again and makes the saga. True while
  * requests partition p has not reached its end offset of the assignment, for at most
  * REPLY_WAIT_MS: such a reply is retried, not dead-lettered. */
-static bool catching_up(wf_t *wf, int32_t p, const pl_record_t *rec)
+static bool catching_up(wf_t *wf, int32_t p, int topic)
 {
-	if (topic_index(rec->topic) == 0)
+	if (topic == 0)
 		return false;
 	return wf->req_end[p] > wf->req_pos[p] && pl_now_ms() < wf->req_wait_until[p];
 }
@@ -593,8 +593,9 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "sagas of partition %d not restored", p);
 		return PL_STAGE_RETRY;
 	}
-	dur_handled(wf->durable[p], topic_index(rec->topic), rec->offset);
-	if (topic_index(rec->topic) == 0 && rec->offset + 1 > wf->req_pos[p])
+	int topic = topic_index(rec->topic);
+	dur_handled(wf->durable[p], topic, rec->offset);
+	if (topic == 0 && rec->offset + 1 > wf->req_pos[p])
 		wf->req_pos[p] = rec->offset + 1;
 	const char *input = pl_avro_schema_short_name(schema);
 	const char *delivery_id = json_string_value(json_object_get(event, "deliveryId"));
@@ -618,7 +619,7 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 	settled_entry_t *settled = state ? NULL : settled_get(wf->settled[p], delivery_id);
 	if (settled)
 		return apply_settled(wf, ctx, settled, input, event, delivery_id);
-	if (!state && catching_up(wf, p, rec)) {
+	if (!state && catching_up(wf, p, topic)) {
 		pl_stage_set_reason(
 		    ctx, PL_ERR_TRANSIENT,
 		    "no saga for delivery %s yet: %s partition %d is at offset %lld "

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ended.h"
+#include "hash.h"
 #include "mem.h"
 
 typedef struct bucket {
@@ -18,19 +19,9 @@ struct ended {
 	size_t nbuckets, room, n;
 };
 
-/* FNV-1a, then murmur3's finalizer so that every bit of the id moves the slot index. */
 uint64_t ended_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
+	uint64_t h = pl_hash_str64(s);
 	return h ? h : 1;
 }
 
