@@ -69,9 +69,23 @@ typedef struct entry {
 	bool completed;                /* handler OK or DEAD (not RETRY) */
 	bool retry;                    /* handler or dead letter asked for a retry ... */
 	char reason[256];              /* ... and why */
+	bool ok;                       /* handler OK (the later replies may go) */
+	struct later *later;           /* replies held until the others are acknowledged
+	                                * (pl_stage_produce_after), in order; owned */
 	atomic_int pending;
 	atomic_int failed;
 } entry_t;
+
+/* A reply held back by pl_stage_produce_after: the record's other produces first. */
+typedef struct later {
+	struct later *next;
+	char *topic, *key;
+	void *value;
+	size_t value_len;
+	const char *event_type; /* the registry's (outlives the stage) */
+	char event_id[37];
+	char traceparent[56]; /* this reply's span, made when it was asked for */
+} later_t;
 
 typedef struct batch {
 	pthread_mutex_t lock;
@@ -491,27 +505,87 @@ pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *ke
 	return err;
 }
 
-pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const char *key,
-                                const char *schema_name, const json_t *event, const char *event_id)
+/* Encodes event with the latest schema of schema_name into *buf (caller frees); sets the
+ * record's reason when it cannot. */
+static pl_err_t encode_event(pl_stage_ctx_t *ctx, const char *schema_name, const json_t *event,
+                             const pl_avro_schema_t **schema, void **buf, size_t *len)
 {
-	const pl_avro_schema_t *schema = pl_avro_schema_get(ctx->stage->opts.registry, schema_name);
-	if (!schema) {
+	*schema = pl_avro_schema_get(ctx->stage->opts.registry, schema_name);
+	if (!*schema) {
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "no schema named %s", schema_name);
 		return PL_ERR_SCHEMA;
 	}
+	char err[256];
+	pl_err_t e = pl_avro_encode(*schema, event, buf, len, err, sizeof(err));
+	if (e != PL_OK)
+		pl_stage_set_reason(ctx, e, "encode %s: %s", schema_name, err);
+	return e;
+}
+
+pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const char *key,
+                                const char *schema_name, const json_t *event, const char *event_id)
+{
+	const pl_avro_schema_t *schema;
 	void *buf = NULL;
 	size_t len = 0;
-	char err[256];
-	pl_err_t e = pl_avro_encode(schema, event, &buf, &len, err, sizeof(err));
-	if (e != PL_OK) {
-		pl_stage_set_reason(ctx, e, "encode %s: %s", schema_name, err);
+	pl_err_t e = encode_event(ctx, schema_name, event, &schema, &buf, &len);
+	if (e != PL_OK)
 		return e;
-	}
 	pl_event_meta_t meta = {.event_type = pl_avro_schema_short_name(schema),
 	                        .event_id = event_id};
 	e = pl_stage_produce(ctx, topic, key, buf, len, &meta);
 	pl_free(buf);
 	return e;
+}
+
+pl_err_t pl_stage_produce_after(pl_stage_ctx_t *ctx, const char *topic, const char *key,
+                                const char *schema_name, const json_t *event, const char *event_id)
+{
+	const pl_avro_schema_t *schema;
+	later_t *l = pl_calloc(1, sizeof(*l));
+	pl_err_t e = encode_event(ctx, schema_name, event, &schema, &l->value, &l->value_len);
+	if (e != PL_OK) {
+		pl_free(l);
+		return e;
+	}
+	l->topic = pl_strdup(topic);
+	l->key = key ? pl_strdup(key) : NULL;
+	l->event_type = pl_avro_schema_short_name(schema);
+	snprintf(l->event_id, sizeof(l->event_id), "%s", event_id ? event_id : "");
+	pl_traceparent_child(ctx->traceparent, l->traceparent);
+	later_t **tail = &ctx->entry->later;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = l;
+	return PL_OK;
+}
+
+/* Sends (when send) and frees e's held replies; a send refused makes the record's produce
+ * failed (it is retried). */
+static void later_flush(pl_stage_t *s, entry_t *e, bool send)
+{
+	later_t *l = e->later;
+	e->later = NULL;
+	while (l) {
+		later_t *next = l->next;
+		if (send) {
+			pl_event_meta_t meta = {.event_type = l->event_type,
+			                        .event_id = l->event_id[0] ? l->event_id : NULL,
+			                        .traceparent = l->traceparent};
+			pl_event_headers_t eh;
+			pl_event_headers_build(&eh, &meta);
+			if (entry_send(s, e, l->topic, l->key, l->key ? strlen(l->key) : 0,
+			               l->value, l->value_len, eh.h, eh.n) != PL_OK) {
+				atomic_fetch_add(&e->failed, 1);
+				send = false; /* in order: none after a refused one */
+			}
+		}
+		pl_free(l->topic);
+		pl_free(l->key);
+		pl_free(l->value);
+		pl_free(l);
+		l = next;
+	}
 }
 
 void pl_stage_set_reason(pl_stage_ctx_t *ctx, pl_err_t err, const char *fmt, ...)
@@ -719,6 +793,7 @@ static void finish(pl_stage_t *s, entry_t *e, prepared_t *p, pl_stage_outcome_t 
 		         ctx->reason[0] ? ctx->reason : "transient failure");
 	} else {
 		e->completed = true;
+		e->ok = out == PL_STAGE_OK;
 	}
 	json_decref(p->event);
 	p->event = NULL;
@@ -1037,6 +1112,18 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 			}
 		}
 		wait_batch(s);
+		/* Held replies go once every other produce of their record was acknowledged;
+		 * a record not done keeps none (its retry asks again). */
+		bool held = false;
+		for (size_t i = 0; i < nentries; i++) {
+			if (!entries[i].later)
+				continue;
+			bool send = entries[i].ok && !atomic_load(&entries[i].failed);
+			held = held || send;
+			later_flush(s, &entries[i], send);
+		}
+		if (held)
+			wait_batch(s);
 		store_batch(s, entries, nentries);
 		for (size_t i = 0; i < n; i++)
 			rd_kafka_message_destroy(msgs[i]);

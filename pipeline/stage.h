@@ -126,6 +126,14 @@ pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *ke
  * The record's traceparent is continued. */
 pl_err_t pl_stage_produce_event(pl_stage_ctx_t *ctx, const char *topic, const char *key,
                                 const char *schema_name, const json_t *event, const char *event_id);
+/* As pl_stage_produce_event, but the reply is held until every other produce of the record was
+ * acknowledged, then sent (in the order asked, before the record's offset is stored); when one
+ * of them fails, or the handler does not return OK, it is dropped with the record's retry. For
+ * a handler whose state write must be durable before the commands it caused (a crash in
+ * between would otherwise leave replies to a state never written). Encodes at once: an error
+ * is returned here. */
+pl_err_t pl_stage_produce_after(pl_stage_ctx_t *ctx, const char *topic, const char *key,
+                                const char *schema_name, const json_t *event, const char *event_id);
 /* Sets the reason recorded with a DEAD or RETRY outcome (copied). */
 void pl_stage_set_reason(pl_stage_ctx_t *ctx, pl_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -12,12 +12,15 @@
  *
  * How the workflow binary uses it (one stage handler call per input record):
  *   1. r = saga_apply(state_of(deliveryId), event_type, event, now, opts)
- *   2. produce r.outputs in order, then r.resend (re-emission of earlier outputs, see below),
- *      then, when r.state != NULL, r.state to dronedelivery.workflow.state (key deliveryId);
- *      all acknowledged before the input's offset is stored (pl_stage_produce does this).
+ *   2. produce r.state (when != NULL; on a duplicate the current state) to
+ *      dronedelivery.workflow.state (key deliveryId); once it is acknowledged, r.outputs in
+ *      order, then r.resend (re-emission of earlier outputs, see below); all acknowledged
+ *      before the input's offset is stored (pl_stage_produce_after does this). So no command
+ *      is ever out whose state was not written: its reply always meets that state.
  *   3. map the outcome: OK/DUPLICATE/IGNORED -> PL_STAGE_OK (log IGNORED with r.reason at info
  *      and count it), RETRY_LATER -> PL_STAGE_RETRY, DEAD -> PL_STAGE_DEAD with r.reason.
- * Crash safety: a state record may be acknowledged while an output of the same input is not.
+ * Crash safety: a state record may be acknowledged while an output of the same input is not
+ * (sent yet, or acknowledged).
  * The redelivered input is then a duplicate (its eventId is in seenEventIds), so saga_apply puts
  * the outputs it caused, kept in the state's bounded outbox, into r.resend: they are produced
  * again with the same eventIds and versions, and consumers drop what they already have.

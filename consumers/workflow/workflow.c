@@ -2,8 +2,9 @@
  * STATE_MACHINE.md).
  *
  * Per input record: state = states[partition][deliveryId]; r = saga_apply(state, input); the
- * outputs, re-sends and the new state are produced through the stage, so the input's offset is
- * stored only after all of them were acknowledged (state written before offsets, DESIGN.md).
+ * new state is produced through the stage, then, once it is acknowledged, the outputs and
+ * re-sends (pl_stage_produce_after); the input's offset is stored only after all of them were
+ * acknowledged (state written before outputs, and both before offsets, DESIGN.md).
  * All topics are co-partitioned by deliveryId, so input partition p's sagas live in changelog
  * partition p: assignment of p restores them by reading that changelog partition to its end.
  * Invariant: states[p] holds exactly the latest changelog value of every delivery of partition p
@@ -501,20 +502,22 @@ static void count(wf_t *wf, const char *input, saga_outcome_t outcome)
 	pl_metric_inc(pl_metric_get(wf->m_outcomes, l));
 }
 
-/* Produces a result's outputs and re-sends; PL_STAGE_RETRY when one was refused. */
+/* Produces a result's outputs and re-sends; PL_STAGE_RETRY when one was refused. after: hold
+ * them until the record's state write is acknowledged (pl_stage_produce_after). */
 static pl_stage_outcome_t produce_outputs(pl_stage_ctx_t *ctx, const char *delivery_id,
-                                          const saga_result_t *r)
+                                          const saga_result_t *r, bool after)
 {
+	pl_err_t (*produce)(pl_stage_ctx_t *, const char *, const char *, const char *,
+	                    const json_t *, const char *) =
+	    after ? pl_stage_produce_after : pl_stage_produce_event;
 	pl_stage_outcome_t out = PL_STAGE_OK;
 	for (size_t i = 0; i < r->output_count; i++)
-		if (pl_stage_produce_event(ctx, r->outputs[i].topic, delivery_id,
-		                           r->outputs[i].schema, r->outputs[i].event,
-		                           r->outputs[i].event_id) != PL_OK)
+		if (produce(ctx, r->outputs[i].topic, delivery_id, r->outputs[i].schema,
+		            r->outputs[i].event, r->outputs[i].event_id) != PL_OK)
 			out = PL_STAGE_RETRY;
 	for (size_t i = 0; i < r->resend_count; i++)
-		if (pl_stage_produce_event(ctx, r->resend[i].topic, delivery_id,
-		                           r->resend[i].schema, r->resend[i].event,
-		                           r->resend[i].event_id) != PL_OK)
+		if (produce(ctx, r->resend[i].topic, delivery_id, r->resend[i].schema,
+		            r->resend[i].event, r->resend[i].event_id) != PL_OK)
 			out = PL_STAGE_RETRY;
 	return out;
 }
@@ -564,19 +567,21 @@ static pl_stage_outcome_t apply_settled(wf_t *wf, pl_stage_ctx_t *ctx, settled_e
 	count(wf, input, r.outcome);
 	bool go_on;
 	pl_stage_outcome_t out = map_outcome(ctx, input, &r, &go_on);
-	if (go_on)
-		out = produce_outputs(ctx, delivery_id, &r);
+	if (go_on) /* no state to write first */
+		out = produce_outputs(ctx, delivery_id, &r, false);
 	saga_result_clear(&r);
 	json_decref(stand_in);
 	return out;
 }
 
 /* A reply (package or drone event) that finds no saga right after an assignment may be ahead of
- * its own request: the workflow sends a command before its saga state is acknowledged, so after a
- * crash in between the command's reply can be read before the request, still behind the
- * committed offset of dronedelivery.requests, is handled again and makes the saga. True while
- * requests partition p has not reached its end offset of the assignment, for at most
- * REPLY_WAIT_MS: such a reply is retried, not dead-lettered. */
+ * its own request when the changelog was written by a workflow that sent a command before its
+ * saga state was acknowledged (before 2026-11-27): after a crash in between, the command's reply
+ * can be read before the request, still behind the committed offset of dronedelivery.requests,
+ * is handled again and makes the saga. True while requests partition p has not reached its end
+ * offset of the assignment, for at most REPLY_WAIT_MS: such a reply is retried, not
+ * dead-lettered. (This workflow writes the state first, so its own crashes leave no such reply.)
+ */
 static bool catching_up(wf_t *wf, int32_t p, int topic)
 {
 	if (topic == 0)
@@ -635,14 +640,19 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 	pl_stage_outcome_t out = map_outcome(ctx, input, &r, &go_on);
 	if (!go_on)
 		goto done;
-	out = produce_outputs(ctx, delivery_id, &r);
-	/* The state is written after the outputs; on a duplicate the current state is written
-	 * again too, in case the first write is what failed (the changelog is compacted, so an
-	 * identical value costs nothing). */
+	/* The state first, the outputs once it is acknowledged (pl_stage_produce_after): a crash
+	 * in between leaves a state whose outbox holds them, and the input, not stored, comes
+	 * again as a duplicate that re-sends them. The other order could leave outputs of a state
+	 * never written: their replies then met the older state (a DroneAssigned answered with a
+	 * release while the saga, still AwaitingPackage, asked again with the same eventId). On a
+	 * duplicate the current state is written again too, in case the first write is what failed
+	 * (the changelog is compacted, so an identical value costs nothing). */
 	json_t *to_write = r.state ? r.state : (r.outcome == SAGA_DUPLICATE ? state : NULL);
 	if (to_write && pl_stage_produce_event(ctx, SAGA_TOPIC_STATE, delivery_id,
 	                                       SAGA_STATE_SCHEMA, to_write, NULL) != PL_OK)
 		out = PL_STAGE_RETRY;
+	else
+		out = produce_outputs(ctx, delivery_id, &r, to_write != NULL);
 	if (r.state && out == PL_STAGE_OK) {
 		bool is_new = state == NULL;
 		if (remember(wf, p, delivery_id, r.state) != PL_OK) {

@@ -13,6 +13,10 @@
  *      the group's committed offsets equal the end offsets; the worker exits 0 on SIGTERM.
  *   B  the worker is killed (SIGKILL) half-way and restarted: no record is lost, and every record
  *      handled twice lies at or after its partition's committed offset at the kill.
+ *   C  held replies (pl_stage_produce_after): each record produces a first reply, which the broker
+ *      refuses (too large for its topic) on the first two attempts of every tenth record, and a
+ *      held one: every record gets its held reply, and never more of them than of its first
+ *      replies the broker took (a refused first reply holds its record's held reply back).
  * Closing line: "stage_it: N passed, M failed"; exit status 1 when a scenario failed. */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,7 +60,45 @@ typedef struct worker {
 	int *attempts; /* per record number, this process only */
 	size_t attempts_cap;
 	long delay_us;
+	const char *first_topic, *then_topic; /* scenario C (DP_TEST_HOLD_TOPICS), else NULL */
 } worker_t;
+
+/* The attempt count of record i in this process, after this attempt. */
+static int attempt_of(worker_t *w, size_t i)
+{
+	if (i >= w->attempts_cap) {
+		size_t cap = i * 2 + 1024;
+		w->attempts = realloc(w->attempts, cap * sizeof(int));
+		memset(w->attempts + w->attempts_cap, 0, (cap - w->attempts_cap) * sizeof(int));
+		w->attempts_cap = cap;
+	}
+	return ++w->attempts[i];
+}
+
+/* Scenario C: a first reply (150 kB on the first two attempts of every tenth record: the broker
+ * refuses it), then the record itself again as a held reply. */
+#define BIG_REPLY 150000
+static pl_stage_outcome_t hold_handle(worker_t *w, pl_stage_ctx_t *ctx, const pl_record_t *record,
+                                      const json_t *event, const pl_avro_schema_t *schema,
+                                      size_t i, const char *event_id)
+{
+	static char big[BIG_REPLY];
+	int attempt = attempt_of(w, i);
+	bool refused = i % 10 == 0 && attempt <= 2;
+	char small[64];
+	int n = snprintf(small, sizeof(small), "first %s", event_id);
+	pl_event_meta_t meta = {.event_type = "StageItFirst", .event_id = event_id};
+	char key[64];
+	snprintf(key, sizeof(key), "%.*s", (int)record->key_len, (const char *)record->key);
+	if (refused)
+		memset(big, 'x', sizeof(big));
+	if (pl_stage_produce(ctx, w->first_topic, key, refused ? big : small,
+	                     refused ? sizeof(big) : (size_t)n, &meta) != PL_OK ||
+	    pl_stage_produce_after(ctx, w->then_topic, key, pl_avro_schema_short_name(schema),
+	                           event, event_id) != PL_OK)
+		return PL_STAGE_RETRY;
+	return PL_STAGE_OK;
+}
 
 static pl_stage_t *worker_stage;
 
@@ -71,7 +113,6 @@ static pl_stage_outcome_t worker_handle(pl_stage_ctx_t *ctx, const pl_record_t *
                                         const json_t *event, const pl_avro_schema_t *schema,
                                         void *arg)
 {
-	(void)schema;
 	worker_t *w = arg;
 	const char *event_id = json_string_value(json_object_get(event, "eventId"));
 	const char *delivery_id = json_string_value(json_object_get(event, "deliveryId"));
@@ -86,18 +127,14 @@ static pl_stage_outcome_t worker_handle(pl_stage_ctx_t *ctx, const pl_record_t *
 		return PL_STAGE_DEAD;
 	}
 	size_t i = (size_t)atol(event_id + 3);
+	if (w->first_topic)
+		return hold_handle(w, ctx, record, event, schema, i, event_id);
 	if (strncmp(delivery_id, "flaky", 5) == 0) {
 		int fail_times = delivery_id[5] - '0';
-		if (i >= w->attempts_cap) {
-			size_t cap = i * 2 + 1024;
-			w->attempts = realloc(w->attempts, cap * sizeof(int));
-			memset(w->attempts + w->attempts_cap, 0,
-			       (cap - w->attempts_cap) * sizeof(int));
-			w->attempts_cap = cap;
-		}
-		if (w->attempts[i]++ < fail_times) {
+		int attempt = attempt_of(w, i);
+		if (attempt <= fail_times) {
 			pl_stage_set_reason(ctx, PL_ERR_TRANSIENT, "dependency busy (attempt %d)",
-			                    w->attempts[i]);
+			                    attempt);
 			return PL_STAGE_RETRY;
 		}
 	}
@@ -137,6 +174,14 @@ static int worker_main(const char *topic, const char *group, const char *outfile
 	}
 	const char *delay = getenv("DP_TEST_HANDLER_DELAY_US");
 	w.delay_us = delay ? atol(delay) : 0;
+	char hold[512] = "";
+	snprintf(hold, sizeof(hold), "%s", getenv("DP_TEST_HOLD_TOPICS") ? getenv("DP_TEST_HOLD_TOPICS") : "");
+	char *space = strchr(hold, ' ');
+	if (space) {
+		*space = '\0';
+		w.first_topic = hold;
+		w.then_topic = space + 1;
+	}
 	const char *topics[] = {topic, NULL};
 	pl_stage_opts_t opts = {.group = group,
 	                        .topics = topics,
@@ -196,13 +241,17 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, const char *group)
 	return rk;
 }
 
-static bool create_topics(const char *const *names, int count)
+/* Creates the topics; small_topic (may be NULL) takes records of at most 100,000 bytes. */
+static bool create_topics_small(const char *const *names, int count, const char *small_topic)
 {
 	char errstr[512];
 	rd_kafka_t *rk = client_new(RD_KAFKA_PRODUCER, NULL);
 	rd_kafka_NewTopic_t *nt[4];
-	for (int i = 0; i < count; i++)
+	for (int i = 0; i < count; i++) {
 		nt[i] = rd_kafka_NewTopic_new(names[i], PARTS, 1, errstr, sizeof(errstr));
+		if (small_topic && strcmp(names[i], small_topic) == 0)
+			rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", "100000");
+	}
 	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
 	rd_kafka_AdminOptions_set_operation_timeout(o, 20000, errstr, sizeof(errstr));
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -229,6 +278,11 @@ static bool create_topics(const char *const *names, int count)
 	rd_kafka_NewTopic_destroy_array(nt, (size_t)count);
 	rd_kafka_destroy(rk);
 	return ok;
+}
+
+static bool create_topics(const char *const *names, int count)
+{
+	return create_topics_small(names, count, NULL);
 }
 
 /* Committed offsets of group (-1 when none) and end offsets of topic. */
@@ -487,8 +541,8 @@ static int scan_outfile(const char *path, rec_t *recs, int n, const index_t *x, 
 
 /* ---- worker processes ----------------------------------------------------------------------- */
 
-static pid_t worker_start(const char *topic, const char *group, const char *outfile,
-                          const char *delay_us)
+static pid_t worker_start_env(const char *topic, const char *group, const char *outfile,
+                              const char *delay_us, const char *extra_env)
 {
 	char log_path[600];
 	snprintf(log_path, sizeof(log_path), "%s.log", outfile);
@@ -516,6 +570,8 @@ static pid_t worker_start(const char *topic, const char *group, const char *outf
 	envp[k++] = "DP_KAFKA_PROP_session_timeout_ms=6000";
 	envp[k++] = "DP_KAFKA_PROP_heartbeat_interval_ms=1000";
 	envp[k++] = "DP_KAFKA_PROP_fetch_wait_max_ms=100";
+	if (extra_env)
+		envp[k++] = (char *)extra_env;
 	envp[k] = NULL;
 	char *argv[] = {"test_stage_it", "worker",        (char *)topic,
 	                (char *)group,   (char *)outfile, NULL};
@@ -533,6 +589,12 @@ static pid_t worker_start(const char *topic, const char *group, const char *outf
 	}
 	free(envp);
 	return pid;
+}
+
+static pid_t worker_start(const char *topic, const char *group, const char *outfile,
+                          const char *delay_us)
+{
+	return worker_start_env(topic, group, outfile, delay_us, NULL);
 }
 
 /* Waits up to timeout_ms for pid; returns its wait status, or -1 (then kills it). */
@@ -862,6 +924,104 @@ out:
 	return check_failures == failures;
 }
 
+/* ---- scenario C: held replies ------------------------------------------------------------- */
+
+#define N_HOLD 2000
+
+typedef struct hold_count {
+	int *count; /* per record number */
+	int unknown;
+} hold_count_t;
+
+static void hold_fn(const rd_kafka_message_t *m, void *arg)
+{
+	hold_count_t *c = arg;
+	char id[64];
+	if (!header(m, "event_id", id, sizeof(id)) || strncmp(id, "ev-", 3) != 0 ||
+	    atoi(id + 3) < 0 || atoi(id + 3) >= N_HOLD) {
+		c->unknown++;
+		return;
+	}
+	c->count[atoi(id + 3)]++;
+}
+
+static bool scenario_c(void)
+{
+	int failures = check_failures;
+	char topic[200], dlq[220], group[200], outfile[512], first[240], then[240], env[600];
+	names(topic, dlq, group, sizeof(topic), "c");
+	snprintf(first, sizeof(first), "%s.first", topic);
+	snprintf(then, sizeof(then), "%s.then", topic);
+	snprintf(env, sizeof(env), "DP_TEST_HOLD_TOPICS=%s %s", first, then);
+	snprintf(outfile, sizeof(outfile), "%s/stage_it.%d.c.out",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+	unlink(outfile);
+	const char *const topics[] = {topic, dlq, first, then};
+	if (!create_topics_small(topics, 4, first))
+		return false;
+	rec_t *recs = calloc(N_HOLD, sizeof(*recs));
+	for (int i = 0; i < N_HOLD; i++) {
+		rec_make(&recs[i], i, false);
+		if (recs[i].kind == FLAKY) /* no transient failures of its own here */
+			snprintf(recs[i].key, sizeof(recs[i].key), "d-%d", i);
+	}
+	hold_count_t firsts = {.count = calloc(N_HOLD, sizeof(int))};
+	hold_count_t thens = {.count = calloc(N_HOLD, sizeof(int))};
+	printf("  topic %s: %d records, every tenth's first reply refused twice\n", topic, N_HOLD);
+	if (!produce_records(recs, N_HOLD, topic)) {
+		check_failures++;
+		goto out;
+	}
+	pid_t pid = worker_start_env(topic, group, outfile, "0", env);
+	int64_t t0 = pl_now_ms(), deadline = t0 + 90000, committed[PARTS], end[PARTS];
+	bool done = false;
+	while (!done && pl_now_ms() < deadline && alive(pid)) {
+		sleep_ms(200);
+		if (!group_offsets(group, topic, committed, end))
+			continue;
+		done = true;
+		for (int p = 0; p < PARTS; p++)
+			done = done && committed[p] == end[p];
+	}
+	CHECK(done, "the group did not commit every record within 90 s (worker alive: %s)",
+	      alive(pid) ? "yes" : "no");
+	printf("  every record committed after %lld ms\n", (long long)(pl_now_ms() - t0));
+	worker_stop(pid);
+	CHECK(read_topic(first, hold_fn, &firsts), "could not read %s", first);
+	CHECK(read_topic(then, hold_fn, &thens), "could not read %s", then);
+	CHECK(firsts.unknown == 0 && thens.unknown == 0, "%d + %d replies name no record",
+	      firsts.unknown, thens.unknown);
+	int lost = 0, early = 0, refused_ok = 0;
+	for (int i = 0; i < N_HOLD; i++) {
+		if (thens.count[i] == 0 && lost++ < 5)
+			printf("  record %d: no held reply\n", i);
+		if (thens.count[i] > firsts.count[i] && early++ < 5)
+			printf("  record %d: %d held replies, but the broker took %d first replies\n",
+			       i, thens.count[i], firsts.count[i]);
+		refused_ok += i % 10 == 0 && firsts.count[i] >= 1;
+	}
+	CHECK(lost == 0, "%d records got no held reply", lost);
+	CHECK(early == 0, "%d records had a held reply sent though their first reply was refused",
+	      early);
+	CHECK(refused_ok == N_HOLD / 10, "%d of %d twice-refused first replies were taken at last",
+	      refused_ok, N_HOLD / 10);
+out:
+	for (int i = 0; i < N_HOLD; i++)
+		pl_free(recs[i].value);
+	free(recs);
+	free(firsts.count);
+	free(thens.count);
+	if (check_failures == failures) {
+		unlink(outfile);
+		char log_path[600];
+		snprintf(log_path, sizeof(log_path), "%s.log", outfile);
+		unlink(log_path);
+	} else {
+		printf("  worker log: %s.log\n", outfile);
+	}
+	return check_failures == failures;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "worker") == 0)
@@ -886,6 +1046,7 @@ int main(int argc, char **argv)
 	} scenarios[] = {
 	    {"A: poison, transient failures, clean stop", scenario_a},
 	    {"B: crash half-way and restart", scenario_b},
+	    {"C: held replies wait for the record's other replies", scenario_c},
 	};
 	int passed = 0, failed = 0;
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {

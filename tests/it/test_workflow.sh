@@ -10,6 +10,9 @@
 #   crash    kill -9 of the workflow during a run: all Scheduled (or finished), no duplicate
 #            package documents, no drone held twice, no second Scheduled
 #   replay   the workflow group reset to the start of its inputs: no new lifecycle outcome
+#   restore  a saga whose last changelog value does not decode keeps its last readable state
+#   early    a reply read before its request is retried, not dead-lettered
+#   order    while the changelog refuses saga states, no command or lifecycle event goes out
 # Sizes: WF_IT_BULK_N (200), WF_IT_CRASH_N (400). The scheduler lists every available drone per
 # assignment (fleet.c list_available), so a run costs O(N x fleet): 1000 took ~130 s on 2 cores,
 # 2000 does not fit the ~5 min budget.
@@ -472,6 +475,32 @@ else
 	echo "# early: the request was read first this time"
 fi
 phase_done early
+
+# --- order: a saga's state is written before its commands and lifecycle events; while the
+# changelog refuses the state, nothing of the delivery goes out; then it goes out once ---
+refused() { [ "$(grep -c 'reply_not_acknowledged.*dronedelivery.requests' "$logdir/wf-workflow-6.log")" -ge "$1" ]; }
+before=$(grep -c 'reply_not_acknowledged.*dronedelivery.requests' "$logdir/wf-workflow-6.log")
+check "order: the changelog set to refuse saga states (max.message.bytes=256)" \
+	topic_config dronedelivery.workflow.state --add-config max.message.bytes=256 >"$wf_tmp/cfg1.out" 2>&1
+since=$(now_ms)
+post_one order 1 >"$wf_tmp/order.ids"
+k=$(cat "$wf_tmp/order.ids")
+cat "$wf_tmp/order.ids" >>"$all_ids"
+wait_until 60 refused $((before + 3))
+check "order: the request's state write refused three times ($k)" [ $? -eq 0 ]
+"$bin/dronepipe" tail dronedelivery.package.commands --from-time "$since" --key "$k" --timeout-ms 2000 \
+	>"$wf_tmp/order.cmds" 2>/dev/null
+check "order: no CreatePackage sent while its state is refused" [ ! -s "$wf_tmp/order.cmds" ]
+check "order: no lifecycle event sent while its state is refused" \
+	[ "$(count_since "$wf_tmp/order.ids" "$since" Created Scheduled)" = 0 ]
+check "order: the changelog takes saga states again" \
+	topic_config dronedelivery.workflow.state --delete-config max.message.bytes >"$wf_tmp/cfg2.out" 2>&1
+wait_all 60 "$wf_tmp/order.ids" "$since" Scheduled
+check "order: then the delivery reaches Scheduled" [ $? -eq 0 ]
+created=$("$bin/dronepipe" tail dronedelivery.delivery.events --from-time "$since" --key "$k" --timeout-ms 1000 2>/dev/null |
+	grep -c '"stage":"Created"')
+check "order: its Created event was sent once ($created)" [ "$created" = 1 ]
+phase_done order
 
 dlq_keys "$wf_tmp/dlq9.keys"
 check "no record of this test's deliveries was dead-lettered" pycheck '

@@ -197,6 +197,15 @@ reset_workflow_group() {
 		--group workflow --reset-offsets --to-earliest --execute \
 		--topic dronedelivery.requests --topic dronedelivery.package.events --topic dronedelivery.drone.events
 }
+# topic_config TOPIC ARGS... -> kafka-configs on a topic, e.g. --add-config max.message.bytes=256
+# or --delete-config max.message.bytes
+topic_config() {
+	local lib=$root/.deps/kafka-$(. "$root/scripts/versions.env" && echo "$KAFKA_VERSION")/lib t=$1
+	shift
+	java -cp "$lib/*" -Dlog4j.configuration="file:$wf_tmp/log4j.properties" \
+		kafka.admin.ConfigCommand --bootstrap-server "$DP_KAFKA_BROKERS" \
+		--entity-type topics --entity-name "$t" --alter "$@"
+}
 printf 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=%%p %%m%%n\n' >"$wf_tmp/log4j.properties"
 
 # has_stage ID SINCE_MS STAGE -> true when the delivery has a lifecycle event of STAGE

@@ -369,7 +369,9 @@ typedef struct tracker {
 	atomic_int order_errors;
 	int64_t next_ok[MAX_PARTS]; /* stage thread only: expected offset of the next OK */
 	int fail_first;             /* records i % 10 == 3 return RETRY this many times */
-	const char *reply_topic;    /* when set, each OK produces a reply there */
+	const char *reply_topic;    /* when set, each OK produces a reply there ... */
+	const char *held_topic;     /* ... and, when set, the record again there, held
+	                             * (pl_stage_produce_after) */
 	atomic_int reply_send_errors;
 	int32_t *partition; /* where record i is (from the produce) */
 	int64_t *offset;
@@ -432,6 +434,9 @@ static pl_stage_outcome_t track_handler(pl_stage_ctx_t *ctx, const pl_record_t *
 		snprintf(key, sizeof(key), "d-%d", i);
 		pl_err_t e = pl_stage_produce(ctx, t->reply_topic, key, value, len, &meta);
 		free(value);
+		if (e == PL_OK && t->held_topic)
+			e = pl_stage_produce_after(ctx, t->held_topic, key, "DeliveryCancelRequested",
+			                           event, reply_id);
 		if (e != PL_OK)
 			atomic_fetch_add(&t->reply_send_errors, 1);
 	}
@@ -643,6 +648,7 @@ static void stage_unacknowledged_replies(rd_kafka_resp_err_t fault)
 	enum { N = 40 };
 	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "c.in", 1, 1), 0);
 	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "c.out", 1, 1), 0);
+	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "c.held", 1, 1), 0);
 	sent_t *sent = calloc(N, sizeof(*sent));
 	produce_inputs(&m, "c.in", N, sent, NULL);
 
@@ -653,6 +659,7 @@ static void stage_unacknowledged_replies(rd_kafka_resp_err_t fault)
 	tracker_t t;
 	tracker_init(&t, N, sent);
 	t.reply_topic = "c.out";
+	t.held_topic = "c.held";
 	const char *topics[] = {"c.in", NULL};
 	pl_stage_opts_t opts = {.group = "c-group",
 	                        .topics = topics,
@@ -692,10 +699,18 @@ static void stage_unacknowledged_replies(rd_kafka_resp_err_t fault)
 	/* Nothing lost: every record's reply is in the reply topic (duplicates allowed). */
 	seen_t seen = {N, calloc(N, sizeof(int)), 0, NULL};
 	read_topic(&m, "c.out", 1, seen_fn, &seen);
-	for (int i = 0; i < N; i++)
+	/* ...and its held reply, sent once its reply was acknowledged: never more often. */
+	seen_t held = {N, calloc(N, sizeof(int)), 0, NULL};
+	read_topic(&m, "c.held", 1, seen_fn, &held);
+	for (int i = 0; i < N; i++) {
 		if (seen.count[i] < 1)
 			fail_msg("record %d has no reply", i);
+		if (held.count[i] < 1 || held.count[i] > seen.count[i])
+			fail_msg("record %d: %d held replies for %d replies", i, held.count[i],
+			         seen.count[i]);
+	}
 	free(seen.count);
+	free(held.count);
 	tracker_free(&t);
 	free(sent);
 	pl_cfg_destroy(cfg);
