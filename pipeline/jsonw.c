@@ -84,45 +84,94 @@ static void put_integer(wbuf_t *w, json_int_t v)
 	put(w, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-/* The common case, fast: a real that is a decimal with at most 6 places (a coordinate, a
- * weight), between 1e-4 and 1e9, where %g would write it without an exponent. i / 1e6 is
- * correctly rounded, as strtod is, so when it gives d back the decimal i * 10^-6 reads back as
- * d; no shorter decimal does (two decimals of at most 6 places that read back as the same d
- * would be 1e-6 apart, more than an ulp here). Returns 0 when d is not such a real. */
-static size_t fixed6(double d, char out[32])
+/* The fast path, without printf: the shortest decimal with n places (n = 0, 1, ...) that reads
+ * back as d, for 1e-4 <= |d| < 1e14, where %g writes no exponent (a rounding up to the next
+ * power of ten included). A place count n is tried only while 10^-n is more than an ulp of d:
+ * then at most one decimal with n places reads back as d, i * 10^-n with i < 2^53, and i / 10^n
+ * is correctly rounded, as strtod is, so it reads back exactly when i / 10^n == d. The float
+ * product d * 10^n may round to a neighbour of that i: the neighbours are tried too. The first n
+ * that gives one is the shortest, and what the plain rule (pl_json_real_text) writes: every
+ * decimal of fewer digits has fewer places, and the nearest decimal of its digit count, which
+ * %.<P>g writes, is the only one that reads back. Returns 0 when no n is found; *no16 says
+ * then that no decimal of at most 16 significant digits reads back as d (every place count
+ * they need was tried: known for |d| >= 1, where the digit count of the integer part is exact). */
+static size_t fixed(double d, char out[32], bool *no16)
 {
+	static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7, 1e8,
+	                             1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
 	double a = fabs(d);
-	if (!(a >= 1e-4 && a < 1e9))
+	*no16 = false;
+	if (!(a >= 1e-4 && a < 1e14))
 		return 0;
-	long long i = llround(d * 1e6);
-	if ((double)i / 1e6 != d)
+	int e2;
+	frexp(a, &e2); /* a = m * 2^e2, m in [0.5, 1): an ulp of a is 2^(e2 - 53) */
+	double ulp = ldexp(1.0, e2 - 53);
+	long long found = 0;
+	bool ok = false;
+	/* 6 places first, the common case (a coordinate, a weight): it holds every decimal of
+	 * fewer places too, so one found there, its trailing zeros gone, is the shortest */
+	int n = ulp * 1e6 < 1.0 ? 6 : 0;
+	for (bool again = n == 6;; again = false) {
+		for (; n < (int)(sizeof(p10) / sizeof(p10[0])) && ulp * p10[n] < 1.0; n++) {
+			long long i = llround(d * p10[n]);
+			for (int k = 0; k < 3 && !ok; k++) {
+				long long c = i + (k == 0 ? 0 : k == 1 ? -1 : 1);
+				if ((double)c / p10[n] == d) {
+					found = c;
+					ok = true;
+				}
+			}
+			if (ok || again)
+				break;
+		}
+		if (ok || !again)
+			break;
+		n = 7; /* not at 6 places: more */
+	}
+	if (!ok) {
+		int e10 = 0; /* |d| in [10^e10, 10^(e10+1)) */
+		while (e10 < 14 && a >= p10[e10 + 1])
+			e10++;
+		*no16 = a >= 1.0 && n - 1 >= 15 - e10; /* 16 digits take 15 - e10 places */
 		return 0;
-	unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
-	char tmp[32], *p = tmp + sizeof(tmp);
-	int places = 6;
-	while (places > 1 && u % 10 == 0) { /* trailing zeros of the fraction go, one digit stays */
+	}
+	unsigned long long u = found < 0 ? 0ULL - (unsigned long long)found : (unsigned long long)found;
+	int places = n;
+	while (places > 0 && u % 10 == 0) { /* trailing zeros of the fraction go */
 		u /= 10;
 		places--;
 	}
-	for (int k = 0; k < places; k++, u /= 10)
-		*--p = (char)('0' + u % 10);
-	*--p = '.';
-	p = digits_back(p, u);
-	if (i < 0)
+	char tmp[40], *p = tmp + sizeof(tmp);
+	if (places == 0) { /* an integer: ".0", or a reader takes it for one */
+		*--p = '0';
+		*--p = '.';
+		p = digits_back(p, u);
+	} else {
+		for (int k = 0; k < places; k++, u /= 10)
+			*--p = (char)('0' + u % 10);
+		*--p = '.';
+		p = digits_back(p, u);
+	}
+	if (found < 0)
 		*--p = '-';
-	size_t n = (size_t)(tmp + sizeof(tmp) - p);
-	memcpy(out, p, n);
-	out[n] = '\0';
-	return n;
+	size_t len = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return len;
 }
 
 size_t pl_json_real_text(double d, char out[32])
 {
-	size_t fast = fixed6(d, out);
+	if (d == 0) { /* 0.0 and -0.0 */
+		memcpy(out, signbit(d) ? "-0.0" : "0.0", signbit(d) ? 5 : 4);
+		return signbit(d) ? 4 : 3;
+	}
+	bool no16;
+	size_t fast = fixed(d, out, &no16);
 	if (fast)
 		return fast;
 	int n = 0;
-	for (int prec = 15; prec <= 17; prec++) {
+	for (int prec = no16 ? 17 : 15; prec <= 17; prec++) {
 		n = snprintf(out, 32, "%.*g", prec, d);
 		if (prec == 17 || strtod(out, NULL) == d)
 			break;

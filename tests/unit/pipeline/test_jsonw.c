@@ -210,7 +210,29 @@ static void test_reals(void **state)
 		assert_plain_rule(-(double)(rand() % 1000000) / 1e3);
 		if (isfinite(d))
 			assert_plain_rule(d);
+		/* computed positions (full precision), and every magnitude of the fast path */
+		double pos = 47.0 + (double)rand() / RAND_MAX;
+		assert_real(pos, NULL);
+		assert_plain_rule(pos);
+		assert_plain_rule(-122.0 - (double)rand() / RAND_MAX);
+		double m = (double)rand() / RAND_MAX * pow(10.0, rand() % 20 - 5);
+		assert_plain_rule(m);
+		assert_plain_rule(-m);
+		assert_plain_rule((double)(rand() % 100000) / pow(10.0, rand() % 12));
+		assert_plain_rule(nextafter(m, 0.0));
 	}
+	assert_plain_rule(0.0);
+	assert_plain_rule(-0.0);
+	assert_plain_rule(99999999999999.99);
+	assert_plain_rule(9999999999999.999);
+	assert_plain_rule(1e14);
+	assert_plain_rule(nextafter(1e14, 0.0));
+	assert_plain_rule(nextafter(1e-4, 0.0));
+	assert_plain_rule(1e-4);
+	assert_plain_rule(nextafter(1e-4, 1.0));
+	assert_plain_rule(0.30000000000000004);
+	assert_plain_rule(4503599627370495.5);
+	assert_plain_rule(1.0 / 3.0);
 }
 
 static json_t *random_value(int depth)
