@@ -644,6 +644,24 @@ static bool alive(pid_t pid)
 	return waitpid(pid, &status, WNOHANG) == 0;
 }
 
+/* Frees a scenario's records; removes the worker's output and log when the scenario passed (no
+ * check failed since `failures`), else names them. Returns whether it passed. */
+static bool scenario_end(rec_t *recs, int n, const char *outfile, int failures)
+{
+	for (int i = 0; i < n; i++)
+		pl_free(recs[i].value);
+	free(recs);
+	char log_path[600];
+	snprintf(log_path, sizeof(log_path), "%s.log", outfile);
+	if (check_failures == failures) {
+		unlink(outfile);
+		unlink(log_path);
+	} else {
+		printf("  worker output: %s, log: %s\n", outfile, log_path);
+	}
+	return check_failures == failures;
+}
+
 /* ---- scenario A: poison, transient failures, clean shutdown --------------------------------- */
 
 typedef struct dlq_check {
@@ -797,18 +815,7 @@ static bool scenario_a(void)
 	}
 	index_free(&x);
 out:
-	for (int i = 0; i < N_RECORDS; i++)
-		pl_free(recs[i].value);
-	free(recs);
-	if (check_failures == failures) {
-		unlink(outfile);
-		char log_path[600];
-		snprintf(log_path, sizeof(log_path), "%s.log", outfile);
-		unlink(log_path);
-	} else {
-		printf("  worker output: %s, log: %s.log\n", outfile, outfile);
-	}
-	return check_failures == failures;
+	return scenario_end(recs, N_RECORDS, outfile, failures);
 }
 
 /* ---- scenario B: crash half-way, restart -------------------------------------------------- */
@@ -910,18 +917,7 @@ static bool scenario_b(void)
 out_index:
 	index_free(&x);
 out:
-	for (int i = 0; i < N_RECORDS; i++)
-		pl_free(recs[i].value);
-	free(recs);
-	if (check_failures == failures) {
-		unlink(outfile);
-		char log_path[600];
-		snprintf(log_path, sizeof(log_path), "%s.log", outfile);
-		unlink(log_path);
-	} else {
-		printf("  worker output: %s, log: %s.log\n", outfile, outfile);
-	}
-	return check_failures == failures;
+	return scenario_end(recs, N_RECORDS, outfile, failures);
 }
 
 /* ---- scenario C: held replies ------------------------------------------------------------- */
@@ -1006,20 +1002,9 @@ static bool scenario_c(void)
 	CHECK(refused_ok == N_HOLD / 10, "%d of %d twice-refused first replies were taken at last",
 	      refused_ok, N_HOLD / 10);
 out:
-	for (int i = 0; i < N_HOLD; i++)
-		pl_free(recs[i].value);
-	free(recs);
 	free(firsts.count);
 	free(thens.count);
-	if (check_failures == failures) {
-		unlink(outfile);
-		char log_path[600];
-		snprintf(log_path, sizeof(log_path), "%s.log", outfile);
-		unlink(log_path);
-	} else {
-		printf("  worker log: %s.log\n", outfile);
-	}
-	return check_failures == failures;
+	return scenario_end(recs, N_HOLD, outfile, failures);
 }
 
 int main(int argc, char **argv)
