@@ -4,7 +4,9 @@
  * Delivery semantics (DESIGN.md): at-least-once. enable.auto.offset.store=false; a record's offset
  * is stored only after its handler returned OK or DEAD and every reply it produced (and its
  * dead letter) was acknowledged by the broker. Stored offsets are committed on an interval
- * (auto.commit.interval.ms) and on partition revoke and close.
+ * (auto.commit.interval.ms) and on partition revoke and close. A reply asked with
+ * pl_stage_produce_after is held until the record's other replies were acknowledged (e.g. a
+ * state write before the commands it caused): the batch then waits for it too.
  *
  * Handler outcomes:
  *   PL_STAGE_OK    effects done; replies sent with pl_stage_produce.
