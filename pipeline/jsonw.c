@@ -84,6 +84,21 @@ static void put_integer(wbuf_t *w, json_int_t v)
 	put(w, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                             1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+
+/* True with *c when the decimal *c * 10^-n reads back as d: llround(d * 10^n) or a neighbour. */
+static bool read_back(double d, int n, long long *c)
+{
+	long long i = llround(d * p10[n]);
+	for (long long k = 0; k <= 2; k++) {
+		*c = i + (k == 2 ? -1 : k);
+		if ((double)*c / p10[n] == d)
+			return true;
+	}
+	return false;
+}
+
 /* The fast path, without printf: the shortest decimal with n places (n = 0, 1, ...) that reads
  * back as d, for 1e-4 <= |d| < 1e14, where %g writes no exponent (a rounding up to the next
  * power of ten included). A place count n is tried only while 10^-n is more than an ulp of d:
@@ -97,8 +112,6 @@ static void put_integer(wbuf_t *w, json_int_t v)
  * they need was tried: known for |d| >= 1, where the digit count of the integer part is exact). */
 static size_t fixed(double d, char out[32], bool *no16)
 {
-	static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7, 1e8,
-	                             1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
 	double a = fabs(d);
 	*no16 = false;
 	if (!(a >= 1e-4 && a < 1e14))
@@ -106,52 +119,39 @@ static size_t fixed(double d, char out[32], bool *no16)
 	int e2;
 	frexp(a, &e2); /* a = m * 2^e2, m in [0.5, 1): an ulp of a is 2^(e2 - 53) */
 	double ulp = ldexp(1.0, e2 - 53);
+	int tried = 0; /* the place counts allowed: 0..tried-1 */
+	while (tried < (int)(sizeof(p10) / sizeof(p10[0])) && ulp * p10[tried] < 1.0)
+		tried++;
 	long long found = 0;
-	bool ok = false;
-	/* 6 places first, the common case (a coordinate, a weight): it holds every decimal of
+	int n = -1;
+	/* 6 places first, the common case (a coordinate, a weight): they hold every decimal of
 	 * fewer places too, so one found there, its trailing zeros gone, is the shortest */
-	int n = ulp * 1e6 < 1.0 ? 6 : 0;
-	for (bool again = n == 6;; again = false) {
-		for (; n < (int)(sizeof(p10) / sizeof(p10[0])) && ulp * p10[n] < 1.0; n++) {
-			long long i = llround(d * p10[n]);
-			for (int k = 0; k < 3 && !ok; k++) {
-				long long c = i + (k == 0 ? 0 : k == 1 ? -1 : 1);
-				if ((double)c / p10[n] == d) {
-					found = c;
-					ok = true;
-				}
-			}
-			if (ok || again)
-				break;
-		}
-		if (ok || !again)
-			break;
-		n = 7; /* not at 6 places: more */
-	}
-	if (!ok) {
+	if (tried > 6 && read_back(d, 6, &found))
+		n = 6;
+	for (int k = tried > 6 ? 7 : 0; n < 0 && k < tried; k++)
+		if (read_back(d, k, &found))
+			n = k;
+	if (n < 0) {
 		int e10 = 0; /* |d| in [10^e10, 10^(e10+1)) */
 		while (e10 < 14 && a >= p10[e10 + 1])
 			e10++;
-		*no16 = a >= 1.0 && n - 1 >= 15 - e10; /* 16 digits take 15 - e10 places */
+		*no16 = a >= 1.0 && tried - 1 >= 15 - e10; /* 16 digits take 15 - e10 places */
 		return 0;
 	}
-	unsigned long long u = found < 0 ? 0ULL - (unsigned long long)found : (unsigned long long)found;
+	unsigned long long u =
+	    found < 0 ? 0ULL - (unsigned long long)found : (unsigned long long)found;
 	int places = n;
 	while (places > 0 && u % 10 == 0) { /* trailing zeros of the fraction go */
 		u /= 10;
 		places--;
 	}
 	char tmp[40], *p = tmp + sizeof(tmp);
-	if (places == 0) { /* an integer: ".0", or a reader takes it for one */
+	if (places == 0) /* an integer: ".0", or a reader takes it for one */
 		*--p = '0';
-		*--p = '.';
-		p = digits_back(p, u);
-	} else {
-		for (int k = 0; k < places; k++, u /= 10)
-			*--p = (char)('0' + u % 10);
-		*--p = '.';
-		p = digits_back(p, u);
-	}
+	for (int k = 0; k < places; k++, u /= 10)
+		*--p = (char)('0' + u % 10);
+	*--p = '.';
+	p = digits_back(p, u);
 	if (found < 0)
 		*--p = '-';
 	size_t len = (size_t)(tmp + sizeof(tmp) - p);

@@ -45,6 +45,11 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	r->stop_at_end = opts->stop_at_end;
 	char group[64];
 	snprintf(group, sizeof(group), "dronepipe-reader-%lld", (long long)pl_now_ms());
+	/* A reader to the end must not wait on the broker for records that never come: a compacted
+	 * changelog can end in offsets without a record (removed by the cleaner), and each fetch
+	 * there was held the default 500 ms, a restore of 6 partitions up to 1 s longer. Another
+	 * reader keeps the default (NULL ends the list before it). */
+	const char *wait_max = opts->stop_at_end ? "fetch.wait.max.ms" : NULL;
 	const char *props[] = {"group.id",
 	                       group,
 	                       "enable.auto.commit",
@@ -53,11 +58,7 @@ pl_err_t pl_reader_new(const pl_cfg_t *cfg, const char *topic, const pl_reader_o
 	                       "false",
 	                       "queued.max.messages.kbytes", /* per partition, as the stage's */
 	                       "2048",
-	                       /* A reader to the end must not wait on the broker for records that
-	                        * never come: a compacted changelog can end in offsets without a
-	                        * record (removed by the cleaner), and each fetch there was held the
-	                        * default 500 ms, a restore of 6 partitions up to 1 s longer. */
-	                       opts->stop_at_end ? "fetch.wait.max.ms" : NULL,
+	                       wait_max,
 	                       "10",
 	                       NULL};
 	rd_kafka_conf_t *conf = pl_kafka_conf_new(cfg, props, errstr, errstr_size);

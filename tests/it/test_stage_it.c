@@ -79,8 +79,8 @@ static int attempt_of(worker_t *w, size_t i)
  * refuses it), then the record itself again as a held reply. */
 #define BIG_REPLY 150000
 static pl_stage_outcome_t hold_handle(worker_t *w, pl_stage_ctx_t *ctx, const pl_record_t *record,
-                                      const json_t *event, const pl_avro_schema_t *schema,
-                                      size_t i, const char *event_id)
+                                      const json_t *event, const pl_avro_schema_t *schema, size_t i,
+                                      const char *event_id)
 {
 	static char big[BIG_REPLY];
 	int attempt = attempt_of(w, i);
@@ -175,7 +175,8 @@ static int worker_main(const char *topic, const char *group, const char *outfile
 	const char *delay = getenv("DP_TEST_HANDLER_DELAY_US");
 	w.delay_us = delay ? atol(delay) : 0;
 	char hold[512] = "";
-	snprintf(hold, sizeof(hold), "%s", getenv("DP_TEST_HOLD_TOPICS") ? getenv("DP_TEST_HOLD_TOPICS") : "");
+	snprintf(hold, sizeof(hold), "%s",
+	         getenv("DP_TEST_HOLD_TOPICS") ? getenv("DP_TEST_HOLD_TOPICS") : "");
 	char *space = strchr(hold, ' ');
 	if (space) {
 		*space = '\0';
@@ -992,8 +993,9 @@ static bool scenario_c(void)
 		if (thens.count[i] == 0 && lost++ < 5)
 			printf("  record %d: no held reply\n", i);
 		if (thens.count[i] > firsts.count[i] && early++ < 5)
-			printf("  record %d: %d held replies, but the broker took %d first replies\n",
-			       i, thens.count[i], firsts.count[i]);
+			printf(
+			    "  record %d: %d held replies, but the broker took %d first replies\n",
+			    i, thens.count[i], firsts.count[i]);
 		refused_ok += i % 10 == 0 && firsts.count[i] >= 1;
 	}
 	CHECK(lost == 0, "%d records got no held reply", lost);

@@ -435,8 +435,8 @@ static pl_stage_outcome_t track_handler(pl_stage_ctx_t *ctx, const pl_record_t *
 		pl_err_t e = pl_stage_produce(ctx, t->reply_topic, key, value, len, &meta);
 		free(value);
 		if (e == PL_OK && t->held_topic)
-			e = pl_stage_produce_after(ctx, t->held_topic, key, "DeliveryCancelRequested",
-			                           event, reply_id);
+			e = pl_stage_produce_after(ctx, t->held_topic, key,
+			                           "DeliveryCancelRequested", event, reply_id);
 		if (e != PL_OK)
 			atomic_fetch_add(&t->reply_send_errors, 1);
 	}
