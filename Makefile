@@ -115,7 +115,7 @@ unit: $(UNIT_BIN)
 unit-san:
 	$(MAKE) SAN=1 unit
 
-fuzz:
+fuzz: $(B)/gen/schemas.c
 	@scripts/fuzz.sh
 
 it: all

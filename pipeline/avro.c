@@ -528,7 +528,62 @@ pl_err_t pl_avro_encode(const pl_avro_schema_t *schema, const json_t *value, voi
 	return err;
 }
 
-/* ---- decode: avro-c generic value of the writer schema -> JSON of the reader schema ---- */
+/* ---- decode: Avro binary of the writer schema -> JSON of the reader schema ----
+ *
+ * Reads the body directly, in the writer's field order, after pl_avro_walk has checked it
+ * (lengths, varints, UTF-8 of strings, enum indexes, union branches, depth): avro-c's generic
+ * values would allocate a tree only to be copied into JSON and freed. The cursor still checks
+ * every read against the end, so a body the walk let through cannot be over-read. */
+
+typedef struct cursor {
+	const uint8_t *p, *end;
+} cursor_t;
+
+static bool read_long(cursor_t *cur, int64_t *out)
+{
+	uint64_t v = 0;
+	for (unsigned shift = 0; cur->p < cur->end && shift < 64; shift += 7) {
+		uint8_t b = *cur->p++;
+		v |= (uint64_t)(b & 0x7F) << shift;
+		if (!(b & 0x80)) {
+			*out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A length-prefixed string or bytes: *data points into the body. */
+static bool read_len(cursor_t *cur, const uint8_t **data, size_t *len)
+{
+	int64_t n;
+	if (!read_long(cur, &n) || n < 0 || (uint64_t)n > (uint64_t)(cur->end - cur->p))
+		return false;
+	*data = cur->p;
+	*len = (size_t)n;
+	cur->p += n;
+	return true;
+}
+
+static bool read_fixed(cursor_t *cur, size_t n, const uint8_t **data)
+{
+	if (n > (size_t)(cur->end - cur->p))
+		return false;
+	*data = cur->p;
+	cur->p += n;
+	return true;
+}
+
+/* Count of the next array/map block (0 ends the value); a negative count is followed by the
+ * block's byte size, which is not needed here. */
+static bool read_block(cursor_t *cur, uint64_t *count)
+{
+	int64_t n, size;
+	if (!read_long(cur, &n) || n == INT64_MIN || (n < 0 && !read_long(cur, &size)))
+		return false;
+	*count = (uint64_t)(n < 0 ? -n : n);
+	return true;
+}
 
 static json_t *latin1_json(const void *data, size_t len)
 {
@@ -561,114 +616,209 @@ static json_t *number_json(codec_t *c, const pl_avro_node_t *r, bool integral, i
 	return json_real(d);
 }
 
-static json_t *decode_value(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
-                            avro_value_t *value);
-
-static json_t *decode_text(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
-                           avro_value_t *value)
+static json_t *truncated(codec_t *c)
 {
-	const void *data = NULL;
+	codec_fail(c, PL_ERR_DECODE, "truncated value");
+	return NULL;
+}
+
+static json_t *decode_value(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
+                            const pl_avro_node_t *r);
+
+/* Moves the cursor over one value of w (a writer field the reader does not have). */
+static bool skip_value(codec_t *c, cursor_t *cur, const pl_avro_node_t *w)
+{
+	int64_t n;
+	const uint8_t *data;
+	size_t len;
+	uint64_t count;
+	switch (w->kind) {
+	case PL_AVRO_T_NULL:
+		return true;
+	case PL_AVRO_T_BOOLEAN:
+		return read_fixed(cur, 1, &data);
+	case PL_AVRO_T_INT:
+	case PL_AVRO_T_LONG:
+	case PL_AVRO_T_ENUM:
+		return read_long(cur, &n);
+	case PL_AVRO_T_FLOAT:
+		return read_fixed(cur, 4, &data);
+	case PL_AVRO_T_DOUBLE:
+		return read_fixed(cur, 8, &data);
+	case PL_AVRO_T_STRING:
+	case PL_AVRO_T_BYTES:
+		return read_len(cur, &data, &len);
+	case PL_AVRO_T_FIXED:
+		return read_fixed(cur, w->size, &data);
+	case PL_AVRO_T_RECORD:
+		for (size_t i = 0; i < w->count; i++)
+			if (!skip_value(c, cur, w->fields[i].type))
+				return false;
+		return true;
+	case PL_AVRO_T_ARRAY:
+	case PL_AVRO_T_MAP:
+		for (;;) {
+			if (!read_block(cur, &count))
+				return false;
+			if (count == 0)
+				return true;
+			for (uint64_t i = 0; i < count; i++)
+				if ((w->kind == PL_AVRO_T_MAP && !read_len(cur, &data, &len)) ||
+				    !skip_value(c, cur, w->items))
+					return false;
+		}
+	case PL_AVRO_T_UNION:
+		return read_long(cur, &n) && n >= 0 && (uint64_t)n < w->count &&
+		       skip_value(c, cur, w->branches[n]);
+	}
+	return false;
+}
+
+static json_t *decode_text(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
+                           const pl_avro_node_t *r)
+{
+	const uint8_t *data;
 	size_t size = 0;
-	int rc;
-	if (w->kind == PL_AVRO_T_STRING) {
-		const char *s = NULL;
-		rc = avro_value_get_string(value, &s, &size);
-		data = s;
-		size = size ? size - 1 : 0; /* avro-c counts the NUL */
-	} else if (w->kind == PL_AVRO_T_BYTES) {
-		rc = avro_value_get_bytes(value, &data, &size);
-	} else {
-		rc = avro_value_get_fixed(value, &data, &size);
-	}
-	if (rc) {
-		codec_fail(c, PL_ERR_DECODE, "avro-c: %s", avro_strerror());
-		return NULL;
-	}
+	if (w->kind == PL_AVRO_T_FIXED ? !read_fixed(cur, w->size, &data)
+	                               : !read_len(cur, &data, &size))
+		return truncated(c);
+	if (w->kind == PL_AVRO_T_FIXED)
+		size = w->size;
 	if (r->kind != PL_AVRO_T_STRING)
 		return latin1_json(data, size);
-	json_t *json = json_stringn(data ? data : "", size);
+	/* a writer string was checked as UTF-8 by the walk; bytes read as a string were not */
+	json_t *json = w->kind == PL_AVRO_T_STRING ? json_stringn_nocheck((const char *)data, size)
+	                                           : json_stringn((const char *)data, size);
 	if (!json)
 		codec_fail(c, PL_ERR_DECODE, "string is not valid UTF-8");
 	return json;
 }
 
-static json_t *decode_record(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
-                             avro_value_t *value)
+/* The reader field index of writer field k (the same index when the schemas agree there). */
+static size_t reader_field(const pl_avro_node_t *w, const pl_avro_node_t *r, size_t k)
 {
-	json_t *object = json_object();
-	for (size_t i = 0; i < r->count; i++) {
-		const pl_avro_field_t *rf = &r->fields[i];
-		json_t *item = NULL;
-		size_t k = i < w->count && strcmp(w->fields[i].name, rf->name) == 0 ? i : 0;
-		while (k < w->count && strcmp(w->fields[k].name, rf->name))
-			k++;
-		size_t saved = path_push(c, rf->name, 0);
-		avro_value_t child;
-		if (k == w->count) /* a field the writer did not have: the registry checked */
-			item = rf->default_value ? json_deep_copy(rf->default_value) : NULL;
-		else if (avro_value_get_by_index(value, k, &child, NULL))
-			codec_fail(c, PL_ERR_DECODE, "avro-c: %s", avro_strerror());
-		else
-			item = decode_value(c, w->fields[k].type, rf->type, &child);
-		if (!item && k == w->count)
-			codec_fail(c, PL_ERR_DECODE, "not in the writer and no default");
+	const char *name = w->fields[k].name;
+	if (k < r->count && strcmp(r->fields[k].name, name) == 0)
+		return k;
+	size_t j = 0;
+	while (j < r->count && strcmp(r->fields[j].name, name))
+		j++;
+	return j;
+}
+
+/* Reads the writer's fields in order, then builds the object in the reader's field order
+ * (fields the writer lacks take their default: the registry checked every one has one). */
+static json_t *decode_record(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
+                             const pl_avro_node_t *r)
+{
+	json_t *stack_items[32];
+	json_t **items = r->count <= 32 ? stack_items : pl_calloc(r->count, sizeof(*items));
+	json_t *object = NULL;
+	for (size_t j = 0; j < r->count; j++)
+		items[j] = NULL;
+	for (size_t k = 0; k < w->count; k++) {
+		size_t j = reader_field(w, r, k);
+		if (j == r->count) {
+			if (!skip_value(c, cur, w->fields[k].type)) {
+				truncated(c);
+				goto out;
+			}
+			continue;
+		}
+		size_t saved = path_push(c, r->fields[j].name, 0);
+		json_t *item = decode_value(c, cur, w->fields[k].type, r->fields[j].type);
 		path_pop(c, saved);
-		if (!item || json_object_set_new(object, rf->name, item)) {
+		if (!item)
+			goto out;
+		json_decref(items[j]); /* a writer naming a field twice: the registry refuses it */
+		items[j] = item;
+	}
+	object = json_object();
+	for (size_t j = 0; j < r->count; j++) {
+		const pl_avro_field_t *rf = &r->fields[j];
+		json_t *item = items[j];
+		items[j] = NULL;
+		if (!item && rf->default_value)
+			item = json_deep_copy(rf->default_value);
+		if (!item) {
+			size_t saved = path_push(c, rf->name, 0);
+			codec_fail(c, PL_ERR_DECODE, "not in the writer and no default");
+			path_pop(c, saved);
+		}
+		if (!item || json_object_set_new_nocheck(object, rf->name, item)) {
 			json_decref(object);
-			return NULL;
+			object = NULL;
+			goto out;
 		}
 	}
+out:
+	for (size_t j = 0; j < r->count; j++)
+		json_decref(items[j]);
+	if (items != stack_items)
+		pl_free(items);
 	return object;
 }
 
-static json_t *decode_items(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
-                            avro_value_t *value)
+/* A map key as a NUL-terminated name for the error path, cut to fit out. */
+static const char *key_name(const uint8_t *key, size_t len, char out[64])
+{
+	len = len < 63 ? len : 63;
+	memcpy(out, key, len);
+	out[len] = '\0';
+	return out;
+}
+
+static json_t *decode_items(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
+                            const pl_avro_node_t *r)
 {
 	bool map = w->kind == PL_AVRO_T_MAP;
 	json_t *out = map ? json_object() : json_array();
-	size_t count = 0;
-	if (avro_value_get_size(value, &count))
-		goto avro_fail;
-	for (size_t i = 0; i < count; i++) {
-		avro_value_t child;
-		const char *key = NULL;
-		if (avro_value_get_by_index(value, i, &child, &key))
-			goto avro_fail;
-		size_t saved = path_push(c, map ? key : NULL, i);
-		json_t *item = decode_value(c, w->items, r->items, &child);
-		path_pop(c, saved);
-		if (!item)
-			goto fail;
-		if (map ? json_object_set_new(out, key, item) : json_array_append_new(out, item)) {
-			codec_fail(c, PL_ERR_DECODE, "bad map key");
+	size_t index = 0;
+	uint64_t count;
+	for (;;) {
+		if (!read_block(cur, &count)) {
+			truncated(c);
 			goto fail;
 		}
+		if (count == 0)
+			return out;
+		for (uint64_t i = 0; i < count; i++, index++) {
+			const uint8_t *key = NULL;
+			size_t key_len = 0;
+			if (map && !read_len(cur, &key, &key_len)) {
+				truncated(c);
+				goto fail;
+			}
+			char key_text[64];
+			size_t saved =
+			    path_push(c, map ? key_name(key, key_len, key_text) : NULL, index);
+			json_t *item = decode_value(c, cur, w->items, r->items);
+			path_pop(c, saved);
+			if (!item)
+				goto fail;
+			if (map ? json_object_setn_new(out, (const char *)key, key_len, item)
+			        : json_array_append_new(out, item)) {
+				codec_fail(c, PL_ERR_DECODE, "bad map key");
+				goto fail;
+			}
+		}
 	}
-	return out;
-avro_fail:
-	codec_fail(c, PL_ERR_DECODE, "avro-c: %s", avro_strerror());
 fail:
 	json_decref(out);
 	return NULL;
 }
 
-static json_t *decode_value(codec_t *c, const pl_avro_node_t *w, const pl_avro_node_t *r,
-                            avro_value_t *value)
+static json_t *decode_value(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
+                            const pl_avro_node_t *r)
 {
-	int32_t i32 = 0;
 	int64_t i64 = 0;
-	float f = 0;
-	double d = 0;
-	int b = 0;
+	const uint8_t *raw;
 	if (w->kind == PL_AVRO_T_UNION) {
-		avro_value_t branch;
-		if (avro_value_get_discriminant(value, &b) ||
-		    avro_value_get_current_branch(value, &branch) || b < 0 ||
-		    (size_t)b >= w->count) {
+		if (!read_long(cur, &i64) || i64 < 0 || (uint64_t)i64 >= w->count) {
 			codec_fail(c, PL_ERR_DECODE, "bad union value");
 			return NULL;
 		}
-		return decode_value(c, w->branches[b], r, &branch);
+		return decode_value(c, cur, w->branches[i64], r);
 	}
 	if (r->kind == PL_AVRO_T_UNION) {
 		int pick = pl_avro_union_pick(r, w);
@@ -676,44 +826,71 @@ static json_t *decode_value(codec_t *c, const pl_avro_node_t *w, const pl_avro_n
 			codec_fail(c, PL_ERR_DECODE, "writer type matches no reader branch");
 			return NULL;
 		}
-		return decode_value(c, w, r->branches[pick], value);
+		return decode_value(c, cur, w, r->branches[pick]);
 	}
 	switch (w->kind) {
 	case PL_AVRO_T_NULL:
 		return json_null();
 	case PL_AVRO_T_BOOLEAN:
-		return avro_value_get_boolean(value, &b) ? NULL : json_boolean(b);
+		if (!read_fixed(cur, 1, &raw) || raw[0] > 1) {
+			codec_fail(c, PL_ERR_DECODE, "bad boolean value");
+			return NULL;
+		}
+		return json_boolean(raw[0]);
 	case PL_AVRO_T_INT:
-		return avro_value_get_int(value, &i32) ? NULL : number_json(c, r, true, i32, 0);
 	case PL_AVRO_T_LONG:
-		return avro_value_get_long(value, &i64) ? NULL : number_json(c, r, true, i64, 0);
-	case PL_AVRO_T_FLOAT:
-		return avro_value_get_float(value, &f) ? NULL : number_json(c, r, false, 0, f);
-	case PL_AVRO_T_DOUBLE:
-		return avro_value_get_double(value, &d) ? NULL : number_json(c, r, false, 0, d);
+		if (!read_long(cur, &i64))
+			return truncated(c);
+		if (w->kind == PL_AVRO_T_INT && (i64 < INT32_MIN || i64 > INT32_MAX)) {
+			codec_fail(c, PL_ERR_DECODE, "int out of range");
+			return NULL;
+		}
+		return number_json(c, r, true, i64, 0);
+	case PL_AVRO_T_FLOAT: {
+		float f;
+		if (!read_fixed(cur, 4, &raw))
+			return truncated(c);
+		uint32_t bits = (uint32_t)raw[0] | (uint32_t)raw[1] << 8 | (uint32_t)raw[2] << 16 |
+		                (uint32_t)raw[3] << 24;
+		memcpy(&f, &bits, sizeof(f));
+		return number_json(c, r, false, 0, f);
+	}
+	case PL_AVRO_T_DOUBLE: {
+		double d;
+		if (!read_fixed(cur, 8, &raw))
+			return truncated(c);
+		uint64_t bits = 0;
+		for (int i = 7; i >= 0; i--)
+			bits = bits << 8 | raw[i];
+		memcpy(&d, &bits, sizeof(d));
+		return number_json(c, r, false, 0, d);
+	}
 	case PL_AVRO_T_STRING:
 	case PL_AVRO_T_BYTES:
 	case PL_AVRO_T_FIXED:
-		return decode_text(c, w, r, value);
+		return decode_text(c, cur, w, r);
 	case PL_AVRO_T_ENUM: {
-		if (avro_value_get_enum(value, &b) || b < 0 || (size_t)b >= w->count) {
+		if (!read_long(cur, &i64) || i64 < 0 || (uint64_t)i64 >= w->count) {
 			codec_fail(c, PL_ERR_DECODE, "bad enum value");
 			return NULL;
 		}
+		const char *symbol = w->symbols[i64];
+		if (r->symbols == w->symbols)
+			return json_string_nocheck(symbol);
 		for (size_t i = 0; i < r->count; i++)
-			if (!strcmp(r->symbols[i], w->symbols[b]))
-				return json_string(r->symbols[i]);
+			if (!strcmp(r->symbols[i], symbol))
+				return json_string_nocheck(r->symbols[i]);
 		if (r->enum_default)
-			return json_string(r->enum_default);
-		codec_fail(c, PL_ERR_DECODE, "'%s' is not a symbol of the reader's %s",
-		           w->symbols[b], r->short_name);
+			return json_string_nocheck(r->enum_default);
+		codec_fail(c, PL_ERR_DECODE, "'%s' is not a symbol of the reader's %s", symbol,
+		           r->short_name);
 		return NULL;
 	}
 	case PL_AVRO_T_RECORD:
-		return decode_record(c, w, r, value);
+		return decode_record(c, cur, w, r);
 	case PL_AVRO_T_ARRAY:
 	case PL_AVRO_T_MAP:
-		return decode_items(c, w, r, value);
+		return decode_items(c, cur, w, r);
 	case PL_AVRO_T_UNION:
 		break;
 	}
@@ -764,33 +941,25 @@ pl_err_t pl_avro_decode(const pl_avro_registry_t *registry, const void *data, si
 		pl_avro_errf(errstr, errstr_size, "%s: %s", writer->file, reason);
 		return err;
 	}
-	/* The bytes are now known to be one well-formed value: avro-c may read them. */
+	/* The bytes are now known to be one well-formed value. */
 	codec_t c = {.root_name = writer->tree->root->short_name,
 	             .errstr = errstr,
 	             .errstr_size = errstr_size};
-	avro_value_t record;
-	if (avro_generic_value_new(writer->iface, &record)) {
-		pl_avro_errf(errstr, errstr_size, "avro-c: %s", avro_strerror());
-		return PL_ERR_DECODE;
+	if (errstr && errstr_size)
+		errstr[0] = '\0';
+	cursor_t cur = {body, body + body_len};
+	*value = decode_value(&c, &cur, writer->tree->root, writer->latest->tree->root);
+	if (*value && cur.p != cur.end) {
+		json_decref(*value);
+		*value = NULL;
+		codec_fail(&c, PL_ERR_DECODE, "%zu trailing bytes", (size_t)(cur.end - cur.p));
 	}
-	avro_reader_t reader = avro_reader_memory((const char *)body, (int64_t)body_len);
-	if (!reader || avro_value_read(reader, &record)) {
-		pl_avro_errf(errstr, errstr_size, "%s: avro-c: %s", writer->file, avro_strerror());
+	if (!*value) {
 		err = PL_ERR_DECODE;
-	} else {
-		if (errstr && errstr_size)
-			errstr[0] = '\0';
-		*value = decode_value(&c, writer->tree->root, writer->latest->tree->root, &record);
-		if (!*value) {
-			err = PL_ERR_DECODE;
-			if (errstr && errstr_size && !errstr[0])
-				pl_avro_errf(errstr, errstr_size,
-				             "%s: avro-c could not read a value", writer->file);
-		} else if (schema)
-			*schema = writer->latest;
-	}
-	if (reader)
-		avro_reader_free(reader);
-	avro_value_decref(&record);
+		if (errstr && errstr_size && !errstr[0])
+			pl_avro_errf(errstr, errstr_size, "%s: could not read a value",
+			             writer->file);
+	} else if (schema)
+		*schema = writer->latest;
 	return err;
 }

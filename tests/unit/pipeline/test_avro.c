@@ -459,6 +459,78 @@ static void test_resolution_old_writer_new_reader(void **state)
 	pl_avro_registry_destroy(registry);
 }
 
+/* Every resolution rule the decoder applies while reading the writer's bytes in order: writer
+ * fields the reader lacks (of every shape, so they must be skipped exactly), reordered fields,
+ * promotions, string <-> bytes, an unknown enum symbol read as the reader's default, a writer
+ * union read as a plain type and a plain type read as a union, nested records, arrays and maps
+ * whose items resolve too. */
+static const char wide_v1[] =
+    "{'type':'record','name':'Wide','namespace':'t','fields':["
+    "{'name':'gone','type':{'type':'record','name':'Old','fields':["
+    "{'name':'xs','type':{'type':'array','items':{'type':'map','values':['null','string',"
+    "'double']}}},{'name':'fx','type':{'type':'fixed','name':'F4','size':4}},"
+    "{'name':'on','type':'boolean'},{'name':'k','type':{'type':'enum','name':'OldKind',"
+    "'symbols':['P','Q']}},{'name':'by','type':'bytes'},{'name':'fl','type':'float'}]}},"
+    "{'name':'a','type':'int'},{'name':'i2d','type':'int'},{'name':'l2f','type':'long'},"
+    "{'name':'f','type':'float'},{'name':'s','type':'string'},{'name':'b','type':'bytes'},"
+    "{'name':'e','type':{'type':'enum','name':'Kind','symbols':['X','W','Y']}},"
+    "{'name':'u','type':['int','long']},{'name':'n','type':'string'},"
+    "{'name':'in','type':{'type':'record','name':'In','fields':[{'name':'drop','type':"
+    "'long'},{'name':'keep','type':'int'}]}},"
+    "{'name':'list','type':{'type':'array','items':'In'}},"
+    "{'name':'m','type':{'type':'map','values':'int'}}]}";
+static const char wide_v2[] =
+    "{'type':'record','name':'Wide','namespace':'t','fields':["
+    "{'name':'m','type':{'type':'map','values':'long'}},"
+    "{'name':'n','type':['null','string']},{'name':'u','type':'long'},"
+    "{'name':'e','type':{'type':'enum','name':'Kind','symbols':['X','Y','Z'],'default':'Z'}},"
+    "{'name':'b','type':'string'},{'name':'s','type':'bytes'},{'name':'f','type':'double'},"
+    "{'name':'l2f','type':'float'},{'name':'i2d','type':'double'},{'name':'a','type':'long'},"
+    "{'name':'in','type':{'type':'record','name':'In','fields':[{'name':'keep','type':'long'},"
+    "{'name':'new','type':'string','default':'dflt'}]}},"
+    "{'name':'list','type':{'type':'array','items':'In'}},"
+    "{'name':'added','type':{'type':'array','items':'int'},'default':[1,2]}]}";
+
+static void test_resolution_skips_reorders_and_promotes(void **state)
+{
+	(void)state;
+	char err[512];
+	const pl_avro_source_t sources[] = {{"Wide.v1.avsc", dq(wide_v1)},
+	                                    {"Wide.v2.avsc", dq(wide_v2)}};
+	pl_avro_registry_t *registry = pl_avro_registry_new(sources, 2, err, sizeof(err));
+	if (!registry)
+		fail_msg("%s", err);
+	char *canonical_v1 = pl_avro_canonical_form(dq(wide_v1), err, sizeof(err));
+	const pl_avro_schema_t *v1 = pl_avro_schema_by_fingerprint(
+	    registry, pl_avro_crc64(canonical_v1, strlen(canonical_v1)));
+	pl_free(canonical_v1);
+	assert_non_null(v1);
+	json_t *value = load("{'gone':{'xs':[{'p':null,'q':'str','r':2.5},{}],'fx':'abcd',"
+	                     "'on':true,'k':'Q','by':'\\u00ff\\u0000z','fl':1.5},"
+	                     "'a':-7,'i2d':3,'l2f':16777217,'f':0.25,'s':'caf\\u00e9',"
+	                     "'b':'bin','e':'W','u':-99,'n':'text',"
+	                     "'in':{'drop':5,'keep':6},'list':[{'drop':1,'keep':2},"
+	                     "{'drop':3,'keep':4}],'m':{'one':1,'two':-2}}");
+	const pl_avro_schema_t *reader = NULL;
+	json_t *decoded = round_trip(registry, v1, value, &reader);
+	assert_ptr_equal(reader, pl_avro_schema_get(registry, "Wide"));
+	/* l2f: 16777217 is not a float; the reader's float gives 16777216. s: the string's UTF-8
+	 * bytes, each a code point of the bytes' JSON form (c, a, f, 0xC3, 0xA9). */
+	json_t *expected = load("{'m':{'one':1,'two':-2},'n':'text','u':-99,'e':'Z','b':'bin',"
+	                        "'s':'caf\\u00c3\\u00a9','f':0.25,'l2f':16777216.0,'i2d':3.0,"
+	                        "'a':-7,'in':{'keep':6,'new':'dflt'},'list':[{'keep':2,"
+	                        "'new':'dflt'},{'keep':4,'new':'dflt'}],'added':[1,2]}");
+	if (!json_equal(decoded, expected))
+		fail_msg("decoded %s", json_dumps(decoded, JSON_SORT_KEYS));
+	/* the object keeps the reader's field order */
+	const char *first = json_object_iter_key(json_object_iter(decoded));
+	assert_string_equal(first, "m");
+	json_decref(expected);
+	json_decref(decoded);
+	json_decref(value);
+	pl_avro_registry_destroy(registry);
+}
+
 /* A registry over one or two sources must fail with a reason containing reason_part. */
 static void expect_registry_error(const char *file1, const char *json1, const char *file2,
                                   const char *json2, const char *reason_part)
@@ -775,6 +847,7 @@ int main(void)
 	    cmocka_unit_test(test_canonical_strips_and_qualifies),
 	    cmocka_unit_test(test_canonical_rejects_bad_schemas),
 	    cmocka_unit_test(test_resolution_old_writer_new_reader),
+	    cmocka_unit_test(test_resolution_skips_reorders_and_promotes),
 	    cmocka_unit_test(test_registry_rejects_incompatible_versions),
 	    cmocka_unit_test(test_allocations_go_through_pl_mem),
 	};
