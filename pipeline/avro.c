@@ -6,12 +6,13 @@
  * avro-c's own avro.h is shadowed by pipeline/avro.h on the include path (-Ipipeline), so its
  * sub-headers are included one by one.
  *
- * Schema resolution is done here, not by avro_resolved_writer_new: avro-c 1.11 cannot fill a
- * reader field that the writer lacks from its default ("Reader field c doesn't appear in
- * writer"), which is the one resolution the event contract needs. So the body is read with the
- * writer schema into an avro-c generic value and converted to JSON against the reader's tree
- * (field match by name, defaults, enum symbols, promotions, union branches). Whether every
- * older version resolves to the latest is checked once, when the registry is built. */
+ * Decoding does not use avro-c: after pl_avro_walk has checked the body, it is read directly
+ * (avro_read.h) in the writer's field order and resolved against the reader's tree (field match
+ * by name, defaults, enum symbols, promotions, union branches); avro-c's generic values would
+ * build a tree per record only to copy it into JSON, and avro-c 1.11 cannot fill a reader field
+ * the writer lacks from its default ("Reader field c doesn't appear in writer"), which is the
+ * one resolution the event contract needs. Whether every older version resolves to the latest
+ * is checked once, when the registry is built. Encoding goes through avro-c's generic values. */
 #include "avro.h"
 
 #include <avro/allocation.h>
@@ -27,6 +28,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "avro_read.h"
 #include "avro_walk.h"
 #include "mem.h"
 
@@ -535,70 +537,12 @@ pl_err_t pl_avro_encode(const pl_avro_schema_t *schema, const json_t *value, voi
  * values would allocate a tree only to be copied into JSON and freed. The cursor still checks
  * every read against the end, so a body the walk let through cannot be over-read. */
 
-typedef struct cursor {
-	const uint8_t *p, *end;
-} cursor_t;
-
-static bool read_long(cursor_t *cur, int64_t *out)
-{
-	uint64_t v = 0;
-	for (unsigned shift = 0; cur->p < cur->end && shift < 64; shift += 7) {
-		uint8_t b = *cur->p++;
-		v |= (uint64_t)(b & 0x7F) << shift;
-		if (!(b & 0x80)) {
-			*out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-			return true;
-		}
-	}
-	return false;
-}
-
-/* A length-prefixed string or bytes: *data points into the body. */
-static bool read_len(cursor_t *cur, const uint8_t **data, size_t *len)
-{
-	int64_t n;
-	if (!read_long(cur, &n) || n < 0 || (uint64_t)n > (uint64_t)(cur->end - cur->p))
-		return false;
-	*data = cur->p;
-	*len = (size_t)n;
-	cur->p += n;
-	return true;
-}
-
-static bool read_fixed(cursor_t *cur, size_t n, const uint8_t **data)
-{
-	if (n > (size_t)(cur->end - cur->p))
-		return false;
-	*data = cur->p;
-	cur->p += n;
-	return true;
-}
-
-/* Count of the next array/map block (0 ends the value); a negative count is followed by the
- * block's byte size, which is not needed here. */
-static bool read_block(cursor_t *cur, uint64_t *count)
-{
-	int64_t n, size;
-	if (!read_long(cur, &n) || n == INT64_MIN || (n < 0 && !read_long(cur, &size)))
-		return false;
-	*count = (uint64_t)(n < 0 ? -n : n);
-	return true;
-}
+typedef pl_avro_cursor_t cursor_t;
 
 static json_t *latin1_json(const void *data, size_t len)
 {
-	const uint8_t *p = data;
 	char *buf = pl_malloc(2 * len + 1);
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] < 0x80) {
-			buf[n++] = (char)p[i];
-		} else {
-			buf[n++] = (char)(0xC0 | (p[i] >> 6));
-			buf[n++] = (char)(0x80 | (p[i] & 0x3F));
-		}
-	}
-	json_t *json = json_stringn(buf, n);
+	json_t *json = json_stringn(buf, pl_avro_latin1_encode(data, len, buf));
 	pl_free(buf);
 	return json;
 }
@@ -625,62 +569,13 @@ static json_t *truncated(codec_t *c)
 static json_t *decode_value(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
                             const pl_avro_node_t *r);
 
-/* Moves the cursor over one value of w (a writer field the reader does not have). */
-static bool skip_value(codec_t *c, cursor_t *cur, const pl_avro_node_t *w)
-{
-	int64_t n;
-	const uint8_t *data;
-	size_t len;
-	uint64_t count;
-	switch (w->kind) {
-	case PL_AVRO_T_NULL:
-		return true;
-	case PL_AVRO_T_BOOLEAN:
-		return read_fixed(cur, 1, &data);
-	case PL_AVRO_T_INT:
-	case PL_AVRO_T_LONG:
-	case PL_AVRO_T_ENUM:
-		return read_long(cur, &n);
-	case PL_AVRO_T_FLOAT:
-		return read_fixed(cur, 4, &data);
-	case PL_AVRO_T_DOUBLE:
-		return read_fixed(cur, 8, &data);
-	case PL_AVRO_T_STRING:
-	case PL_AVRO_T_BYTES:
-		return read_len(cur, &data, &len);
-	case PL_AVRO_T_FIXED:
-		return read_fixed(cur, w->size, &data);
-	case PL_AVRO_T_RECORD:
-		for (size_t i = 0; i < w->count; i++)
-			if (!skip_value(c, cur, w->fields[i].type))
-				return false;
-		return true;
-	case PL_AVRO_T_ARRAY:
-	case PL_AVRO_T_MAP:
-		for (;;) {
-			if (!read_block(cur, &count))
-				return false;
-			if (count == 0)
-				return true;
-			for (uint64_t i = 0; i < count; i++)
-				if ((w->kind == PL_AVRO_T_MAP && !read_len(cur, &data, &len)) ||
-				    !skip_value(c, cur, w->items))
-					return false;
-		}
-	case PL_AVRO_T_UNION:
-		return read_long(cur, &n) && n >= 0 && (uint64_t)n < w->count &&
-		       skip_value(c, cur, w->branches[n]);
-	}
-	return false;
-}
-
 static json_t *decode_text(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
                            const pl_avro_node_t *r)
 {
 	const uint8_t *data;
 	size_t size = 0;
-	if (w->kind == PL_AVRO_T_FIXED ? !read_fixed(cur, w->size, &data)
-	                               : !read_len(cur, &data, &size))
+	if (w->kind == PL_AVRO_T_FIXED ? !pl_avro_read_fixed(cur, w->size, &data)
+	                               : !pl_avro_read_len(cur, &data, &size))
 		return truncated(c);
 	if (w->kind == PL_AVRO_T_FIXED)
 		size = w->size;
@@ -719,7 +614,7 @@ static json_t *decode_record(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
 	for (size_t k = 0; k < w->count; k++) {
 		size_t j = reader_field(w, r, k);
 		if (j == r->count) {
-			if (!skip_value(c, cur, w->fields[k].type)) {
+			if (!pl_avro_skip(cur, w->fields[k].type, false)) {
 				truncated(c);
 				goto out;
 			}
@@ -776,7 +671,7 @@ static json_t *decode_items(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
 	size_t index = 0;
 	uint64_t count;
 	for (;;) {
-		if (!read_block(cur, &count)) {
+		if (!pl_avro_read_block(cur, &count)) {
 			truncated(c);
 			goto fail;
 		}
@@ -785,7 +680,7 @@ static json_t *decode_items(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
 		for (uint64_t i = 0; i < count; i++, index++) {
 			const uint8_t *key = NULL;
 			size_t key_len = 0;
-			if (map && !read_len(cur, &key, &key_len)) {
+			if (map && !pl_avro_read_len(cur, &key, &key_len)) {
 				truncated(c);
 				goto fail;
 			}
@@ -814,7 +709,7 @@ static json_t *decode_value(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
 	int64_t i64 = 0;
 	const uint8_t *raw;
 	if (w->kind == PL_AVRO_T_UNION) {
-		if (!read_long(cur, &i64) || i64 < 0 || (uint64_t)i64 >= w->count) {
+		if (!pl_avro_read_long(cur, &i64) || i64 < 0 || (uint64_t)i64 >= w->count) {
 			codec_fail(c, PL_ERR_DECODE, "bad union value");
 			return NULL;
 		}
@@ -832,45 +727,34 @@ static json_t *decode_value(codec_t *c, cursor_t *cur, const pl_avro_node_t *w,
 	case PL_AVRO_T_NULL:
 		return json_null();
 	case PL_AVRO_T_BOOLEAN:
-		if (!read_fixed(cur, 1, &raw) || raw[0] > 1) {
+		if (!pl_avro_read_fixed(cur, 1, &raw) || raw[0] > 1) {
 			codec_fail(c, PL_ERR_DECODE, "bad boolean value");
 			return NULL;
 		}
 		return json_boolean(raw[0]);
 	case PL_AVRO_T_INT:
 	case PL_AVRO_T_LONG:
-		if (!read_long(cur, &i64))
+		if (!pl_avro_read_long(cur, &i64))
 			return truncated(c);
 		if (w->kind == PL_AVRO_T_INT && (i64 < INT32_MIN || i64 > INT32_MAX)) {
 			codec_fail(c, PL_ERR_DECODE, "int out of range");
 			return NULL;
 		}
 		return number_json(c, r, true, i64, 0);
-	case PL_AVRO_T_FLOAT: {
-		float f;
-		if (!read_fixed(cur, 4, &raw))
+	case PL_AVRO_T_FLOAT:
+		if (!pl_avro_read_fixed(cur, 4, &raw))
 			return truncated(c);
-		uint32_t bits = (uint32_t)raw[0] | (uint32_t)raw[1] << 8 | (uint32_t)raw[2] << 16 |
-		                (uint32_t)raw[3] << 24;
-		memcpy(&f, &bits, sizeof(f));
-		return number_json(c, r, false, 0, f);
-	}
-	case PL_AVRO_T_DOUBLE: {
-		double d;
-		if (!read_fixed(cur, 8, &raw))
+		return number_json(c, r, false, 0, pl_avro_float_of(raw));
+	case PL_AVRO_T_DOUBLE:
+		if (!pl_avro_read_fixed(cur, 8, &raw))
 			return truncated(c);
-		uint64_t bits = 0;
-		for (int i = 7; i >= 0; i--)
-			bits = bits << 8 | raw[i];
-		memcpy(&d, &bits, sizeof(d));
-		return number_json(c, r, false, 0, d);
-	}
+		return number_json(c, r, false, 0, pl_avro_double_of(raw));
 	case PL_AVRO_T_STRING:
 	case PL_AVRO_T_BYTES:
 	case PL_AVRO_T_FIXED:
 		return decode_text(c, cur, w, r);
 	case PL_AVRO_T_ENUM: {
-		if (!read_long(cur, &i64) || i64 < 0 || (uint64_t)i64 >= w->count) {
+		if (!pl_avro_read_long(cur, &i64) || i64 < 0 || (uint64_t)i64 >= w->count) {
 			codec_fail(c, PL_ERR_DECODE, "bad enum value");
 			return NULL;
 		}
@@ -909,14 +793,11 @@ pl_err_t pl_avro_peek_fingerprint(const void *data, size_t len, uint64_t *finger
 	return PL_OK;
 }
 
-pl_err_t pl_avro_decode(const pl_avro_registry_t *registry, const void *data, size_t len,
-                        json_t **value, const pl_avro_schema_t **schema, char *errstr,
-                        size_t errstr_size)
+pl_err_t pl_avro_body(const pl_avro_registry_t *registry, const void *data, size_t len,
+                      const pl_avro_schema_t **writer, pl_avro_cursor_t *body, char *errstr,
+                      size_t errstr_size)
 {
 	uint64_t fingerprint;
-	*value = NULL;
-	if (schema)
-		*schema = NULL;
 	if (pl_avro_peek_fingerprint(data, len, &fingerprint)) {
 		pl_avro_errf(errstr, errstr_size,
 		             "not Avro single-object encoding (%zu bytes, need 0xC3 0x01 and a "
@@ -924,30 +805,55 @@ pl_err_t pl_avro_decode(const pl_avro_registry_t *registry, const void *data, si
 		             len);
 		return PL_ERR_DECODE;
 	}
-	const pl_avro_schema_t *writer = pl_avro_schema_by_fingerprint(registry, fingerprint);
-	if (!writer) {
+	*writer = pl_avro_schema_by_fingerprint(registry, fingerprint);
+	if (!*writer) {
 		pl_avro_errf(errstr, errstr_size, "unknown writer schema fingerprint %016llx",
 		             (unsigned long long)fingerprint);
 		return PL_ERR_DECODE;
 	}
-	const uint8_t *body = (const uint8_t *)data + PL_AVRO_HEADER_LEN;
+	const uint8_t *start = (const uint8_t *)data + PL_AVRO_HEADER_LEN;
 	size_t body_len = len - PL_AVRO_HEADER_LEN;
 	const pl_avro_walk_limits_t limits = {DECODE_MAX_DEPTH, PL_AVRO_MAX_ALLOC - 1,
 	                                      DECODE_MAX_EMPTY_ITEMS};
 	char reason[384];
 	pl_err_t err =
-	    pl_avro_walk(writer->tree->root, body, body_len, &limits, reason, sizeof(reason));
+	    pl_avro_walk((*writer)->tree->root, start, body_len, &limits, reason, sizeof(reason));
 	if (err) {
-		pl_avro_errf(errstr, errstr_size, "%s: %s", writer->file, reason);
+		pl_avro_errf(errstr, errstr_size, "%s: %s", (*writer)->file, reason);
 		return err;
 	}
+	*body = (pl_avro_cursor_t){start, start + body_len};
+	return PL_OK;
+}
+
+const pl_avro_tree_t *pl_avro_schema_tree(const pl_avro_schema_t *schema)
+{
+	return schema->tree;
+}
+
+const pl_avro_schema_t *pl_avro_schema_latest(const pl_avro_schema_t *schema)
+{
+	return schema->latest;
+}
+
+pl_err_t pl_avro_decode(const pl_avro_registry_t *registry, const void *data, size_t len,
+                        json_t **value, const pl_avro_schema_t **schema, char *errstr,
+                        size_t errstr_size)
+{
+	const pl_avro_schema_t *writer;
+	cursor_t cur;
+	*value = NULL;
+	if (schema)
+		*schema = NULL;
+	pl_err_t err = pl_avro_body(registry, data, len, &writer, &cur, errstr, errstr_size);
+	if (err)
+		return err;
 	/* The bytes are now known to be one well-formed value. */
 	codec_t c = {.root_name = writer->tree->root->short_name,
 	             .errstr = errstr,
 	             .errstr_size = errstr_size};
 	if (errstr && errstr_size)
 		errstr[0] = '\0';
-	cursor_t cur = {body, body + body_len};
 	*value = decode_value(&c, &cur, writer->tree->root, writer->latest->tree->root);
 	if (*value && cur.p != cur.end) {
 		json_decref(*value);

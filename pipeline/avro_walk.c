@@ -115,6 +115,7 @@ void pl_avro_tree_destroy(pl_avro_tree_t *tree)
 		for (size_t k = 0; node->symbols && k < node->count; k++)
 			pl_free(node->symbols[k]);
 		pl_free(node->fields);
+		pl_free(node->sorted);
 		pl_free(node->symbols);
 		pl_free(node->branches);
 		pl_free(node);
@@ -283,6 +284,16 @@ static bool parse_fields(parser_t *p, pl_avro_node_t *node, const json_t *fields
 		field->type = parse(p, type, ns);
 		if (!field->type)
 			return false;
+	}
+	/* field indexes in byte order of their names (an insertion sort: records are small) */
+	node->sorted = pl_calloc(n ? n : 1, sizeof(*node->sorted));
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		for (; j > 0 &&
+		       strcmp(node->fields[i].name, node->fields[node->sorted[j - 1]].name) < 0;
+		     j--)
+			node->sorted[j] = node->sorted[j - 1];
+		node->sorted[j] = i;
 	}
 	return true;
 }

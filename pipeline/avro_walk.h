@@ -53,6 +53,7 @@ typedef struct pl_avro_node {
 	const char *short_name; /* after the last '.' of name */
 	size_t count;
 	pl_avro_field_t *fields;        /* record */
+	size_t *sorted;                 /* record: field indexes in byte order of their names */
 	char **symbols;                 /* enum */
 	const char *enum_default;       /* enum: one of symbols, or NULL */
 	struct pl_avro_node **branches; /* union */

@@ -8,12 +8,7 @@
 #include "jsonw.h"
 #include "mem.h"
 
-/* Invariant: len < cap and buf[len] == '\0' after every append. */
-typedef struct wbuf {
-	char *buf;
-	size_t len, cap;
-	bool sorted;
-} wbuf_t;
+typedef pl_jsonw_t wbuf_t;
 
 static void reserve(wbuf_t *w, size_t more)
 {
@@ -291,8 +286,8 @@ char *pl_json_text(const json_t *v, unsigned flags, size_t *len)
 {
 	if (!v)
 		return NULL;
-	wbuf_t w = {pl_malloc(256), 0, 256, !(flags & PL_JSONW_INSERTION_ORDER)};
-	w.buf[0] = '\0';
+	wbuf_t w;
+	pl_jsonw_init(&w, flags);
 	if (!put_value(&w, v, 0)) {
 		pl_free(w.buf);
 		return NULL;
@@ -300,4 +295,50 @@ char *pl_json_text(const json_t *v, unsigned flags, size_t *len)
 	if (len)
 		*len = w.len;
 	return w.buf;
+}
+
+/* ---- the builder (jsonw.h) ---- */
+
+void pl_jsonw_init(pl_jsonw_t *w, unsigned flags)
+{
+	*w = (pl_jsonw_t){pl_malloc(256), 0, 256, !(flags & PL_JSONW_INSERTION_ORDER)};
+	w->buf[0] = '\0';
+}
+
+void pl_jsonw_raw(pl_jsonw_t *w, const char *s, size_t n)
+{
+	put(w, s, n);
+}
+
+void pl_jsonw_char(pl_jsonw_t *w, char c)
+{
+	put_char(w, c);
+}
+
+void pl_jsonw_string(pl_jsonw_t *w, const char *s, size_t n)
+{
+	put_string(w, s, n);
+}
+
+void pl_jsonw_integer(pl_jsonw_t *w, int64_t i)
+{
+	put_integer(w, (json_int_t)i);
+}
+
+void pl_jsonw_real(pl_jsonw_t *w, double d)
+{
+	char real[32];
+	put(w, real, pl_json_real_text(d, real));
+}
+
+bool pl_jsonw_value(pl_jsonw_t *w, const json_t *v)
+{
+	return v && put_value(w, v, 0);
+}
+
+char *pl_jsonw_finish(pl_jsonw_t *w, size_t *len)
+{
+	if (len)
+		*len = w->len;
+	return w->buf;
 }

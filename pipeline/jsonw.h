@@ -12,12 +12,17 @@
  * the same way (", \ and control characters; other UTF-8 as is), and keys are ordered by
  * their bytes, shorter first on a tie.
  *
+ * The builder (pl_jsonw_t) writes the same text piece by piece, for a caller that has no
+ * jansson value to write (e.g. a record read straight from Avro bytes).
+ *
  * Leaf module over jansson: pure functions, thread-safe. */
 #ifndef PL_JSONW_H
 #define PL_JSONW_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Deepest nesting written; a deeper value (or a cycle) gets NULL. */
 #define PL_JSONW_MAX_DEPTH 64
@@ -34,5 +39,24 @@ char *pl_json_text(const json_t *v, unsigned flags, size_t *len);
  * json_dumps's reals are shaped (see above). d must be finite. out needs 32 bytes. Returns
  * the length. */
 size_t pl_json_real_text(double d, char out[32]);
+
+/* A text being built. Invariant: len < cap and buf[len] == '\0' after every append. Owns buf
+ * until pl_jsonw_finish hands it over. */
+typedef struct pl_jsonw {
+	char *buf;
+	size_t len, cap;
+	bool sorted; /* object keys in byte order (pl_jsonw_value) */
+} pl_jsonw_t;
+
+void pl_jsonw_init(pl_jsonw_t *w, unsigned flags);         /* flags as pl_json_text's */
+void pl_jsonw_raw(pl_jsonw_t *w, const char *s, size_t n); /* as is: '{', ',', "null"... */
+void pl_jsonw_char(pl_jsonw_t *w, char c);
+void pl_jsonw_string(pl_jsonw_t *w, const char *s, size_t n); /* quoted, escaped; s is UTF-8 */
+void pl_jsonw_integer(pl_jsonw_t *w, int64_t i);
+void pl_jsonw_real(pl_jsonw_t *w, double d); /* d finite: pl_json_real_text */
+/* v as pl_json_text writes it (flags of init); false when v is NULL or too deep. */
+bool pl_jsonw_value(pl_jsonw_t *w, const json_t *v);
+/* The text (caller frees with pl_free); w is spent. */
+char *pl_jsonw_finish(pl_jsonw_t *w, size_t *len);
 
 #endif

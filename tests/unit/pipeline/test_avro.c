@@ -13,7 +13,9 @@
 #include <cmocka.h>
 
 #include "avro.h"
+#include "avro_read.h" /* a schema's tree */
 #include "avro_walk.h" /* the schema tree, to generate sample values */
+#include "jsonw.h"
 #include "mem.h"
 
 /* JSON is written with single quotes in this file, for legibility: dq() turns them into double
@@ -651,6 +653,13 @@ static void expect_decode_error(const pl_avro_registry_t *registry, const uint8_
 	assert_true(err[0] != '\0');
 	if (reason_part && !strstr(err, reason_part))
 		fail_msg("reason '%s' does not mention '%s'", err, reason_part);
+	/* a view refuses the same bytes with the same reason */
+	char view_err[512] = "";
+	pl_avro_view_t *view = (pl_avro_view_t *)(uintptr_t)1;
+	assert_int_equal(pl_avro_view_open(registry, data, len, &view, view_err, sizeof(view_err)),
+	                 PL_ERR_DECODE);
+	assert_null(view);
+	assert_string_equal(view_err, err);
 }
 
 /* The same, for a Hostile body under a correct header. */
@@ -818,6 +827,252 @@ static void counting_free(void *ptr)
 	free(ptr);
 }
 
+/* ---- views ---- */
+
+static uint64_t rng = 88172645463325252ULL;
+
+static uint64_t next_random(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* A random value of node's type: every union branch, strings with quotes, control characters
+ * and UTF-8, bytes above 0x7F, integers and reals of every size, arrays of 0-3 items. */
+static json_t *random_value(const pl_avro_node_t *node, int depth)
+{
+	static const char *const texts[] = {
+	    "", "plain", "q\"uo\\te", "tab\tnl\n", "caf\xc3\xa9 \xe2\x82\xac", "\x01\x1f"};
+	static const double reals[] = {0.0,   -0.0,      47.6062,       -122.3321, 1e-7,
+	                               1e300, 0.1 + 0.2, 123456789.123, -2.5e-5};
+	uint64_t r = next_random();
+	json_t *json;
+	switch (node->kind) {
+	case PL_AVRO_T_NULL:
+		return json_null();
+	case PL_AVRO_T_BOOLEAN:
+		return json_boolean(r & 1);
+	case PL_AVRO_T_INT:
+		return json_integer((int32_t)r);
+	case PL_AVRO_T_LONG:
+		return json_integer(r & 2 ? (int64_t)r : (int64_t)(r % 1000));
+	case PL_AVRO_T_FLOAT:
+		return json_real(
+		    (float)(reals[r % 9] < 1e30 ? reals[r % 9] * (double)(r % 7) : 3.0e38));
+	case PL_AVRO_T_DOUBLE:
+		return json_real(r & 1 ? reals[r % 9] : (double)(int64_t)r / 1e6);
+	case PL_AVRO_T_STRING:
+		return json_string(texts[r % 6]);
+	case PL_AVRO_T_BYTES:
+	case PL_AVRO_T_FIXED: {
+		size_t n = node->kind == PL_AVRO_T_FIXED ? node->size : r % 5;
+		json = json_string("");
+		for (size_t i = 0; i < n; i++) {
+			char cp[3] = {0};
+			unsigned b = (unsigned)((r >> (8 * (i % 8))) & 0xFF);
+			if (b < 0x80)
+				cp[0] = (char)b;
+			else
+				cp[0] = (char)(0xC0 | (b >> 6)), cp[1] = (char)(0x80 | (b & 0x3F));
+			char *t = NULL;
+			size_t len = json_string_length(json);
+			t = malloc(len + 3);
+			memcpy(t, json_string_value(json), len);
+			memcpy(t + len, cp, b < 0x80 ? 1 : 2);
+			json_string_setn(json, t, len + (b < 0x80 ? 1 : 2));
+			free(t);
+		}
+		return json;
+	}
+	case PL_AVRO_T_ENUM:
+		return json_string(node->symbols[r % node->count]);
+	case PL_AVRO_T_UNION:
+		return random_value(node->branches[depth > 6 ? 0 : r % node->count], depth + 1);
+	case PL_AVRO_T_ARRAY:
+		json = json_array();
+		for (uint64_t i = 0; i < (depth > 6 ? 0 : r % 4); i++)
+			json_array_append_new(json, random_value(node->items, depth + 1));
+		return json;
+	case PL_AVRO_T_MAP:
+		json = json_object();
+		for (uint64_t i = 0; i < (depth > 6 ? 0 : r % 4); i++) {
+			char key[16];
+			snprintf(key, sizeof(key), "k%u", (unsigned)(next_random() % 5));
+			json_object_set_new(json, key, random_value(node->items, depth + 1));
+		}
+		return json;
+	case PL_AVRO_T_RECORD:
+		json = json_object();
+		for (size_t i = 0; i < node->count; i++)
+			json_object_set_new(json, node->fields[i].name,
+			                    random_value(node->fields[i].type, depth + 1));
+		return json;
+	}
+	return NULL;
+}
+
+/* The view of bytes gives what decoding them gives: the outcome, the reader schema, every
+ * top-level field, and the JSON text in both key orders. */
+static void expect_view_as_decoded(const pl_avro_registry_t *registry, const void *bytes,
+                                   size_t len)
+{
+	char err[512] = "", view_err[512] = "";
+	json_t *decoded = NULL;
+	const pl_avro_schema_t *schema = NULL;
+	pl_err_t de = pl_avro_decode(registry, bytes, len, &decoded, &schema, err, sizeof(err));
+	pl_avro_view_t *view = NULL;
+	assert_int_equal(pl_avro_view_open(registry, bytes, len, &view, view_err, sizeof(view_err)),
+	                 de);
+	if (de != PL_OK) {
+		assert_null(view);
+		assert_string_equal(view_err, err);
+		return;
+	}
+	assert_ptr_equal(pl_avro_view_schema(view), schema);
+	const pl_avro_node_t *root = pl_avro_schema_tree(schema)->root;
+	for (size_t i = 0; i < root->count; i++) {
+		const char *name = root->fields[i].name;
+		assert_int_equal(pl_avro_field_index(schema, name), (int)i);
+		pl_avro_scalar_t s = pl_avro_view_field(view, (int)i);
+		const json_t *j = json_object_get(decoded, name);
+		switch (json_typeof(j)) {
+		case JSON_NULL:
+			assert_int_equal(s.type, PL_AVRO_V_NULL);
+			break;
+		case JSON_TRUE:
+		case JSON_FALSE:
+			assert_int_equal(s.type, PL_AVRO_V_BOOLEAN);
+			assert_int_equal(s.boolean, json_is_true(j));
+			break;
+		case JSON_INTEGER:
+			assert_int_equal(s.type, PL_AVRO_V_INTEGER);
+			assert_true(s.integer == json_integer_value(j));
+			break;
+		case JSON_REAL:
+			assert_int_equal(s.type, PL_AVRO_V_REAL);
+			assert_memory_equal(&s.real, &(double){json_real_value(j)}, sizeof(double));
+			break;
+		case JSON_STRING:
+			assert_int_equal(s.type, PL_AVRO_V_STRING);
+			assert_int_equal(s.length, json_string_length(j));
+			assert_memory_equal(s.string, json_string_value(j), s.length + 1);
+			break;
+		default:
+			assert_int_equal(s.type, PL_AVRO_V_OTHER);
+			break;
+		}
+	}
+	assert_int_equal(pl_avro_view_field(view, (int)root->count).type, PL_AVRO_V_ABSENT);
+	assert_int_equal(pl_avro_view_field(view, -1).type, PL_AVRO_V_ABSENT);
+	assert_int_equal(pl_avro_field_index(schema, "no such field"), -1);
+	for (unsigned flags = 0; flags < 2; flags++) {
+		size_t vlen = 0, jlen = 0;
+		char *vt = pl_avro_view_json(view, flags, &vlen),
+		     *jt = pl_json_text(decoded, flags, &jlen);
+		assert_non_null(vt);
+		assert_string_equal(vt, jt);
+		assert_int_equal(vlen, jlen);
+		pl_free(vt);
+		pl_free(jt);
+	}
+	pl_avro_view_free(view);
+	json_decref(decoded);
+}
+
+static void expect_view_of_value(const pl_avro_registry_t *registry, const pl_avro_schema_t *schema,
+                                 const json_t *value)
+{
+	char err[512];
+	void *bytes = NULL;
+	size_t len = 0;
+	if (pl_avro_encode(schema, value, &bytes, &len, err, sizeof(err)))
+		fail_msg("encode: %s", err);
+	expect_view_as_decoded(registry, bytes, len);
+	/* and of the same bytes changed: a flipped bit, or cut short */
+	uint8_t *changed = malloc(len);
+	for (int k = 0; k < 8; k++) {
+		memcpy(changed, bytes, len);
+		size_t at = PL_AVRO_HEADER_LEN + next_random() % (len - PL_AVRO_HEADER_LEN);
+		changed[at] ^= (uint8_t)(1u << (next_random() % 8));
+		expect_view_as_decoded(registry, changed, k < 6 ? len : at);
+	}
+	free(changed);
+	pl_free(bytes);
+}
+
+static void test_view_matches_decode_for_every_embedded_schema(void **state)
+{
+	const pl_avro_registry_t *registry = *state;
+	char err[512];
+	for (size_t i = 0; i < pl_avro_embedded_count; i++) {
+		pl_avro_tree_t *tree = pl_avro_tree_parse(pl_avro_embedded[i].json, true, err, 512);
+		assert_non_null(tree);
+		const pl_avro_schema_t *schema = pl_avro_schema_get(registry, tree->root->name);
+		assert_non_null(schema);
+		for (int k = 0; k < 300; k++) {
+			json_t *value = random_value(tree->root, 0);
+			expect_view_of_value(registry, schema, value);
+			json_decref(value);
+		}
+		pl_avro_tree_destroy(tree);
+	}
+}
+
+/* An older writer: the view reads the resolved record. A map: the text falls back to the
+ * decoder's (sorted keys, one per key). A double JSON cannot hold: refused like the decoder. */
+static void test_view_of_resolved_records_maps_and_nan(void **state)
+{
+	(void)state;
+	char err[512];
+	const pl_avro_source_t sources[] = {{"Wide.v1.avsc", dq(wide_v1)},
+	                                    {"Wide.v2.avsc", dq(wide_v2)}};
+	pl_avro_registry_t *registry = pl_avro_registry_new(sources, 2, err, sizeof(err));
+	if (!registry)
+		fail_msg("%s", err);
+	char *canonical_v1 = pl_avro_canonical_form(dq(wide_v1), err, sizeof(err));
+	const pl_avro_schema_t *v1 = pl_avro_schema_by_fingerprint(
+	    registry, pl_avro_crc64(canonical_v1, strlen(canonical_v1)));
+	pl_free(canonical_v1);
+	const pl_avro_schema_t *v2 = pl_avro_schema_get(registry, "Wide");
+	for (int k = 0; k < 200; k++) {
+		json_t *value = random_value(pl_avro_schema_tree(v1)->root, 0);
+		expect_view_of_value(registry, v1, value);
+		json_decref(value);
+		value = random_value(pl_avro_schema_tree(v2)->root, 0);
+		expect_view_of_value(registry, v2, value);
+		json_decref(value);
+	}
+	pl_avro_registry_destroy(registry);
+
+	const pl_avro_source_t real = {"R.v1.avsc",
+	                               dq("{'type':'record','name':'R','fields':[{'name':'id',"
+	                                  "'type':'string'},{'name':'d','type':'double'}]}")};
+	registry = pl_avro_registry_new(&real, 1, err, sizeof(err));
+	assert_non_null(registry);
+	uint64_t fp = pl_avro_schema_fingerprint(pl_avro_schema_get(registry, "R"));
+	uint8_t bytes[PL_AVRO_HEADER_LEN + 3 + 8] = {0xC3, 0x01};
+	for (int b = 0; b < 8; b++)
+		bytes[2 + b] = (uint8_t)(fp >> (8 * b));
+	memcpy(bytes + PL_AVRO_HEADER_LEN, "\x04id", 3);
+	const uint64_t specials[] = {0x7FF8000000000000ULL, 0x7FF0000000000000ULL,
+	                             0x3FF0000000000000ULL};
+	for (int s = 0; s < 3; s++) {
+		for (int b = 0; b < 8; b++)
+			bytes[PL_AVRO_HEADER_LEN + 3 + b] = (uint8_t)(specials[s] >> (8 * b));
+		expect_view_as_decoded(registry, bytes, sizeof(bytes));
+		pl_avro_view_t *view = NULL;
+		assert_int_equal(
+		    pl_avro_view_open(registry, bytes, sizeof(bytes), &view, err, sizeof(err)),
+		    s < 2 ? PL_ERR_DECODE : PL_OK);
+		if (s < 2)
+			assert_non_null(strstr(err, "cannot be represented in JSON"));
+		pl_avro_view_free(view);
+	}
+	pl_avro_registry_destroy(registry);
+}
+
 static void test_allocations_go_through_pl_mem(void **state)
 {
 	(void)state;
@@ -848,6 +1103,7 @@ int main(void)
 	    cmocka_unit_test(test_canonical_rejects_bad_schemas),
 	    cmocka_unit_test(test_resolution_old_writer_new_reader),
 	    cmocka_unit_test(test_resolution_skips_reorders_and_promotes),
+	    cmocka_unit_test(test_view_of_resolved_records_maps_and_nan),
 	    cmocka_unit_test(test_registry_rejects_incompatible_versions),
 	    cmocka_unit_test(test_allocations_go_through_pl_mem),
 	};
@@ -856,6 +1112,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip_every_embedded_schema),
 	    cmocka_unit_test(test_encode_fills_defaults_and_accepts_integer_doubles),
 	    cmocka_unit_test(test_encode_errors_name_the_field),
+	    cmocka_unit_test(test_view_matches_decode_for_every_embedded_schema),
 	};
 	const struct CMUnitTest hostile[] = {
 	    cmocka_unit_test(test_hostile_baseline_and_truncations),
