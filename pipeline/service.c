@@ -147,6 +147,7 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	    .assign_arg = &r,
 	    .registry = registry,
 	    .max_batch = def->max_batch,
+	    .raw = def->raw,
 	    .queue_kbytes = def->queue_kbytes,
 	    .concurrent = def->concurrent,
 	    .on_tick = def->tick ? tick : NULL,

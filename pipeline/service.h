@@ -40,6 +40,7 @@ typedef struct pl_service_def {
 	size_t (*routes)(void *state, pl_http_route_t *out, size_t max); /* optional */
 	bool (*ready)(void *state, char *reason, size_t reason_size);    /* optional, extra */
 	int max_batch;                                                   /* 0 = stage default */
+	bool raw;         /* records reach the handler undecoded (stage.h: opts.raw) */
 	int queue_kbytes; /* pre-fetch per partition (stage.h); 0 = stage default */
 	/* One malloc arena for every thread (M_ARENA_MAX 1, set before any starts), for a service
 	 * that holds long-lived state and restores it through readers: each reader's librdkafka

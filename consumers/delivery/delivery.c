@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "delivery.h"
+#include "jsonw.h"
 #include "log.h"
 #include "mem.h"
 #include "status.h"
@@ -44,6 +45,10 @@ void *delivery_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 	d->store = store;
 	d->default_speed_mps = (double)pl_cfg_int(env->cfg, "DP_DRONE_SPEED_MPS");
 	pthread_mutex_init(&d->live_lock, NULL);
+	if (!delivery_fields_init(d, env->registry, errstr, errstr_size)) {
+		delivery_fini(d);
+		return NULL;
+	}
 	d->m_applied = pl_metrics_family(pl_metrics_default(), "dronepipe_delivery_applied_total",
 	                                 "records applied to the store, by kind and outcome",
 	                                 PL_METRIC_COUNTER, "kind,outcome", NULL, 0);
@@ -71,47 +76,178 @@ static void count(dlv_t *d, const char *kind, const char *outcome)
 	pl_metric_inc(pl_metric_get(d->m_applied, labels));
 }
 
-/* Checks a lifecycle event and builds its history entry into op; false + the DEAD reason set
- * when the event cannot be applied. */
-static bool prepare_lifecycle(pl_stage_ctx_t *ctx, const json_t *event, store_op_t *op)
+/* ---- records: read through Avro views (avro.h), no JSON tree per record ---- */
+
+/* The top-level fields the handler reads, by schema; indexes looked up once (delivery_init). */
+enum {
+	LC_EVENT_ID,
+	LC_DELIVERY_ID,
+	LC_STAGE,
+	LC_VERSION,
+	LC_TIME,
+	LC_REQUESTED_AT,
+	LC_OWNER_ID,
+	LC_PICKUP_LOCATION,
+	LC_DROPOFF_LOCATION,
+	LC_PICKUP_TIME,
+	LC_DRONE_ID,
+	LC_REASON,
+	LC_N
+};
+static const char *const lc_names[LC_N] = {
+    "eventId", "deliveryId",     "stage",           "version",    "time",    "requestedAt",
+    "ownerId", "pickupLocation", "dropOffLocation", "pickupTime", "droneId", "reason"};
+enum {
+	TM_DELIVERY_ID,
+	TM_EVENT_ID,
+	TM_SEQ,
+	TM_TIME,
+	TM_LATITUDE,
+	TM_LONGITUDE,
+	TM_ALTITUDE,
+	TM_SPEED,
+	TM_PHASE,
+	TM_DRONE_ID,
+	TM_N
+};
+static const char *const tm_names[TM_N] = {"deliveryId", "eventId",   "seq",      "time",
+                                           "latitude",   "longitude", "altitude", "speedMps",
+                                           "phase",      "droneId"};
+
+_Static_assert(LC_N == DLV_LC_FIELDS && TM_N == DLV_TM_FIELDS, "dlv_t's index arrays");
+
+/* Index of every name of a schema's fields; false + errstr when the schema lacks one. */
+static bool field_indexes(const pl_avro_registry_t *registry, const char *schema_name,
+                          const char *const *names, int n, const pl_avro_schema_t **schema,
+                          int *index, char *errstr, size_t errstr_size)
 {
-	const char *stage = json_string_value(json_object_get(event, "stage"));
-	json_t *version = json_object_get(event, "version");
-	if (status_stage_int(stage) < 0 || !json_is_integer(version) ||
-	    json_integer_value(version) < 1 ||
-	    !json_string_value(json_object_get(event, "deliveryId"))) {
+	*schema = pl_avro_schema_get(registry, schema_name);
+	for (int i = 0; *schema && i < n; i++)
+		if ((index[i] = pl_avro_field_index(*schema, names[i])) < 0) {
+			snprintf(errstr, errstr_size, "schema %s has no field %s", schema_name,
+			         names[i]);
+			return false;
+		}
+	if (!*schema)
+		snprintf(errstr, errstr_size, "no schema %s", schema_name);
+	return *schema != NULL;
+}
+
+bool delivery_fields_init(dlv_t *d, const pl_avro_registry_t *registry, char *errstr,
+                          size_t errstr_size)
+{
+	d->registry = registry;
+	return field_indexes(registry, "DeliveryLifecycle", lc_names, LC_N, &d->lc_schema,
+	                     d->lc_index, errstr, errstr_size) &&
+	       field_indexes(registry, "DroneTelemetry", tm_names, TM_N, &d->tm_schema, d->tm_index,
+	                     errstr, errstr_size);
+}
+
+static const char *str_field(const pl_avro_view_t *v, int index)
+{
+	pl_avro_scalar_t s = pl_avro_view_field(v, index);
+	return s.type == PL_AVRO_V_STRING ? s.string : NULL;
+}
+
+static bool int_field(const pl_avro_view_t *v, int index, int64_t *out)
+{
+	pl_avro_scalar_t s = pl_avro_view_field(v, index);
+	*out = s.integer;
+	return s.type == PL_AVRO_V_INTEGER;
+}
+
+static bool real_field(const pl_avro_view_t *v, int index, double *out)
+{
+	pl_avro_scalar_t s = pl_avro_view_field(v, index);
+	*out = s.type == PL_AVRO_V_REAL ? s.real : (double)s.integer;
+	return s.type == PL_AVRO_V_REAL || s.type == PL_AVRO_V_INTEGER;
+}
+
+/* Reads a lifecycle event into op, with its JSON text and history entry (owned by op until
+ * ops_free); false + the DEAD reason set when the event cannot be applied. */
+static bool prepare_lifecycle(const dlv_t *d, pl_stage_ctx_t *ctx, const pl_avro_view_t *v,
+                              store_op_t *op)
+{
+	const int *x = d->lc_index;
+	status_event_t e = {
+	    .stage = str_field(v, x[LC_STAGE]),
+	    .event_id = str_field(v, x[LC_EVENT_ID]),
+	    .owner_id = str_field(v, x[LC_OWNER_ID]),
+	    .drone_id = str_field(v, x[LC_DRONE_ID]),
+	    .reason = str_field(v, x[LC_REASON]),
+	    .pickup_location = str_field(v, x[LC_PICKUP_LOCATION]),
+	    .dropoff_location = str_field(v, x[LC_DROPOFF_LOCATION]),
+	};
+	e.has_pickup_time = int_field(v, x[LC_PICKUP_TIME], &e.pickup_time);
+	const char *id = str_field(v, x[LC_DELIVERY_ID]);
+	if (status_stage_int(e.stage) < 0 || !int_field(v, x[LC_VERSION], &e.version) ||
+	    e.version < 1 || !id) {
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA,
 		                    "lifecycle event without a known stage, a version >= 1 or a "
 		                    "deliveryId");
 		return false;
 	}
-	json_t *entry = status_history_entry(event);
-	if (!entry) {
+	if (!int_field(v, x[LC_TIME], &e.time_ms)) {
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "lifecycle event without a time");
 		return false;
 	}
-	*op = (store_op_t){.record = event, .entry = entry};
+	*op = (store_op_t){.delivery_id = id,
+	                   .event_id = e.event_id,
+	                   .stage = e.stage,
+	                   .owner_id = e.owner_id,
+	                   .version = e.version,
+	                   .entry_json = status_history_entry(&e),
+	                   .event_json = pl_avro_view_json(v, PL_JSONW_SORTED, NULL)};
+	int_field(v, x[LC_REQUESTED_AT], &op->requested_at);
 	return true;
+}
+
+static void prepare_telemetry(const dlv_t *d, const pl_avro_view_t *v, store_op_t *op)
+{
+	const int *x = d->tm_index;
+	*op = (store_op_t){.telemetry = true,
+	                   .delivery_id = str_field(v, x[TM_DELIVERY_ID]),
+	                   .event_id = str_field(v, x[TM_EVENT_ID]),
+	                   .phase = str_field(v, x[TM_PHASE]),
+	                   .drone_id = str_field(v, x[TM_DRONE_ID])};
+	bool ok = int_field(v, x[TM_SEQ], &op->seq) & int_field(v, x[TM_TIME], &op->time) &
+	          real_field(v, x[TM_LATITUDE], &op->latitude) &
+	          real_field(v, x[TM_LONGITUDE], &op->longitude);
+	if (!ok)
+		op->delivery_id = NULL; /* the store refuses it: it lacks a field it needs */
+	if (!real_field(v, x[TM_ALTITUDE], &op->altitude))
+		op->altitude = 0.0;
+	if (!real_field(v, x[TM_SPEED], &op->speed_mps))
+		op->speed_mps = 0.0;
 }
 
 void delivery_handle_batch(pl_stage_item_t *items, size_t n, void *arg)
 {
 	dlv_t *d = arg;
-	store_op_t *ops = pl_calloc(n, sizeof(*ops));
+	store_op_t *ops = pl_malloc(n * sizeof(*ops));
+	pl_avro_view_t **views = pl_calloc(n, sizeof(*views));
 	size_t *item_of = pl_malloc(n * sizeof(*item_of)), nops = 0;
 	for (size_t i = 0; i < n; i++) {
 		pl_stage_item_t *it = &items[i];
-		const char *type = pl_avro_schema_short_name(it->schema);
-		if (strcmp(type, "DeliveryLifecycle") == 0) {
-			if (!prepare_lifecycle(it->ctx, it->event, &ops[nops])) {
+		char err[256];
+		pl_err_t de = pl_avro_view_open(d->registry, it->record->value,
+		                                it->record->value_len, &views[i], err, sizeof(err));
+		if (de != PL_OK) { /* as the stage words it for the services that decode */
+			pl_stage_set_reason(it->ctx, de, "undecodable record: %s", err);
+			it->outcome = PL_STAGE_DEAD;
+			continue;
+		}
+		const pl_avro_schema_t *schema = pl_avro_view_schema(views[i]);
+		if (schema == d->lc_schema) {
+			if (!prepare_lifecycle(d, it->ctx, views[i], &ops[nops])) {
 				it->outcome = PL_STAGE_DEAD;
 				continue;
 			}
-		} else if (strcmp(type, "DroneTelemetry") == 0) {
-			ops[nops] = (store_op_t){.record = it->event, .telemetry = true};
+		} else if (schema == d->tm_schema) {
+			prepare_telemetry(d, views[i], &ops[nops]);
 		} else {
 			pl_stage_set_reason(it->ctx, PL_ERR_REJECTED, "%s is not a delivery input",
-			                    type);
+			                    pl_avro_schema_short_name(schema));
 			it->outcome = PL_STAGE_DEAD;
 			continue;
 		}
@@ -128,8 +264,12 @@ void delivery_handle_batch(pl_stage_item_t *items, size_t n, void *arg)
 			pl_stage_set_reason(it->ctx, op->err, "%s", op->errstr);
 			it->outcome = pl_err_retryable(op->err) ? PL_STAGE_RETRY : PL_STAGE_DEAD;
 		}
-		json_decref((json_t *)op->entry);
+		pl_free((char *)op->event_json);
+		pl_free((char *)op->entry_json);
 	}
+	for (size_t i = 0; i < n; i++)
+		pl_avro_view_free(views[i]);
+	pl_free(views);
 	pl_free(ops);
 	pl_free(item_of);
 }

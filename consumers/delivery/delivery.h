@@ -24,6 +24,9 @@ extern const char *const delivery_topics[];
 
 typedef struct live_sub live_sub_t;
 
+#define DLV_LC_FIELDS 12 /* lifecycle fields the handler reads (delivery.c) */
+#define DLV_TM_FIELDS 10 /* telemetry fields */
+
 typedef struct dlv {
 	dlv_store_t *store;
 	double default_speed_mps;
@@ -31,12 +34,22 @@ typedef struct dlv {
 	live_sub_t *subs; /* registered streams (live_lock) */
 	int64_t next_sweep_ms;
 	pl_metric_family_t *m_applied, *m_reads;
+	/* records are read through Avro views: the two input schemas and their fields' indexes */
+	const pl_avro_registry_t *registry;
+	const pl_avro_schema_t *lc_schema, *tm_schema;
+	int lc_index[DLV_LC_FIELDS], tm_index[DLV_TM_FIELDS];
 } dlv_t;
 
 void *delivery_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
                     bool *config_error);
 void delivery_fini(void *dlv);
-/* The stage's batch handler: a lane's records applied to Redis in one round trip (store.h). */
+/* Finds the input schemas and their fields (delivery_init); false + errstr when one lacks a
+ * field the handler reads. */
+bool delivery_fields_init(dlv_t *d, const pl_avro_registry_t *registry, char *errstr,
+                          size_t errstr_size);
+/* The stage's batch handler (the stage is raw: records are read through Avro views, which
+ * refuse what the decoder refuses, with the same dead-letter reason): a lane's records applied
+ * to Redis in one round trip (store.h). */
 void delivery_handle_batch(pl_stage_item_t *items, size_t n, void *dlv);
 bool delivery_ready(void *dlv, char *reason, size_t reason_size);
 void delivery_tick(void *dlv);

@@ -12,6 +12,7 @@ int main(int argc, char **argv)
 	    .init = delivery_init,
 	    .fini = delivery_fini,
 	    .batch_handler = delivery_handle_batch,
+	    .raw = true,        /* the handler reads records through Avro views, not decoded JSON */
 	    .concurrent = true, /* handler is thread-safe (stage.h) */
 	    .routes = delivery_routes,
 	    .ready = delivery_ready,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "geo.h"
+#include "jsonw.h"
 #include "mem.h"
 #include "status.h"
 #include "timefmt.h"
@@ -194,46 +195,77 @@ static const char *q(const char *s)
 	return s ? s : "?";
 }
 
-json_t *status_history_entry(const json_t *lc)
+/* The sentence naming what happened. */
+static char *detail_of(const status_event_t *e)
 {
-	const char *stage = str_of(lc, "stage");
-	int64_t version, time_ms;
-	if (!stage || !int_of(lc, "version", &version) || !int_of(lc, "time", &time_ms))
-		return NULL;
-	const char *drone = str_of(lc, "droneId"), *reason = str_of(lc, "reason");
-	const char *from = str_of(lc, "pickupLocation"), *to = str_of(lc, "dropOffLocation");
-	char *detail;
-	if (strcmp(stage, "Created") == 0) {
-		detail = pl_asprintf("delivery requested by %s: %s -> %s", q(str_of(lc, "ownerId")),
-		                     q(from), q(to));
-	} else if (strcmp(stage, "Scheduled") == 0) {
-		detail = pl_asprintf("drone %s assigned", q(drone));
-	} else if (strcmp(stage, "Rescheduled") == 0) {
+	const char *stage = e->stage, *drone = q(e->drone_id);
+	if (strcmp(stage, "Created") == 0)
+		return pl_asprintf("delivery requested by %s: %s -> %s", q(e->owner_id),
+		                   q(e->pickup_location), q(e->dropoff_location));
+	if (strcmp(stage, "Scheduled") == 0)
+		return pl_asprintf("drone %s assigned", drone);
+	if (strcmp(stage, "Rescheduled") == 0) {
 		char when[32] = "?";
-		int64_t pickup_time;
-		if (int_of(lc, "pickupTime", &pickup_time))
-			pl_time_format(pickup_time, when);
-		detail = pl_asprintf("rescheduled: %s -> %s, pickup at %s", q(from), q(to), when);
-	} else if (strcmp(stage, "HeadedToPickup") == 0) {
-		detail = pl_asprintf("drone %s headed to the pickup", q(drone));
-	} else if (strcmp(stage, "HeadedToDropoff") == 0) {
-		detail =
-		    pl_asprintf("package picked up; drone %s headed to the drop-off", q(drone));
-	} else if (strcmp(stage, "Completed") == 0) {
-		detail = pl_strdup("delivered");
-	} else if (strcmp(stage, "Cancelled") == 0 || strcmp(stage, "Failed") == 0) {
-		detail =
-		    pl_asprintf("%s: %s", strcmp(stage, "Failed") == 0 ? "failed" : "cancelled",
-		                reason ? reason : "no reason given");
-	} else {
-		detail = pl_asprintf("stage %s", stage);
+		if (e->has_pickup_time)
+			pl_time_format(e->pickup_time, when);
+		return pl_asprintf("rescheduled: %s -> %s, pickup at %s", q(e->pickup_location),
+		                   q(e->dropoff_location), when);
 	}
-	json_t *entry =
-	    json_pack("{s:I, s:o, s:i, s:s, s:o, s:s}", "version", (json_int_t)version, "eventId",
-	              str_or_null(str_of(lc, "eventId")), "stage", status_stage_int(stage),
-	              "stageName", stage, "time", time_or_null(time_ms), "detail", detail);
+	if (strcmp(stage, "HeadedToPickup") == 0)
+		return pl_asprintf("drone %s headed to the pickup", drone);
+	if (strcmp(stage, "HeadedToDropoff") == 0)
+		return pl_asprintf("package picked up; drone %s headed to the drop-off", drone);
+	if (strcmp(stage, "Completed") == 0)
+		return pl_strdup("delivered");
+	if (strcmp(stage, "Cancelled") == 0 || strcmp(stage, "Failed") == 0)
+		return pl_asprintf("%s: %s", strcmp(stage, "Failed") == 0 ? "failed" : "cancelled",
+		                   e->reason ? e->reason : "no reason given");
+	return pl_asprintf("stage %s", stage);
+}
+
+static void put_key(pl_jsonw_t *w, const char *key)
+{
+	pl_jsonw_string(w, key, strlen(key));
+	pl_jsonw_char(w, ':');
+}
+
+static void put_str_or_null(pl_jsonw_t *w, const char *s)
+{
+	if (s)
+		pl_jsonw_string(w, s, strlen(s));
+	else
+		pl_jsonw_raw(w, "null", 4);
+}
+
+char *status_history_entry(const status_event_t *e)
+{
+	if (!e->stage)
+		return NULL;
+	char *detail = detail_of(e), when[32];
+	pl_jsonw_t w;
+	pl_jsonw_init(&w, PL_JSONW_SORTED);
+	/* keys in byte order, as pl_json_text writes an object */
+	pl_jsonw_char(&w, '{');
+	put_key(&w, "detail");
+	put_str_or_null(&w, detail);
+	pl_jsonw_char(&w, ',');
+	put_key(&w, "eventId");
+	put_str_or_null(&w, e->event_id);
+	pl_jsonw_char(&w, ',');
+	put_key(&w, "stage");
+	pl_jsonw_integer(&w, status_stage_int(e->stage));
+	pl_jsonw_char(&w, ',');
+	put_key(&w, "stageName");
+	put_str_or_null(&w, e->stage);
+	pl_jsonw_char(&w, ',');
+	put_key(&w, "time");
+	put_str_or_null(&w, pl_time_format(e->time_ms, when) == PL_OK ? when : NULL);
+	pl_jsonw_char(&w, ',');
+	put_key(&w, "version");
+	pl_jsonw_integer(&w, e->version);
+	pl_jsonw_char(&w, '}');
 	pl_free(detail);
-	return entry;
+	return pl_jsonw_finish(&w, NULL);
 }
 
 /* ---- event ids ---------------------------------------------------------------------------- */

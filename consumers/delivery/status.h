@@ -59,10 +59,19 @@ json_t *status_delivery_view(const json_t *lifecycle);
 json_t *status_build(const json_t *lifecycle, const json_t *telemetry, int64_t now_ms,
                      double default_speed_mps);
 
-/* One history entry for a lifecycle event: {"version","eventId","stage","stageName","time",
- * "detail"}; detail is a sentence naming what happened (drone, reason, new locations).
- * NULL when the event lacks version, stage or time. */
-json_t *status_history_entry(const json_t *lifecycle);
+/* The fields of a lifecycle event a history entry is made of (borrowed; NULL when absent). */
+typedef struct status_event {
+	const char *stage, *event_id, *owner_id, *drone_id, *reason;
+	const char *pickup_location, *dropoff_location;
+	int64_t version, time_ms;
+	int64_t pickup_time; /* when has_pickup_time */
+	bool has_pickup_time;
+} status_event_t;
+
+/* One history entry for a lifecycle event, as JSON text with its keys in byte order:
+ * {"detail","eventId","stage","stageName","time","version"}; detail is a sentence naming what
+ * happened (drone, reason, new locations). pl_malloc'd; NULL when the event has no stage. */
+char *status_history_entry(const status_event_t *event);
 
 /* The SSE event id of a status: "<version>.<seq + 1>" (".0" without telemetry). It increases with
  * every applied change, so a stream sends a status only when its id is newer (status_id_newer). */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <hiredis.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,8 +29,16 @@
  *              ARGV 'T', channel, seq, time, updatedAt, latitude, longitude, altitude, speedMps,
  *              phase, droneId, eventId
  * Returns one integer per op (1 applied, 0 not newer). An op whose command fails gets its error
- * in its place and the script stops there: no later op of the batch takes effect. */
+ * in its place and the script stops there: no later op of the batch takes effect. Each changed
+ * delivery's channel gets one PUBLISH per call, with its last change, when the call ends (a
+ * subscriber reads the delivery's state anyway: in a replay, where a batch holds several
+ * versions of a delivery, the PUBLISHes were a fifth of Redis's work). */
 static const char apply_lua[] =
+    "local changed, order = {}, {}\n"
+    "local function note(channel, what)\n"
+    "  if not changed[channel] then order[#order + 1] = channel end\n"
+    "  changed[channel] = what\n"
+    "end\n"
     "local function lifecycle(k, a)\n"
     "  local cur = tonumber(redis.call('HGET', KEYS[k], 'version') or '0')\n"
     "  if tonumber(ARGV[a]) <= cur then return 0 end\n"
@@ -37,7 +46,7 @@ static const char apply_lua[] =
     " 'event', ARGV[a+3])\n"
     "  redis.call('RPUSH', KEYS[k+1], ARGV[a+4])\n"
     "  if ARGV[a+2] == 'Created' then redis.call('SADD', KEYS[k+2], ARGV[a+5]) end\n"
-    "  redis.call('PUBLISH', ARGV[a+6], 'lifecycle ' .. ARGV[a])\n"
+    "  note(ARGV[a+6], 'lifecycle ' .. ARGV[a])\n"
     "  return 1\n"
     "end\n"
     "local function telemetry(k, a)\n"
@@ -47,8 +56,11 @@ static const char apply_lua[] =
     "  redis.call('HSET', KEYS[k], 'seq', ARGV[a+1], 'time', ARGV[a+2], 'updatedAt', ARGV[a+3],"
     " 'latitude', ARGV[a+4], 'longitude', ARGV[a+5], 'altitude', ARGV[a+6],"
     " 'speedMps', ARGV[a+7], 'phase', ARGV[a+8], 'droneId', ARGV[a+9], 'eventId', ARGV[a+10])\n"
-    "  redis.call('PUBLISH', ARGV[a], 'telemetry ' .. ARGV[a+1])\n"
+    "  note(ARGV[a], 'telemetry ' .. ARGV[a+1])\n"
     "  return 1\n"
+    "end\n"
+    "local function publish()\n"
+    "  for _, channel in ipairs(order) do redis.call('PUBLISH', channel, changed[channel]) end\n"
     "end\n"
     "local out, k, a = {}, 1, 1\n"
     "while a <= #ARGV do\n"
@@ -57,10 +69,12 @@ static const char apply_lua[] =
     "  else ok, r = pcall(telemetry, k, a + 1); k = k + 1; a = a + 12 end\n"
     "  if not ok then\n"
     "    out[#out + 1] = redis.error_reply(type(r) == 'table' and tostring(r.err) or tostring(r))\n"
+    "    publish()\n"
     "    return out\n"
     "  end\n"
     "  out[#out + 1] = r\n"
     "end\n"
+    "publish()\n"
     "return out\n";
 
 struct dlv_store {
@@ -309,49 +323,53 @@ void store_destroy(dlv_store_t *st)
 
 /* ---- apply -------------------------------------------------------------------------------- */
 
-/* One op's script keys and arguments; they point into its own buffers and the two JSON strings
- * it owns. */
+/* One op's script keys and arguments; they point into its own buffers and the op's strings. */
 typedef struct op_args {
 	int nkeys, nargs;
 	const char *keys[3];
 	const char *args[12];
 	char key[3][700], channel[600], num[2][24], when[32], real[4][40];
-	char *event_json, *entry_json;
 } op_args_t;
+
+/* Writes the decimal digits of v into out (24 bytes). */
+static void integer_text(int64_t v, char out[24])
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	*--p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	memcpy(out, p, (size_t)(tmp + sizeof(tmp) - p));
+}
 
 static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr,
                                 size_t errstr_size)
 {
-	const json_t *event = op->record;
-	const char *id = json_string_value(json_object_get(event, "deliveryId"));
-	const char *event_id = json_string_value(json_object_get(event, "eventId"));
-	const char *stage = json_string_value(json_object_get(event, "stage"));
-	const char *owner = json_string_value(json_object_get(event, "ownerId"));
-	json_t *version = json_object_get(event, "version");
-	json_t *requested = json_object_get(event, "requestedAt");
-	if (!id || !event_id || !stage || !owner || !json_is_integer(version) ||
-	    !json_is_integer(requested) || !op->entry ||
-	    pl_time_format((int64_t)json_integer_value(requested), a->when) != PL_OK) {
+	if (!op->delivery_id || !op->event_id || !op->stage || !op->owner_id || !op->event_json ||
+	    !op->entry_json || pl_time_format(op->requested_at, a->when) != PL_OK) {
 		snprintf(errstr, errstr_size, "lifecycle event lacks a field the store needs");
 		return PL_ERR_SCHEMA;
 	}
-	store_key_delivery(id, a->key[0], sizeof(a->key[0]));
+	store_key_delivery(op->delivery_id, a->key[0], sizeof(a->key[0]));
 	snprintf(a->key[1], sizeof(a->key[1]), "%s:history", a->key[0]);
-	store_key_summary(owner, atoi(a->when), atoi(a->when + 5), a->key[2], sizeof(a->key[2]));
-	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", id);
-	snprintf(a->num[0], sizeof(a->num[0]), "%" JSON_INTEGER_FORMAT,
-	         json_integer_value(version));
-	a->event_json = pl_json_text(event, PL_JSONW_SORTED, NULL);
-	a->entry_json = pl_json_text(op->entry, PL_JSONW_SORTED, NULL);
-	if (!a->event_json || !a->entry_json) {
-		snprintf(errstr, errstr_size, "lifecycle event cannot be written as JSON");
-		return PL_ERR_SCHEMA;
-	}
+	store_key_summary(op->owner_id, atoi(a->when), atoi(a->when + 5), a->key[2],
+	                  sizeof(a->key[2]));
+	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", op->delivery_id);
+	integer_text(op->version, a->num[0]);
 	a->nkeys = 3;
 	for (int i = 0; i < 3; i++)
 		a->keys[i] = a->key[i];
-	const char *args[] = {"L",           a->num[0],     event_id, stage,
-	                      a->event_json, a->entry_json, id,       a->channel};
+	const char *args[] = {"L",
+	                      a->num[0],
+	                      op->event_id,
+	                      op->stage,
+	                      op->event_json,
+	                      op->entry_json,
+	                      op->delivery_id,
+	                      a->channel};
 	a->nargs = 8;
 	memcpy(a->args, args, sizeof(args));
 	return PL_OK;
@@ -360,36 +378,36 @@ static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr
 static pl_err_t build_telemetry(const store_op_t *op, op_args_t *a, char *errstr,
                                 size_t errstr_size)
 {
-	const json_t *tm = op->record;
-	const char *id = json_string_value(json_object_get(tm, "deliveryId"));
-	json_t *seq = json_object_get(tm, "seq"), *time = json_object_get(tm, "time");
-	json_t *lat = json_object_get(tm, "latitude"), *lon = json_object_get(tm, "longitude");
-	if (!id || !json_is_integer(seq) || !json_is_integer(time) || !json_is_number(lat) ||
-	    !json_is_number(lon) ||
-	    pl_time_format((int64_t)json_integer_value(time), a->when) != PL_OK) {
+	if (!op->delivery_id || !isfinite(op->latitude) || !isfinite(op->longitude) ||
+	    !isfinite(op->altitude) || !isfinite(op->speed_mps) ||
+	    pl_time_format(op->time, a->when) != PL_OK) {
 		snprintf(errstr, errstr_size, "telemetry lacks a field the store needs");
 		return PL_ERR_SCHEMA;
 	}
-	json_t *alt = json_object_get(tm, "altitude"), *speed = json_object_get(tm, "speedMps");
-	const char *phase = json_string_value(json_object_get(tm, "phase"));
-	const char *drone = json_string_value(json_object_get(tm, "droneId"));
-	const char *event_id = json_string_value(json_object_get(tm, "eventId"));
-	store_key_delivery(id, a->key[0], sizeof(a->key[0]));
+	store_key_delivery(op->delivery_id, a->key[0], sizeof(a->key[0]));
 	strncat(a->key[0], ":tm", sizeof(a->key[0]) - strlen(a->key[0]) - 1);
-	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", id);
-	snprintf(a->num[0], sizeof(a->num[0]), "%" JSON_INTEGER_FORMAT, json_integer_value(seq));
-	snprintf(a->num[1], sizeof(a->num[1]), "%" JSON_INTEGER_FORMAT, json_integer_value(time));
+	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", op->delivery_id);
+	integer_text(op->seq, a->num[0]);
+	integer_text(op->time, a->num[1]);
 	/* the shortest text that reads back as the same double (strtod in telemetry_from_hash) */
-	pl_json_real_text(json_number_value(lat), a->real[0]);
-	pl_json_real_text(json_number_value(lon), a->real[1]);
-	pl_json_real_text(json_is_number(alt) ? json_number_value(alt) : 0.0, a->real[2]);
-	pl_json_real_text(json_is_number(speed) ? json_number_value(speed) : 0.0, a->real[3]);
+	pl_json_real_text(op->latitude, a->real[0]);
+	pl_json_real_text(op->longitude, a->real[1]);
+	pl_json_real_text(op->altitude, a->real[2]);
+	pl_json_real_text(op->speed_mps, a->real[3]);
 	a->nkeys = 1;
 	a->keys[0] = a->key[0];
-	const char *args[] = {
-	    "T",        a->channel,         a->num[0],          a->num[1],
-	    a->when,    a->real[0],         a->real[1],         a->real[2],
-	    a->real[3], phase ? phase : "", drone ? drone : "", event_id ? event_id : ""};
+	const char *args[] = {"T",
+	                      a->channel,
+	                      a->num[0],
+	                      a->num[1],
+	                      a->when,
+	                      a->real[0],
+	                      a->real[1],
+	                      a->real[2],
+	                      a->real[3],
+	                      op->phase ? op->phase : "",
+	                      op->drone_id ? op->drone_id : "",
+	                      op->event_id ? op->event_id : ""};
 	a->nargs = 12;
 	memcpy(a->args, args, sizeof(args));
 	return PL_OK;
@@ -490,7 +508,6 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 	op_args_t *a = pl_malloc((n ? n : 1) * sizeof(*a));
 	size_t *runnable = pl_malloc((n ? n : 1) * sizeof(*runnable)), nrunnable = 0;
 	for (size_t i = 0; i < n; i++) {
-		a[i].event_json = a[i].entry_json = NULL;
 		a[i].nkeys = a[i].nargs = 0;
 		ops[i].err =
 		    ops[i].telemetry
@@ -531,10 +548,6 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 	}
 	if (c)
 		release(st, c);
-	for (size_t i = 0; i < n; i++) {
-		pl_free(a[i].event_json);
-		pl_free(a[i].entry_json);
-	}
 	pl_free(a);
 	pl_free(runnable);
 }

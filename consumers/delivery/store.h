@@ -16,19 +16,22 @@
  *   dp:summary:<YYYY-MM>:<ownerId>  set of deliveryIds the owner requested that month (UTC month
  *                                 of the Created event's requestedAt); the summary count = SCARD.
  *                                 A set counts each delivery once whatever happens.
- *   channel dp:dlv-events:<id>    "lifecycle <version>" / "telemetry <seq>" after each change.
+ *   channel dp:dlv-events:<id>    "lifecycle <version>" / "telemetry <seq>": the delivery
+ *                                 changed (once per script call that changed it, naming its
+ *                                 last change).
  * Every value derives from event content only (no clock, no consumer position), so replaying the
  * topics into an empty database rebuilds byte-identical keys.
  *
  * Idempotent apply, in one Lua script (SCRIPT LOAD at connect, EVALSHA, reloaded on NOSCRIPT)
  * that takes a batch of records in order, each atomic:
  *   lifecycle: if version > stored version: write the hash, RPUSH the history entry, SADD the
- *              summary set when stage = Created, PUBLISH. Else nothing (duplicate, replay, or a
+ *              summary set when stage = Created. Else nothing (duplicate, replay, or a
  *              re-emitted event: versions are never reused).
- *   telemetry: if seq > stored seq and time >= stored time: write the hash, PUBLISH. Else
+ *   telemetry: if seq > stored seq and time >= stored time: write the hash. Else
  *              nothing (older than the stored position, or a duplicate).
- * A record whose command fails stops the script there, so no later record of the batch takes
- * effect before it; the batch is one round trip instead of one per record.
+ * Then one PUBLISH per changed delivery. A record whose command fails stops the script there,
+ * so no later record of the batch takes effect before it; the batch is one round trip instead
+ * of one per record.
  * The summary set lives outside the delivery's slot, so the scripts need one Redis node (not a
  * cluster).
  *
@@ -62,12 +65,23 @@ dlv_store_t *store_new(const dlv_store_opts_t *opts, char *errstr, size_t errstr
 /* Stops the subscription, closes every connection. NULL is a no-op. */
 void store_destroy(dlv_store_t *store);
 
-/* One record to apply: in record (and entry), out err, applied, errstr. */
+/* One record to apply, its fields read by the caller (strings borrowed until store_apply
+ * returns; NULL when absent): in the fields of its kind, out err, applied, errstr. */
 typedef struct store_op {
-	const json_t *record; /* decoded DeliveryLifecycle event or DroneTelemetry record */
-	const json_t *entry;  /* lifecycle: its history entry (status_history_entry) */
-	bool telemetry;       /* record is a DroneTelemetry record */
-	pl_err_t err;         /* PL_OK: the record ran, applied says whether it was newer */
+	bool telemetry;          /* a DroneTelemetry record, else a DeliveryLifecycle event */
+	const char *delivery_id; /* both */
+	const char *event_id;    /* both (telemetry: may be NULL) */
+	/* lifecycle */
+	const char *stage, *owner_id;
+	int64_t version, requested_at; /* requestedAt: ms since the epoch (summary month) */
+	const char *event_json;        /* the event as JSON text (the full snapshot) */
+	const char *entry_json;        /* its history entry (status_history_entry) */
+	/* telemetry */
+	int64_t seq, time; /* time: ms since the epoch */
+	double latitude, longitude, altitude, speed_mps;
+	const char *phase, *drone_id; /* may be NULL */
+	/* out */
+	pl_err_t err; /* PL_OK: the record ran, applied says whether it was newer */
 	bool applied;
 	char errstr[256]; /* why, when err != PL_OK */
 } store_op_t;

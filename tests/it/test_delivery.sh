@@ -425,4 +425,47 @@ check "P's dead letters carry Redis's reason (WRONGTYPE)" [ "$(grep -c 'dp_error
 check "P's key still holds only the string (nothing written)" [ "$(rc GET "dp:dlv:{$p}")" = not-a-hash ]
 check "P has no history" [ "$(rc EXISTS "dp:dlv:{$p}:history")" = 0 ]
 
+# --- records the service cannot apply: each dead-lettered with a reason naming the problem, ---
+# the good records after them applied. The service reads records itself (Avro views), so it must
+# refuse what the decoder refuses: bytes that are not Avro, an Avro body cut short, a record of
+# a schema it does not consume, a lifecycle event whose version is 0.
+j=$(python3 -c 'import uuid; print(uuid.uuid4())') # garbage
+k=$(python3 -c 'import uuid; print(uuid.uuid4())') # cut short
+l=$(python3 -c 'import uuid; print(uuid.uuid4())') # another schema
+m=$(python3 -c 'import uuid; print(uuid.uuid4())') # version 0
+t=$(python3 -c 'import uuid; print(uuid.uuid4())') # good, after them
+dlq_before=$(dlq_count)
+printf 'not avro at all' | kcat -P -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events -k "$j"
+kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events -o beginning -e -q -f '%k\n' \
+	2>/dev/null | grep -q "^$a$" || bad "A's records are on the topic"
+kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events -o beginning -e -q \
+	-f '%k|%R%s' 2>/dev/null | python3 -c '
+import sys, struct
+data, key = sys.stdin.buffer.read(), sys.argv[1].encode() + b"|"
+at = data.index(key) + len(key)
+(n,) = struct.unpack(">I", data[at:at + 4])
+sys.stdout.buffer.write(data[at + 4:at + 4 + n - 7])' "$a" >"$logdir/delivery-cut.bin"
+kcat -P -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events -k "$k" "$logdir/delivery-cut.bin"
+{
+	printf '{"schema": "DroneReleased", "value": {"eventId": "e-%s", "deliveryId": "%s", "causationId": null, "droneId": "drone-7", "releasedAt": 1795773600000, "reason": null}}\n' "$l" "$l"
+	gen "$m" 1 0 | python3 -c 'import json, sys
+for line in sys.stdin:
+    d = json.loads(line); d["value"]["version"] = 0; print(json.dumps(d))'
+	gen "$t" 2 0
+} | "$feed" >/dev/null
+expect "feed: a record of another schema, a version-0 event and T's good events produced"
+wait_until 30 dlq_reached $((dlq_before + 4))
+expect "the 4 poison records dead-lettered"
+wait_until 30 stage_is "$t" Scheduled
+expect "T's events, produced after them, applied"
+check "nothing else dead-lettered" [ "$(dlq_count)" = $((dlq_before + 4)) ]
+kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events.dlq -o beginning -e -q \
+	-f '%k %h\n' 2>/dev/null >"$logdir/delivery-dlq-poison.txt"
+reason_of() { grep "^$1 " "$logdir/delivery-dlq-poison.txt" | sed -n 's/.*dp_error=\(.*\),dp_error_class=.*/\1/p' | head -1; }
+check "garbage: 'not Avro single-object encoding'" grep -q 'undecodable record: not Avro single-object encoding' <<<"$(reason_of "$j")"
+check "cut short: undecodable, names the schema file" grep -q 'undecodable record: DeliveryLifecycle.v1.avsc: ' <<<"$(reason_of "$k")"
+check "another schema: 'DroneReleased is not a delivery input'" grep -q 'DroneReleased is not a delivery input' <<<"$(reason_of "$l")"
+check "version 0: 'a version >= 1'" grep -q 'a version >= 1' <<<"$(reason_of "$m")"
+check "no poison record wrote a key" [ "$(rc EXISTS "dp:dlv:{$j}" "dp:dlv:{$k}" "dp:dlv:{$l}" "dp:dlv:{$m}")" = 0 ]
+
 finish test_delivery

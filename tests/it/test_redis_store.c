@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "delivery/store.h"
+#include "jsonw.h"
 #include "log.h"
+#include "mem.h"
 #include "check.h"
 
 #define T0 1795773600000LL /* 2026-11-27T10:00:00Z */
@@ -37,29 +39,43 @@ static json_t *lifecycle(const char *id, int version)
 	                 "ownerId", "owner-it");
 }
 
-static json_t *telemetry(const char *id, int seq)
-{
-	return json_pack("{s:s, s:s, s:i, s:I, s:f, s:f, s:s}", "deliveryId", id, "droneId",
-	                 "drone-1", "seq", seq, "time", (json_int_t)(T0 + seq * 1000), "latitude",
-	                 47.6 + seq * 0.001, "longitude", -122.3, "phase", "ToPickup");
-}
-
+/* The ops own copies of their strings (ops_free). */
 static void op_lifecycle(store_op_t *op, const char *id, int version)
 {
 	json_t *e = lifecycle(id, version);
-	*op = (store_op_t){.record = e, .entry = json_pack("{s:i}", "version", version)};
+	char entry[32];
+	snprintf(entry, sizeof(entry), "{\"version\":%d}", version);
+	*op = (store_op_t){.delivery_id = pl_strdup(id),
+	                   .event_id = pl_strdup(json_string_value(json_object_get(e, "eventId"))),
+	                   .stage = pl_strdup(json_string_value(json_object_get(e, "stage"))),
+	                   .owner_id = pl_strdup("owner-it"),
+	                   .version = version,
+	                   .requested_at = T0,
+	                   .event_json = pl_json_text(e, PL_JSONW_SORTED, NULL),
+	                   .entry_json = pl_strdup(entry)};
+	json_decref(e);
 }
 
 static void op_telemetry(store_op_t *op, const char *id, int seq)
 {
-	*op = (store_op_t){.record = telemetry(id, seq), .telemetry = true};
+	*op = (store_op_t){.telemetry = true,
+	                   .delivery_id = pl_strdup(id),
+	                   .drone_id = pl_strdup("drone-1"),
+	                   .phase = pl_strdup("ToPickup"),
+	                   .seq = seq,
+	                   .time = T0 + seq * 1000,
+	                   .latitude = 47.6 + seq * 0.001,
+	                   .longitude = -122.3};
 }
 
 static void ops_free(store_op_t *ops, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		json_decref((json_t *)ops[i].record);
-		json_decref((json_t *)ops[i].entry);
+		const char *owned[] = {ops[i].delivery_id, ops[i].event_id,   ops[i].stage,
+		                       ops[i].owner_id,    ops[i].event_json, ops[i].entry_json,
+		                       ops[i].drone_id,    ops[i].phase};
+		for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++)
+			pl_free((char *)owned[k]);
 	}
 }
 
@@ -145,12 +161,13 @@ static void test_schema(dlv_store_t *st)
 	store_op_t ops[3];
 	op_telemetry(&ops[0], a, 0);
 	op_telemetry(&ops[1], a, 1);
-	json_object_del((json_t *)ops[1].record, "seq");
+	pl_free((char *)ops[1].delivery_id); /* the handler's mark of a record lacking a field */
+	ops[1].delivery_id = NULL;
 	op_telemetry(&ops[2], a, 2);
 	store_apply(st, ops, 3);
 	CHECK(ops[0].err == PL_OK && ops[0].applied, "first telemetry applied");
 	CHECK(ops[1].err == PL_ERR_SCHEMA && strstr(ops[1].errstr, "lacks"),
-	      "telemetry without seq: %s (%s)", pl_err_str(ops[1].err), ops[1].errstr);
+	      "telemetry without deliveryId: %s (%s)", pl_err_str(ops[1].err), ops[1].errstr);
 	CHECK(ops[2].err == PL_OK && ops[2].applied, "third telemetry applied: %s",
 	      pl_err_str(ops[2].err));
 	store_key_delivery(a, key, sizeof(key));
