@@ -14,9 +14,10 @@
  *   0xC3 0x01 | 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's Parsing
  *   Canonical Form | Avro binary body.
  *
- * Decoding is hostile-input safe: before avro-c reads a body, pl_avro walks it against the writer
- * schema and checks every varint, length (<= remaining bytes), enum index and union branch, and
- * avro-c's allocator is capped (PL_AVRO_MAX_ALLOC) so no wire length can cause a huge allocation.
+ * Decoding is hostile-input safe: before a body is read, pl_avro walks it against the writer
+ * schema and checks every varint, length (<= remaining bytes and < PL_AVRO_MAX_ALLOC), enum index
+ * and union branch; the reader (avro.c, without avro-c) checks every read against the end again.
+ * avro-c, which encodes, has its allocator capped (PL_AVRO_MAX_ALLOC) too.
  * A bad record returns PL_ERR_DECODE (or PL_ERR_SCHEMA) with a reason; never a crash or a leak.
  *
  * Thread rules: the registry is immutable after pl_avro_registry_new and may be shared by any
@@ -35,7 +36,7 @@
 #define PL_AVRO_MAGIC1     0x01
 #define PL_AVRO_HEADER_LEN 10
 #define PL_AVRO_MAX_ALLOC                                                                          \
-	(1u << 20) /* largest single allocation avro-c may make while decoding                     \
+	(1u << 20) /* longest string or bytes value decoded; largest single avro-c allocation      \
 	            */
 
 /* One embedded schema file (generated from the schemas folder by the build). */

@@ -127,7 +127,8 @@ static inline bool pl_avro_skip(pl_avro_cursor_t *cur, const pl_avro_node_t *w, 
 			if (count == 0)
 				return true;
 			for (uint64_t i = 0; i < count; i++)
-				if ((w->kind == PL_AVRO_T_MAP && !pl_avro_read_len(cur, &data, &len)) ||
+				if ((w->kind == PL_AVRO_T_MAP &&
+				     !pl_avro_read_len(cur, &data, &len)) ||
 				    !pl_avro_skip(cur, w->items, finite))
 					return false;
 		}

@@ -151,8 +151,8 @@ static pl_avro_view_t *open_direct(const pl_avro_schema_t *schema, pl_avro_curso
 		return NULL;
 	starts[root->count] = body.p;
 	size_t n = root->count;
-	pl_avro_view_t *v = pl_malloc(sizeof(*v) + (n + 1) * sizeof(*v->starts) +
-	                              n * sizeof(*v->field) + text);
+	pl_avro_view_t *v =
+	    pl_malloc(sizeof(*v) + (n + 1) * sizeof(*v->starts) + n * sizeof(*v->field) + text);
 	*v = (pl_avro_view_t){.schema = schema, .root = root};
 	v->field = (pl_avro_scalar_t *)(v + 1);
 	v->starts = (const uint8_t **)(v->field + n);
@@ -182,9 +182,8 @@ pl_err_t pl_avro_view_open(const pl_avro_registry_t *registry, const void *data,
 		if (err)
 			return err;
 		v = pl_malloc(sizeof(*v));
-		*v = (pl_avro_view_t){.schema = reader,
-		                      .root = pl_avro_schema_tree(reader)->root,
-		                      .json = json};
+		*v = (pl_avro_view_t){
+		    .schema = reader, .root = pl_avro_schema_tree(reader)->root, .json = json};
 	}
 	v->registry = registry;
 	v->data = data;
