@@ -163,8 +163,9 @@ static bool real_field(const pl_avro_view_t *v, int index, double *out)
 	return s.type == PL_AVRO_V_REAL || s.type == PL_AVRO_V_INTEGER;
 }
 
-/* Reads a lifecycle event into op, with its JSON text and history entry (owned by op until
- * ops_free); false + the DEAD reason set when the event cannot be applied. */
+/* Reads a lifecycle event into op: its strings borrowed from the view, its JSON text and
+ * history entry pl_malloc'd (delivery_handle_batch frees them after store_apply); false + the
+ * DEAD reason set when the event cannot be applied. */
 static bool prepare_lifecycle(const dlv_t *d, pl_stage_ctx_t *ctx, const pl_avro_view_t *v,
                               store_op_t *op)
 {
