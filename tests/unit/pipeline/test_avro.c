@@ -493,9 +493,9 @@ static const char wide_v2[] =
     "{'name':'list','type':{'type':'array','items':'In'}},"
     "{'name':'added','type':{'type':'array','items':'int'},'default':[1,2]}]}";
 
-static void test_resolution_skips_reorders_and_promotes(void **state)
+/* A registry of Wide v1 and v2, and v1's schema (*v1). */
+static pl_avro_registry_t *wide_registry(const pl_avro_schema_t **v1)
 {
-	(void)state;
 	char err[512];
 	const pl_avro_source_t sources[] = {{"Wide.v1.avsc", dq(wide_v1)},
 	                                    {"Wide.v2.avsc", dq(wide_v2)}};
@@ -503,10 +503,18 @@ static void test_resolution_skips_reorders_and_promotes(void **state)
 	if (!registry)
 		fail_msg("%s", err);
 	char *canonical_v1 = pl_avro_canonical_form(dq(wide_v1), err, sizeof(err));
-	const pl_avro_schema_t *v1 = pl_avro_schema_by_fingerprint(
-	    registry, pl_avro_crc64(canonical_v1, strlen(canonical_v1)));
+	*v1 = pl_avro_schema_by_fingerprint(registry,
+	                                    pl_avro_crc64(canonical_v1, strlen(canonical_v1)));
 	pl_free(canonical_v1);
-	assert_non_null(v1);
+	assert_non_null(*v1);
+	return registry;
+}
+
+static void test_resolution_skips_reorders_and_promotes(void **state)
+{
+	(void)state;
+	const pl_avro_schema_t *v1;
+	pl_avro_registry_t *registry = wide_registry(&v1);
 	json_t *value = load("{'gone':{'xs':[{'p':null,'q':'str','r':2.5},{}],'fx':'abcd',"
 	                     "'on':true,'k':'Q','by':'\\u00ff\\u0000z','fl':1.5},"
 	                     "'a':-7,'i2d':3,'l2f':16777217,'f':0.25,'s':'caf\\u00e9',"
@@ -1026,15 +1034,8 @@ static void test_view_of_resolved_records_maps_and_nan(void **state)
 {
 	(void)state;
 	char err[512];
-	const pl_avro_source_t sources[] = {{"Wide.v1.avsc", dq(wide_v1)},
-	                                    {"Wide.v2.avsc", dq(wide_v2)}};
-	pl_avro_registry_t *registry = pl_avro_registry_new(sources, 2, err, sizeof(err));
-	if (!registry)
-		fail_msg("%s", err);
-	char *canonical_v1 = pl_avro_canonical_form(dq(wide_v1), err, sizeof(err));
-	const pl_avro_schema_t *v1 = pl_avro_schema_by_fingerprint(
-	    registry, pl_avro_crc64(canonical_v1, strlen(canonical_v1)));
-	pl_free(canonical_v1);
+	const pl_avro_schema_t *v1;
+	pl_avro_registry_t *registry = wide_registry(&v1);
 	const pl_avro_schema_t *v2 = pl_avro_schema_get(registry, "Wide");
 	for (int k = 0; k < 200; k++) {
 		json_t *value = random_value(pl_avro_schema_tree(v1)->root, 0);
