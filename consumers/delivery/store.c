@@ -30,9 +30,10 @@
  *              phase, droneId, eventId
  * Returns one integer per op (1 applied, 0 not newer). An op whose command fails gets its error
  * in its place and the script stops there: no later op of the batch takes effect. Each changed
- * delivery's channel gets one PUBLISH per call, with its last change, when the call ends (a
- * subscriber reads the delivery's state anyway: in a replay, where a batch holds several
- * versions of a delivery, the PUBLISHes were a fifth of Redis's work). */
+ * delivery's channel gets one PUBLISH per call, with its last change, when the call ends: a
+ * subscriber reads the delivery's state when told, so the messages in between told it nothing
+ * (in a replay, where a batch holds several versions of a delivery, 400k PUBLISHes became 85k,
+ * and the subscription thread wakes that much less). */
 static const char apply_lua[] =
     "local changed, order = {}, {}\n"
     "local function note(channel, what)\n"
