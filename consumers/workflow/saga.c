@@ -625,20 +625,16 @@ static void append_bounded(json_t *arr, json_t *value, size_t max)
 		json_array_remove(arr, 0);
 }
 
-/* The input was applied before: no new effects, but re-send what it caused (still in the
- * outbox), in case the state was written and those outputs were lost in a crash. */
-static saga_outcome_t duplicate(apply_t *a, const json_t *state)
+size_t saga_outbox(const json_t *state, const char *cause, saga_output_t *out, size_t max)
 {
-	size_t i;
+	size_t i, n = 0;
 	json_t *entry;
-	saga_result_t *out = a->out;
-	snprintf(out->reason, sizeof(out->reason), "eventId %s already applied", a->cause);
 	json_array_foreach(json_object_get(state, "outbox"), i, entry)
 	{
-		const char *cause = jstr(entry, "causeId"), *schema = jstr(entry, "schema");
+		const char *c = jstr(entry, "causeId"), *schema = jstr(entry, "schema");
 		const char *id = jstr(entry, "eventId"), *payload = jstr(entry, "payload");
-		if (!cause || !schema || !id || !payload || strcmp(cause, a->cause) != 0 ||
-		    strlen(id) != 36 || out->resend_count == SAGA_OUTBOX_MAX)
+		if (!c || !schema || !id || !payload || strcmp(c, cause) != 0 || strlen(id) != 36 ||
+		    n == max)
 			continue;
 		for (int r = 0; r < ROUTE_COUNT; r++) {
 			if (strcmp(routes[r].schema, schema) != 0)
@@ -646,7 +642,7 @@ static saga_outcome_t duplicate(apply_t *a, const json_t *state)
 			json_t *event = json_loads(payload, 0, NULL);
 			if (!event)
 				break;
-			saga_output_t *o = &out->resend[out->resend_count++];
+			saga_output_t *o = &out[n++];
 			o->topic = routes[r].topic;
 			o->schema = routes[r].schema;
 			memcpy(o->event_id, id, 37);
@@ -654,6 +650,16 @@ static saga_outcome_t duplicate(apply_t *a, const json_t *state)
 			break;
 		}
 	}
+	return n;
+}
+
+/* The input was applied before: no new effects, but re-send what it caused (still in the
+ * outbox), in case the state was written and those outputs were lost in a crash. */
+static saga_outcome_t duplicate(apply_t *a, const json_t *state)
+{
+	saga_result_t *out = a->out;
+	snprintf(out->reason, sizeof(out->reason), "eventId %s already applied", a->cause);
+	out->resend_count = saga_outbox(state, a->cause, out->resend, SAGA_OUTBOX_MAX);
 	return SAGA_DUPLICATE;
 }
 

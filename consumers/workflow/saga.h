@@ -118,6 +118,11 @@ typedef struct saga_result {
 void saga_apply(const json_t *state, const char *input_type, const json_t *input, int64_t now_ms,
                 const saga_opts_t *opts, saga_result_t *out);
 
+/* The outputs a state's outbox keeps for cause (an input's eventId, or a timer's cause: the
+ * state's eventId after a timer transition), oldest first, at most max, into out (each event
+ * owned by the caller: json_decref it). Returns the count. */
+size_t saga_outbox(const json_t *state, const char *cause, saga_output_t *out, size_t max);
+
 /* Releases what a result owns; leaves it zeroed. NULL is a no-op. */
 void saga_result_clear(saga_result_t *out);
 

@@ -142,10 +142,18 @@ static void count_sagas(wf_t *wf)
 	pl_metric_set(pl_metric_get0(wf->m_settled), (double)settled);
 }
 
+/* The cause whose outputs a state says are not all acknowledged (SagaState.unsentCause), or
+ * NULL. */
+static const char *unsent_cause(const json_t *state)
+{
+	return json_string_value(json_object_get(state, "unsentCause"));
+}
+
 /* Sets state's due timer in the index (or drops delivery_id's when it has none). */
 static void set_timer(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
 {
-	int64_t due = saga_next_due_ms(state, &wf->opts);
+	/* outputs to re-send: at once (fire) */
+	int64_t due = unsent_cause(state) ? pl_now_ms() : saga_next_due_ms(state, &wf->opts);
 	if (due == SAGA_NEVER)
 		json_object_del(wf->timers[p], delivery_id);
 	else
@@ -261,6 +269,10 @@ static void compact(wf_t *wf, int32_t p, const char *delivery_id)
 	json_t *state = NULL;
 	char err[256];
 	if (recall(wf, p, delivery_id, &state, err, sizeof(err)) != PL_OK || !state) {
+		json_decref(state);
+		return;
+	}
+	if (unsent_cause(state)) { /* its outbox is still to re-send: fire() watches it again */
 		json_decref(state);
 		return;
 	}
@@ -697,8 +709,55 @@ static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const ch
 	return e;
 }
 
-/* Fires one due timer: outputs first, acknowledged, then the state (a crash in between fires
- * the same timer again from the old state, with the same event ids). */
+/* Writes state as delivery_id's saga: to the changelog, acknowledged, then in memory. */
+static bool write_state(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
+{
+	return emit_sync(wf, SAGA_TOPIC_STATE, delivery_id, SAGA_STATE_SCHEMA, state, NULL) ==
+	           PL_OK &&
+	       remember(wf, p, delivery_id, state) == PL_OK;
+}
+
+/* Produces outputs[0..n) in order, each acknowledged; false at the first that fails. */
+static bool emit_all(wf_t *wf, const char *delivery_id, const saga_output_t *outputs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (emit_sync(wf, outputs[i].topic, delivery_id, outputs[i].schema,
+		              outputs[i].event, outputs[i].event_id) != PL_OK)
+			return false;
+	return true;
+}
+
+/* A state written with unsentCause (its timer transition's outputs not all acknowledged, then
+ * a crash or a failed produce): re-sends that cause's outbox entries (same eventIds: consumers
+ * drop what they have), then writes the state without it. */
+static bool resend_unsent(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
+{
+	saga_output_t out[SAGA_OUTBOX_MAX];
+	size_t n = saga_outbox(state, unsent_cause(state), out, SAGA_OUTBOX_MAX);
+	bool ok = emit_all(wf, delivery_id, out, n);
+	for (size_t i = 0; i < n; i++)
+		json_decref(out[i].event);
+	if (!ok)
+		return false;
+	json_t *done = json_deep_copy(state);
+	json_object_set_new(done, "unsentCause", json_null());
+	ok = write_state(wf, p, delivery_id, done);
+	if (ok) {
+		pl_log(PL_LOG_INFO, "saga_outputs_resent",
+		       PL_LOG_FIELDS(PL_LS("cause", unsent_cause(state)), PL_LI("outputs", n)),
+		       "re-sent the outputs of %s", unsent_cause(state));
+		if (is_finished(done))
+			dur_watch(wf->durable[p], delivery_id);
+	}
+	json_decref(done);
+	return ok;
+}
+
+/* Fires one due timer. A timer transition has no input record the group would deliver again, so
+ * its state is written first with unsentCause = its cause, then its outputs, each acknowledged,
+ * then the state without unsentCause: a crash in between leaves a state that says so, and the
+ * next owner re-sends the outputs from the outbox (resend_unsent). A state written with it is
+ * handled that way first. */
 static void fire(wf_t *wf, int32_t p, const char *delivery_id)
 {
 	json_t *state = NULL;
@@ -709,24 +768,35 @@ static void fire(wf_t *wf, int32_t p, const char *delivery_id)
 		json_object_set_new(wf->timers[p], delivery_id, json_integer(pl_now_ms() + 1000));
 		return;
 	}
+	pl_log_ctx_set(NULL, delivery_id);
+	if (state && unsent_cause(state)) {
+		if (!resend_unsent(wf, p, delivery_id, state)) /* again on a later sweep */
+			json_object_set_new(wf->timers[p], delivery_id,
+			                    json_integer(pl_now_ms() + 1000));
+		pl_log_ctx_clear();
+		json_decref(state);
+		return;
+	}
 	saga_result_t r;
 	saga_apply(state, SAGA_INPUT_TIMER, NULL, pl_now_ms(), &wf->opts, &r);
 	count(wf, SAGA_INPUT_TIMER, r.outcome);
 	bool ok = r.outcome == SAGA_OK;
-	pl_log_ctx_set(NULL, delivery_id);
-	for (size_t i = 0; ok && i < r.output_count; i++)
-		ok = emit_sync(wf, r.outputs[i].topic, delivery_id, r.outputs[i].schema,
-		               r.outputs[i].event, r.outputs[i].event_id) == PL_OK;
+	if (ok && r.state && r.output_count > 0) {
+		json_object_set_new(r.state, "unsentCause",
+		                    json_copy(json_object_get(r.state, "eventId")));
+		ok = write_state(wf, p, delivery_id, r.state);
+		ok = ok && emit_all(wf, delivery_id, r.outputs, r.output_count);
+		json_object_set_new(r.state, "unsentCause", json_null());
+	} else if (ok) {
+		ok = emit_all(wf, delivery_id, r.outputs, r.output_count);
+	}
 	if (ok && r.state)
-		ok = emit_sync(wf, SAGA_TOPIC_STATE, delivery_id, SAGA_STATE_SCHEMA, r.state,
-		               NULL) == PL_OK;
-	if (ok && r.state)
-		ok = remember(wf, p, delivery_id, r.state) == PL_OK;
+		ok = write_state(wf, p, delivery_id, r.state);
 	if (ok && r.state && is_finished(r.state))
 		dur_watch(wf->durable[p], delivery_id);
 	if (r.outcome != SAGA_OK) /* nothing to do after all: forget the timer */
 		json_object_del(wf->timers[p], delivery_id);
-	else if (!ok) /* a produce failed: try again on a later sweep */
+	else if (!ok) /* a produce failed: try again on a later sweep (re-sending if need be) */
 		json_object_set_new(wf->timers[p], delivery_id, json_integer(pl_now_ms() + 1000));
 	pl_log_ctx_clear();
 	saga_result_clear(&r);

@@ -13,6 +13,8 @@
 #   restore  a saga whose last changelog value does not decode keeps its last readable state
 #   early    a reply read before its request is retried, not dead-lettered
 #   order    while the changelog refuses saga states, no command or lifecycle event goes out
+#   unsent   a restored state marked unsentCause (a timer's outputs not all acknowledged) has that
+#            cause's outputs re-sent with their eventIds, then is written unmarked
 # Sizes: WF_IT_BULK_N (200), WF_IT_CRASH_N (400). The scheduler lists every available drone per
 # assignment (fleet.c list_available), so a run costs O(N x fleet): 1000 took ~130 s on 2 cores,
 # 2000 does not fit the ~5 min budget.
@@ -129,6 +131,27 @@ for k in failed:
 print("fleet5: failed after %.1f..%.1f s" % (min(ev[k][-1]["_at"] - ev[k][0]["_at"] for k in failed) / 1000,
       max(ev[k][-1]["_at"] - ev[k][0]["_at"] for k in failed) / 1000), file=sys.stderr)' "$wf_tmp/fleet5.ev" "$wf_tmp/fleet5.ids"
 wait_until 60 quiet $workflow_port $package_port $scheduler_port || bad "fleet5: pipeline at rest"
+"$bin/dronepipe" tail dronedelivery.workflow.state --from-time "$since" --timeout-ms 3000 \
+	>"$wf_tmp/fleet5.states" 2>/dev/null
+check "fleet5: each deadline wrote the Failed state (marked unsentCause) before its outputs, then unmarked" pycheck '
+ev = events(sys.argv[1], set(ids(sys.argv[2])))
+failed = [k for k, e in ev.items() if e[-1]["stage"] == "Failed"]
+states = {}
+for line in open(sys.argv[3]):
+    try: r = json.loads(line)
+    except ValueError: continue
+    if r.get("key") in failed and r.get("value"):
+        states.setdefault(r["key"], []).append((r["offset"], int(r["headers"]["produced_at"]), r["value"]))
+assert len(failed) == 15, len(failed)
+for k in failed:
+    st = sorted(states.get(k, []))
+    marked = [i for i, (_, _, v) in enumerate(st) if v.get("unsentCause") == "timer/deadline"]
+    assert marked, (k, [v.get("unsentCause") for _, _, v in st])
+    off, at, v = st[marked[0]]
+    assert v["status"] == "Failed" and at <= ev[k][-1]["_at"], (k, at, ev[k][-1]["_at"])
+    after = st[marked[0] + 1:]
+    assert after and after[0][2].get("unsentCause") is None and after[0][2]["status"] == "Failed", (k, after[:1])' \
+	"$wf_tmp/fleet5.ev" "$wf_tmp/fleet5.ids" "$wf_tmp/fleet5.states"
 wait_until 30 metric_at_least $workflow_port '^dronepipe_workflow_sagas_compacted_total' 15
 check "fleet5: the 15 failed sagas drop their outbox from memory once their inputs are stored" [ $? -eq 0 ]
 mongo_find_json "wfsch_fleet5_$run_id" assignments >"$wf_tmp/fleet5.asg"
@@ -501,6 +524,51 @@ created=$("$bin/dronepipe" tail dronedelivery.delivery.events --from-time "$sinc
 	grep -c '"stage":"Created"')
 check "order: its Created event was sent once ($created)" [ "$created" = 1 ]
 phase_done order
+
+# --- unsent: a timer transition writes its state (marked unsentCause) before its outputs; a
+# workflow that restores a state so marked (a crash before the outputs were acknowledged)
+# re-sends that cause's outbox entries, same eventIds, then writes the state unmarked ---
+k=$(cat "$wf_tmp/order.ids")
+"$bin/dronepipe" tail dronedelivery.workflow.state --from-beginning --key "$k" --timeout-ms 3000 \
+	>"$wf_tmp/unsent.state" 2>/dev/null
+python3 - "$wf_tmp/unsent.state" "$wf_tmp/unsent.json" "$wf_tmp/unsent.expect" <<'PY'
+import json, sys
+last = None
+for line in open(sys.argv[1]):
+    try: last = json.loads(line)["value"] or last
+    except (ValueError, KeyError): pass
+st = last or {}
+cause = st.get("eventId")
+entries = [e for e in st.get("outbox", []) if e.get("causeId") == cause]
+st["unsentCause"] = cause
+open(sys.argv[2], "w").write(json.dumps(st))
+with open(sys.argv[3], "w") as fh:
+    for e in entries: fh.write("%s %s\n" % (e["topic"], e["eventId"]))
+PY
+check "unsent: $k's latest state has outputs of its last cause in its outbox ($(wc -l <"$wf_tmp/unsent.expect"))" [ -s "$wf_tmp/unsent.expect" ]
+svc_stop "$workflow_pid"
+check "unsent: its state written again, marked unsentCause (as a crash after the state leaves it)" \
+	"$build/tests/it/dronesim_feed" dronedelivery.workflow.state "$k" SagaState "$(cat "$wf_tmp/unsent.json")"
+since=$(now_ms)
+start_workflow wf-workflow-7 "${wf_long[@]}"
+resent() {
+	local topic id
+	while read -r topic id; do
+		"$bin/dronepipe" tail "$topic" --from-time "$since" --key "$k" --timeout-ms 1000 2>/dev/null |
+			grep -q "\"eventId\":\"$id\"" || return 1
+	done <"$wf_tmp/unsent.expect"
+}
+wait_until 60 resent
+check "unsent: after the restart every output of that cause went out again, with its eventId" [ $? -eq 0 ]
+unmarked() {
+	"$bin/dronepipe" tail dronedelivery.workflow.state --from-time "$since" --key "$k" --timeout-ms 1000 \
+		2>/dev/null | tail -n1 | grep -q '"unsentCause":null'
+}
+wait_until 30 unmarked
+check "unsent: then its state is written without the mark" [ $? -eq 0 ]
+wait_until 10 grep -q "saga_outputs_resent.*$k" "$logdir/wf-workflow-7.log"
+check "unsent: the re-send is logged" [ $? -eq 0 ]
+phase_done unsent
 
 dlq_keys "$wf_tmp/dlq9.keys"
 check "no record of this test's deliveries was dead-lettered" pycheck '

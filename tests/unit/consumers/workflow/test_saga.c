@@ -639,6 +639,49 @@ static void test_assign_timeout_without_answer(void **unused __attribute__((unus
 	json_decref(st);
 }
 
+/* What the workflow re-sends after a crash between a timer transition's state and its outputs:
+ * the outbox entries of the state's eventId (the timer's cause) are exactly those outputs; the
+ * state keeps unsentCause through the changelog's encoding and through a later input. */
+static void test_timer_outputs_from_the_outbox(void **unused __attribute__((unused)))
+{
+	saga_result_t r;
+	json_t *st = fixture(SAGA_AWAITING_DRONE, "None");
+	apply(st, SAGA_INPUT_TIMER, NULL, saga_next_due_ms(st, &opts), &r);
+	assert_outputs(&r, "Failed ReleaseDrone");
+	const char *cause = json_string_value(json_object_get(r.state, "eventId"));
+	assert_string_equal(cause, "timer/deadline");
+	json_object_set_new(r.state, "unsentCause", json_string(cause));
+	json_t *written = roundtrip(r.state);
+	assert_string_equal(json_string_value(json_object_get(written, "unsentCause")), cause);
+	saga_output_t out[SAGA_OUTBOX_MAX];
+	size_t n = saga_outbox(written, cause, out, SAGA_OUTBOX_MAX);
+	assert_int_equal(n, r.output_count);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(out[i].event_id, r.outputs[i].event_id);
+		assert_string_equal(out[i].topic, r.outputs[i].topic);
+		assert_string_equal(out[i].schema, r.outputs[i].schema);
+		assert_true(json_equal(out[i].event, r.outputs[i].event));
+		json_decref(out[i].event);
+	}
+	assert_int_equal(saga_outbox(written, "no such cause", out, SAGA_OUTBOX_MAX), 0);
+	assert_int_equal(saga_outbox(written, cause, out, 1), 1); /* at most max */
+	json_decref(out[0].event);
+	/* a state derived from a marked one keeps the mark (an input handled before the re-send
+	 * must not lose it) */
+	json_t *marked = fixture(SAGA_AWAITING_DRONE, "None");
+	json_object_set_new(marked, "unsentCause", json_string("timer/assign/1"));
+	saga_result_t next;
+	apply(marked, SAGA_INPUT_TIMER, NULL, saga_next_due_ms(marked, &opts), &next);
+	assert_non_null(next.state);
+	assert_string_equal(json_string_value(json_object_get(next.state, "unsentCause")),
+	                    "timer/assign/1");
+	saga_result_clear(&next);
+	json_decref(marked);
+	json_decref(written);
+	saga_result_clear(&r);
+	json_decref(st);
+}
+
 static void test_reschedule_values_applied(void **unused __attribute__((unused)))
 {
 	saga_result_t r;
@@ -803,6 +846,7 @@ int main(void)
 	    cmocka_unit_test(test_cancel_after_assignment),
 	    cmocka_unit_test(test_assign_retry_until_timeout),
 	    cmocka_unit_test(test_assign_timeout_without_answer),
+	    cmocka_unit_test(test_timer_outputs_from_the_outbox),
 	    cmocka_unit_test(test_reschedule_values_applied),
 	    cmocka_unit_test(test_out_of_order),
 	    cmocka_unit_test(test_duplicates_and_bounded_memory),
