@@ -37,7 +37,7 @@ int pl_avro_field_index(const pl_avro_schema_t *schema, const char *name)
 	return -1;
 }
 
-/* The branch of a union value (or the value itself), and its size in the view's strings. */
+/* The branch of a union value (read from cur), or n itself when it is not a union. */
 static const pl_avro_node_t *branch_of(pl_avro_cursor_t *cur, const pl_avro_node_t *n)
 {
 	int64_t b;
@@ -48,88 +48,91 @@ static const pl_avro_node_t *branch_of(pl_avro_cursor_t *cur, const pl_avro_node
 	return n->branches[b];
 }
 
-/* Bytes a scalar's text takes in the view (with its NUL), or 0 for none. */
-static size_t text_size(pl_avro_cursor_t cur, const pl_avro_node_t *n)
+/* A value as read from the body. A string, bytes or fixed points into the body (in_body: not
+ * NUL-terminated; latin1: bytes or fixed, whose JSON form is their bytes as code points). */
+typedef struct raw {
+	pl_avro_scalar_t s;
+	bool in_body, latin1;
+} raw_t;
+
+/* Reads the value of n (a union's branch) at cur and moves past it; records, arrays and maps
+ * are moved over as PL_AVRO_V_OTHER. False when the bytes are not one value or hold a real that
+ * JSON cannot (the decoder refuses those records). */
+static bool read_value(pl_avro_cursor_t *cur, const pl_avro_node_t *n, raw_t *v)
 {
 	const uint8_t *data;
 	size_t len;
-	n = branch_of(&cur, n);
-	if (!n)
-		return 0;
-	if (n->kind == PL_AVRO_T_STRING && pl_avro_read_len(&cur, &data, &len))
-		return len + 1;
-	if (n->kind == PL_AVRO_T_BYTES && pl_avro_read_len(&cur, &data, &len))
-		return 2 * len + 1;
-	if (n->kind == PL_AVRO_T_FIXED)
-		return 2 * n->size + 1;
-	return 0;
-}
-
-/* The scalar at cur (a field's value); strings are copied to *text. */
-static pl_avro_scalar_t scalar_at(pl_avro_cursor_t cur, const pl_avro_node_t *n, char **text)
-{
-	pl_avro_scalar_t s = {.type = PL_AVRO_V_OTHER};
-	const uint8_t *data;
-	size_t len = 0;
 	int64_t i;
-	n = branch_of(&cur, n);
-	if (!n)
-		return s;
+	*v = (raw_t){.s.type = PL_AVRO_V_OTHER};
+	if (!(n = branch_of(cur, n)))
+		return false;
+	pl_avro_scalar_t *s = &v->s;
 	switch (n->kind) {
 	case PL_AVRO_T_NULL:
-		s.type = PL_AVRO_V_NULL;
-		break;
+		s->type = PL_AVRO_V_NULL;
+		return true;
 	case PL_AVRO_T_BOOLEAN:
-		if (pl_avro_read_fixed(&cur, 1, &data)) {
-			s.type = PL_AVRO_V_BOOLEAN;
-			s.boolean = data[0] != 0;
-		}
-		break;
+		if (!pl_avro_read_fixed(cur, 1, &data))
+			return false;
+		s->type = PL_AVRO_V_BOOLEAN;
+		s->boolean = data[0] != 0;
+		return true;
 	case PL_AVRO_T_INT:
 	case PL_AVRO_T_LONG:
-		if (pl_avro_read_long(&cur, &i)) {
-			s.type = PL_AVRO_V_INTEGER;
-			s.integer = i;
-		}
-		break;
+		s->type = PL_AVRO_V_INTEGER;
+		return pl_avro_read_long(cur, &s->integer);
 	case PL_AVRO_T_FLOAT:
 	case PL_AVRO_T_DOUBLE:
-		if (pl_avro_read_fixed(&cur, n->kind == PL_AVRO_T_FLOAT ? 4 : 8, &data)) {
-			s.type = PL_AVRO_V_REAL;
-			s.real = n->kind == PL_AVRO_T_FLOAT ? pl_avro_float_of(data)
-			                                    : pl_avro_double_of(data);
-		}
-		break;
+		if (!pl_avro_read_fixed(cur, n->kind == PL_AVRO_T_FLOAT ? 4 : 8, &data))
+			return false;
+		s->type = PL_AVRO_V_REAL;
+		s->real =
+		    n->kind == PL_AVRO_T_FLOAT ? pl_avro_float_of(data) : pl_avro_double_of(data);
+		return isfinite(s->real);
 	case PL_AVRO_T_ENUM:
-		if (pl_avro_read_long(&cur, &i) && i >= 0 && (uint64_t)i < n->count) {
-			s.type = PL_AVRO_V_STRING;
-			s.string = n->symbols[i]; /* owned by the registry */
-			s.length = strlen(s.string);
-		}
-		break;
+		if (!pl_avro_read_long(cur, &i) || i < 0 || (uint64_t)i >= n->count)
+			return false;
+		s->type = PL_AVRO_V_STRING;
+		s->string = n->symbols[i]; /* owned by the registry */
+		s->length = strlen(s->string);
+		return true;
 	case PL_AVRO_T_STRING:
 	case PL_AVRO_T_BYTES:
 	case PL_AVRO_T_FIXED:
-		if (n->kind == PL_AVRO_T_FIXED ? !pl_avro_read_fixed(&cur, n->size, &data)
-		                               : !pl_avro_read_len(&cur, &data, &len))
-			break;
-		if (n->kind == PL_AVRO_T_FIXED)
-			len = n->size;
-		s.type = PL_AVRO_V_STRING;
-		s.string = *text;
-		if (n->kind == PL_AVRO_T_STRING) {
-			memcpy(*text, data, len);
-			s.length = len;
-		} else {
-			s.length = pl_avro_latin1_encode(data, len, *text);
-		}
-		(*text)[s.length] = '\0';
-		*text += s.length + 1;
-		break;
+		if (n->kind == PL_AVRO_T_FIXED ? !pl_avro_read_fixed(cur, len = n->size, &data)
+		                               : !pl_avro_read_len(cur, &data, &len))
+			return false;
+		s->type = PL_AVRO_V_STRING;
+		s->string = (const char *)data;
+		s->length = len;
+		v->in_body = true;
+		v->latin1 = n->kind != PL_AVRO_T_STRING;
+		return true;
 	default:
-		break;
+		return pl_avro_skip(cur, n, true);
 	}
-	return s;
+}
+
+/* Bytes v's text takes as a NUL-terminated copy (0: nothing to copy). */
+static size_t text_size(const raw_t *v)
+{
+	return !v->in_body ? 0 : v->latin1 ? 2 * v->s.length + 1 : v->s.length + 1;
+}
+
+/* Writes v's text in its JSON form, NUL-terminated, at *text (text_size bytes), points v there
+ * and moves *text past it. */
+static void copy_text(raw_t *v, char **text)
+{
+	pl_avro_scalar_t *s = &v->s;
+	char *to = *text;
+	if (v->latin1)
+		s->length = pl_avro_latin1_encode((const uint8_t *)s->string, s->length, to);
+	else
+		memcpy(to, s->string, s->length);
+	to[s->length] = '\0';
+	s->string = to;
+	v->in_body = v->latin1 = false;
+	*text = to + s->length + 1;
 }
 
 /* The direct form; NULL when the record needs the decoder (a real JSON cannot hold, a record
@@ -138,19 +141,19 @@ static pl_avro_view_t *open_direct(const pl_avro_schema_t *schema, pl_avro_curso
 {
 	const pl_avro_node_t *root = pl_avro_schema_tree(schema)->root;
 	const uint8_t *starts[VIEW_MAX_FIELDS + 1];
-	size_t text = 0;
-	if (root->count > VIEW_MAX_FIELDS)
+	raw_t raws[VIEW_MAX_FIELDS];
+	size_t text = 0, n = root->count;
+	if (n > VIEW_MAX_FIELDS)
 		return NULL;
-	for (size_t i = 0; i < root->count; i++) {
+	for (size_t i = 0; i < n; i++) {
 		starts[i] = body.p;
-		text += text_size(body, root->fields[i].type);
-		if (!pl_avro_skip(&body, root->fields[i].type, true))
+		if (!read_value(&body, root->fields[i].type, &raws[i]))
 			return NULL;
+		text += text_size(&raws[i]);
 	}
 	if (body.p != body.end)
 		return NULL;
-	starts[root->count] = body.p;
-	size_t n = root->count;
+	starts[n] = body.p;
 	pl_avro_view_t *v =
 	    pl_malloc(sizeof(*v) + (n + 1) * sizeof(*v->starts) + n * sizeof(*v->field) + text);
 	*v = (pl_avro_view_t){.schema = schema, .root = root};
@@ -158,9 +161,11 @@ static pl_avro_view_t *open_direct(const pl_avro_schema_t *schema, pl_avro_curso
 	v->starts = (const uint8_t **)(v->field + n);
 	char *strings = (char *)(v->starts + n + 1);
 	memcpy(v->starts, starts, (n + 1) * sizeof(*starts));
-	for (size_t i = 0; i < n; i++)
-		v->field[i] = scalar_at((pl_avro_cursor_t){starts[i], starts[i + 1]},
-		                        root->fields[i].type, &strings);
+	for (size_t i = 0; i < n; i++) {
+		if (raws[i].in_body)
+			copy_text(&raws[i], &strings);
+		v->field[i] = raws[i].s;
+	}
 	return v;
 }
 
@@ -265,10 +270,47 @@ static bool write_fields(pl_jsonw_t *w, const pl_avro_node_t *n, const uint8_t *
 	return true;
 }
 
+/* A scalar as JSON: a string of the body written from the body (bytes and fixed through a copy
+ * in their JSON form). */
+static bool write_scalar(pl_jsonw_t *w, raw_t *v)
+{
+	const pl_avro_scalar_t *s = &v->s;
+	char stack_text[256];
+	switch (s->type) {
+	case PL_AVRO_V_NULL:
+		pl_jsonw_raw(w, "null", 4);
+		return true;
+	case PL_AVRO_V_BOOLEAN:
+		pl_jsonw_raw(w, s->boolean ? "true" : "false", s->boolean ? 4 : 5);
+		return true;
+	case PL_AVRO_V_INTEGER:
+		pl_jsonw_integer(w, s->integer);
+		return true;
+	case PL_AVRO_V_REAL:
+		pl_jsonw_real(w, s->real);
+		return true;
+	case PL_AVRO_V_STRING:
+		if (v->latin1) {
+			size_t need = text_size(v);
+			char *text = need <= sizeof(stack_text) ? stack_text : pl_malloc(need),
+			     *t = text;
+			copy_text(v, &t);
+			pl_jsonw_string(w, s->string, s->length);
+			if (text != stack_text)
+				pl_free(text);
+		} else {
+			pl_jsonw_string(w, s->string, s->length);
+		}
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool write_value(pl_jsonw_t *w, pl_avro_cursor_t *cur, const pl_avro_node_t *n)
 {
 	const uint8_t *starts[VIEW_MAX_FIELDS + 1];
-	char stack_text[256];
+	raw_t v;
 	uint64_t count;
 	bool first = true;
 	n = branch_of(cur, n);
@@ -284,27 +326,8 @@ static bool write_value(pl_jsonw_t *w, pl_avro_cursor_t *cur, const pl_avro_node
 	case PL_AVRO_T_ENUM:
 	case PL_AVRO_T_STRING:
 	case PL_AVRO_T_BYTES:
-	case PL_AVRO_T_FIXED: {
-		pl_avro_cursor_t at = *cur;
-		if (!pl_avro_skip(cur, n, true))
-			return false;
-		size_t need = text_size(at, n);
-		char *text = need <= sizeof(stack_text) ? stack_text : pl_malloc(need), *t = text;
-		pl_avro_scalar_t s = scalar_at(at, n, &t);
-		if (s.type == PL_AVRO_V_NULL)
-			pl_jsonw_raw(w, "null", 4);
-		else if (s.type == PL_AVRO_V_BOOLEAN)
-			pl_jsonw_raw(w, s.boolean ? "true" : "false", s.boolean ? 4 : 5);
-		else if (s.type == PL_AVRO_V_INTEGER)
-			pl_jsonw_integer(w, s.integer);
-		else if (s.type == PL_AVRO_V_REAL)
-			pl_jsonw_real(w, s.real);
-		else if (s.type == PL_AVRO_V_STRING)
-			pl_jsonw_string(w, s.string, s.length);
-		if (text != stack_text)
-			pl_free(text);
-		return s.type != PL_AVRO_V_OTHER;
-	}
+	case PL_AVRO_T_FIXED:
+		return read_value(cur, n, &v) && write_scalar(w, &v);
 	case PL_AVRO_T_RECORD:
 		if (n->count > VIEW_MAX_FIELDS)
 			return false;
