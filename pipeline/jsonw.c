@@ -68,15 +68,24 @@ static char *digits_back(char *end, unsigned long long u)
 	return end;
 }
 
-static void put_integer(wbuf_t *w, json_int_t v)
+size_t pl_json_integer_text(int64_t v, char out[24])
 {
 	char tmp[24], *p;
-	/* unsigned arithmetic: -LLONG_MIN does not fit a json_int_t */
+	/* unsigned arithmetic: -INT64_MIN does not fit an int64_t */
 	p = digits_back(tmp + sizeof(tmp),
 	                v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
 	if (v < 0)
 		*--p = '-';
-	put(w, p, (size_t)(tmp + sizeof(tmp) - p));
+	size_t len = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return len;
+}
+
+static void put_integer(wbuf_t *w, json_int_t v)
+{
+	char text[24];
+	put(w, text, pl_json_integer_text((int64_t)v, text));
 }
 
 static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
@@ -329,11 +338,6 @@ void pl_jsonw_real(pl_jsonw_t *w, double d)
 {
 	char real[32];
 	put(w, real, pl_json_real_text(d, real));
-}
-
-bool pl_jsonw_value(pl_jsonw_t *w, const json_t *v)
-{
-	return v && put_value(w, v, 0);
 }
 
 char *pl_jsonw_finish(pl_jsonw_t *w, size_t *len)

@@ -40,12 +40,16 @@ char *pl_json_text(const json_t *v, unsigned flags, size_t *len);
  * the length. */
 size_t pl_json_real_text(double d, char out[32]);
 
+/* The decimal text of v, NUL-terminated, as written in JSON; out needs 24 bytes. Returns the
+ * length. */
+size_t pl_json_integer_text(int64_t v, char out[24]);
+
 /* A text being built. Invariant: len < cap and buf[len] == '\0' after every append. Owns buf
  * until pl_jsonw_finish hands it over. */
 typedef struct pl_jsonw {
 	char *buf;
 	size_t len, cap;
-	bool sorted; /* object keys in byte order (pl_jsonw_value) */
+	bool sorted; /* object keys in byte order (flags of pl_jsonw_init) */
 } pl_jsonw_t;
 
 void pl_jsonw_init(pl_jsonw_t *w, unsigned flags);         /* flags as pl_json_text's */
@@ -54,8 +58,6 @@ void pl_jsonw_char(pl_jsonw_t *w, char c);
 void pl_jsonw_string(pl_jsonw_t *w, const char *s, size_t n); /* quoted, escaped; s is UTF-8 */
 void pl_jsonw_integer(pl_jsonw_t *w, int64_t i);
 void pl_jsonw_real(pl_jsonw_t *w, double d); /* d finite: pl_json_real_text */
-/* v as pl_json_text writes it (flags of init); false when v is NULL or too deep. */
-bool pl_jsonw_value(pl_jsonw_t *w, const json_t *v);
 /* The text (caller frees with pl_free); w is spent. */
 char *pl_jsonw_finish(pl_jsonw_t *w, size_t *len);
 

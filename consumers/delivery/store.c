@@ -332,20 +332,6 @@ typedef struct op_args {
 	char key[3][700], channel[600], num[2][24], when[32], real[4][40];
 } op_args_t;
 
-/* Writes the decimal digits of v into out (24 bytes). */
-static void integer_text(int64_t v, char out[24])
-{
-	char tmp[24], *p = tmp + sizeof(tmp);
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	*--p = '\0';
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
-	if (v < 0)
-		*--p = '-';
-	memcpy(out, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
 static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr,
                                 size_t errstr_size)
 {
@@ -359,7 +345,7 @@ static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr
 	store_key_summary(op->owner_id, atoi(a->when), atoi(a->when + 5), a->key[2],
 	                  sizeof(a->key[2]));
 	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", op->delivery_id);
-	integer_text(op->version, a->num[0]);
+	pl_json_integer_text(op->version, a->num[0]);
 	a->nkeys = 3;
 	for (int i = 0; i < 3; i++)
 		a->keys[i] = a->key[i];
@@ -388,8 +374,8 @@ static pl_err_t build_telemetry(const store_op_t *op, op_args_t *a, char *errstr
 	store_key_delivery(op->delivery_id, a->key[0], sizeof(a->key[0]));
 	strncat(a->key[0], ":tm", sizeof(a->key[0]) - strlen(a->key[0]) - 1);
 	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", op->delivery_id);
-	integer_text(op->seq, a->num[0]);
-	integer_text(op->time, a->num[1]);
+	pl_json_integer_text(op->seq, a->num[0]);
+	pl_json_integer_text(op->time, a->num[1]);
 	/* the shortest text that reads back as the same double (strtod in telemetry_from_hash) */
 	pl_json_real_text(op->latitude, a->real[0]);
 	pl_json_real_text(op->longitude, a->real[1]);

@@ -315,6 +315,19 @@ static void test_depth_limit_and_null(void **state)
 	json_decref(root);
 }
 
+/* pl_json_integer_text writes what printf's %lld does, the extremes included. */
+static void test_integer_text(void **state)
+{
+	(void)state;
+	const int64_t values[] = {0, 1, -1, 9, 10, -10, 1795773600000LL, INT64_MAX, INT64_MIN};
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		char got[24], want[24];
+		snprintf(want, sizeof(want), "%lld", (long long)values[i]);
+		assert_int_equal(pl_json_integer_text(values[i], got), strlen(want));
+		assert_string_equal(got, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +335,7 @@ int main(void)
 	    cmocka_unit_test(test_escapes),
 	    cmocka_unit_test(test_key_order),
 	    cmocka_unit_test(test_reals),
+	    cmocka_unit_test(test_integer_text),
 	    cmocka_unit_test(test_random_trees),
 	    cmocka_unit_test(test_reals_inside_trees_read_back_equal),
 	    cmocka_unit_test(test_depth_limit_and_null),
