@@ -133,7 +133,7 @@ print("fleet5: failed after %.1f..%.1f s" % (min(ev[k][-1]["_at"] - ev[k][0]["_a
 wait_until 60 quiet $workflow_port $package_port $scheduler_port || bad "fleet5: pipeline at rest"
 "$bin/dronepipe" tail dronedelivery.workflow.state --from-time "$since" --timeout-ms 3000 \
 	>"$wf_tmp/fleet5.states" 2>/dev/null
-check "fleet5: each deadline wrote the Failed state (marked unsentCause) before its outputs, then unmarked" pycheck '
+check "fleet5: states before outputs: each Failed state written before its Failed event; each timer's state marked unsentCause, then unmarked" pycheck '
 ev = events(sys.argv[1], set(ids(sys.argv[2])))
 failed = [k for k, e in ev.items() if e[-1]["stage"] == "Failed"]
 states = {}
@@ -143,14 +143,19 @@ for line in open(sys.argv[3]):
     if r.get("key") in failed and r.get("value"):
         states.setdefault(r["key"], []).append((r["offset"], int(r["headers"]["produced_at"]), r["value"]))
 assert len(failed) == 15, len(failed)
+marked = 0
 for k in failed:
     st = sorted(states.get(k, []))
-    marked = [i for i, (_, _, v) in enumerate(st) if v.get("unsentCause") == "timer/deadline"]
-    assert marked, (k, [v.get("unsentCause") for _, _, v in st])
-    off, at, v = st[marked[0]]
-    assert v["status"] == "Failed" and at <= ev[k][-1]["_at"], (k, at, ev[k][-1]["_at"])
-    after = st[marked[0] + 1:]
-    assert after and after[0][2].get("unsentCause") is None and after[0][2]["status"] == "Failed", (k, after[:1])' \
+    for i, (_, _, v) in enumerate(st):
+        if v.get("unsentCause"):  # an assign retry or the deadline: a timer transition
+            marked += 1
+            assert v["unsentCause"] == v["eventId"], (k, v["unsentCause"], v["eventId"])
+            nxt = st[i + 1][2] if i + 1 < len(st) else {}
+            assert nxt.get("eventId") == v["eventId"] and nxt.get("unsentCause") is None, (k, i)
+    at = [a for _, a, v in st if v["status"] == "Failed"]
+    assert at and at[0] <= ev[k][-1]["_at"], (k, at[:1], ev[k][-1]["_at"])
+assert marked > 0
+print("fleet5: %d timer states marked, each then unmarked" % marked, file=sys.stderr)' \
 	"$wf_tmp/fleet5.ev" "$wf_tmp/fleet5.ids" "$wf_tmp/fleet5.states"
 wait_until 30 metric_at_least $workflow_port '^dronepipe_workflow_sagas_compacted_total' 15
 check "fleet5: the 15 failed sagas drop their outbox from memory once their inputs are stored" [ $? -eq 0 ]
