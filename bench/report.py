@@ -187,7 +187,8 @@ def replay_cpu_line(rc):
     procs = ", ".join(f"{k} {v}" for k, v in rc["cpu_seconds"].items())
     per = ", ".join(f"{k} {v} µs" for k, v in rc["us_per_record"].items())
     return (f"- CPU seconds over the replay ({rc['wall_s']:.1f} s wall, 2 cores = {2 * rc['wall_s']:.1f} CPU s;"
-            f" machine busy {rc['machine_busy_s']} s): {procs}. Per record replayed: {per}.")
+            f" machine busy {rc['machine_busy_s']} s): {procs}. Per record replayed: {per}."
+            " A server's forks (Redis's append-only-file rewrites) count as its own.")
 cpu_s4 = cpu_delta("cpu-s4-before.txt", "cpu-s4-after.txt", span("s4", "s4-end"))
 mem_s4, mem_end, mem_s6b = mem("mem-s4.txt"), mem("mem-end.txt"), mem("mem-s6b.txt")
 

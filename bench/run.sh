@@ -108,9 +108,17 @@ cpu_snapshot() {
 			pid=${SVC_PID[$name]}
 			[ -r "/proc/$pid/stat" ] && echo "$name $pid $(awk '{print $14+$15}' "/proc/$pid/stat")"
 		done
+		# a server's forks (Redis's AOF rewrites) count as its own: reaped ones in its
+		# children's times, running ones by their own
+		local kids t
 		for name in kafka redis ferretdb; do
 			pid=$(cat "$DP_STACK_DIR/pids/$name.pid" 2>/dev/null) || continue
-			[ -r "/proc/$pid/stat" ] && echo "$name $pid $(awk '{print $14+$15}' "/proc/$pid/stat")"
+			[ -r "/proc/$pid/stat" ] || continue
+			t=$(awk '{print $14+$15+$16+$17}' "/proc/$pid/stat")
+			for kids in $(pgrep -P "$pid"); do
+				t=$((t + $(awk '{print $14+$15}' "/proc/$kids/stat" 2>/dev/null || echo 0)))
+			done
+			echo "$name $pid $t"
 		done
 	} >"$1"
 }
