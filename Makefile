@@ -3,13 +3,15 @@
 # integration tests against a real Kafka, Redis and FerretDB started on their own ports).
 # `make up` / `make down` run the embedded stack (scripts/stack.sh).
 
-PKGS      := rdkafka avro-c hiredis libmongoc-1.0 libmicrohttpd jansson uuid
+PKGS      := rdkafka hiredis libmongoc-1.0 libmicrohttpd jansson uuid
 CC        ?= cc
 WARN      := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CSTD      := -std=c11 -D_GNU_SOURCE
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgnutls -lpthread -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# Apache avro-c: the tests' reference encoder only (tests/oracle); the product does not link it.
+AVRO_C_LIBS := $(shell pkg-config --libs avro-c 2>/dev/null)
 
 # B is the build folder; the sanitizer build uses build-san with SAN=1.
 ifeq ($(SAN),1)
@@ -80,7 +82,11 @@ $(B)/$(1:%.c=%): $(B)/obj/$(1:%.c=%.o) $(patsubst %.c,$(B)/obj/%.o,$(filter-out 
 	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
 endef
 $(foreach t,$(UNIT_SRC),$(if $(findstring tests/unit/pipeline/,$(t)),,$(eval $(call unit_rule,$(t)))))
-# pipeline tests link only the library
+# pipeline tests link only the library; test_avro also avro-c, its reference encoder
+$(B)/tests/unit/pipeline/test_avro: $(B)/obj/tests/unit/pipeline/test_avro.o \
+		$(B)/obj/tests/oracle/avro_oracle.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS) $(AVRO_C_LIBS) $(CMOCKA_LIBS)
 $(B)/tests/unit/pipeline/%: $(B)/obj/tests/unit/pipeline/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
@@ -104,7 +110,7 @@ $(B)/tests/it/%: $(B)/obj/tests/it/%.o $(LIB)
 # Object files of tests may include service headers.
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -Iproducers -Iconsumers -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -Iproducers -Iconsumers -Itests -c $< -o $@
 
 deps:
 	scripts/install-deps.sh

@@ -1,31 +1,21 @@
 /* avro.c — the Avro codec of dronepipe (see avro.h): the schema registry, JSON -> single-object
  * encoding, and decoding of untrusted single-object bytes into JSON resolved to the latest
- * version of the writer's record. Owns pl_avro_registry_t and every pl_avro_schema_t in it, and
- * the capped allocator installed into avro-c. The only file that includes avro-c.
+ * version of the writer's record. Owns pl_avro_registry_t and every pl_avro_schema_t in it.
  *
- * avro-c's own avro.h is shadowed by pipeline/avro.h on the include path (-Ipipeline), so its
- * sub-headers are included one by one.
- *
- * Decoding does not use avro-c: after pl_avro_walk has checked the body, it is read directly
- * (avro_read.h) in the writer's field order and resolved against the reader's tree (field match
- * by name, defaults, enum symbols, promotions, union branches); avro-c's generic values would
- * build a tree per record only to copy it into JSON, and avro-c 1.11 cannot fill a reader field
+ * No avro-c: schemas are parsed into our own tree (avro_walk.c), bodies are written and read
+ * directly by it. Decoding first lets pl_avro_walk check the body, then reads it (avro_read.h)
+ * in the writer's field order, resolved against the reader's tree (field match by name,
+ * defaults, enum symbols, promotions, union branches); avro-c's generic values built a tree per
+ * record only to copy it (into JSON, or into bytes), and avro-c 1.11 cannot fill a reader field
  * the writer lacks from its default ("Reader field c doesn't appear in writer"), which is the
  * one resolution the event contract needs. Whether every older version resolves to the latest
- * is checked once, when the registry is built. Encoding goes through avro-c's generic values. */
+ * is checked once, when the registry is built. avro-c stays the oracle of the tests: test_avro
+ * compares every encoding with its bytes. */
 #include "avro.h"
 
-#include <avro/allocation.h>
-#include <avro/basics.h>
-#include <avro/errors.h>
-#include <avro/generic.h>
-#include <avro/io.h>
-#include <avro/schema.h>
-#include <avro/value.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "avro_read.h"
@@ -40,9 +30,7 @@ struct pl_avro_schema {
 	char *canonical;
 	uint64_t fingerprint;
 	int version;
-	pl_avro_tree_t *tree;      /* root is a record; names and defaults come from here */
-	avro_schema_t avro;        /* avro-c's copy, to read and write values */
-	avro_value_iface_t *iface; /* generic values of this schema */
+	pl_avro_tree_t *tree; /* root is a record; the codec reads and writes by it */
 	const pl_avro_schema_t *latest;
 };
 
@@ -50,28 +38,6 @@ struct pl_avro_registry {
 	pl_avro_schema_t *schemas; /* count entries, all loaded */
 	size_t count;
 };
-
-/* ---- avro-c allocator: every avro-c allocation goes through pl_mem, none above the cap ---- */
-
-static void *capped_alloc(void *user_data, void *ptr, size_t osize, size_t nsize)
-{
-	(void)user_data;
-	(void)osize;
-	if (nsize == 0) {
-		pl_free(ptr);
-		return NULL;
-	}
-	if (nsize > PL_AVRO_MAX_ALLOC)
-		return NULL;
-	return ptr ? pl_realloc(ptr, nsize) : pl_try_malloc(nsize);
-}
-
-static pthread_once_t allocator_once = PTHREAD_ONCE_INIT;
-
-static void allocator_install(void)
-{
-	avro_set_allocator(capped_alloc, NULL);
-}
 
 /* ---- registry ---- */
 
@@ -113,16 +79,6 @@ static pl_err_t schema_load(pl_avro_schema_t *schema, const pl_avro_source_t *sr
 		pl_avro_errf(errstr, errstr_size, "%s: not a record schema", schema->file);
 		return PL_ERR_CONFIG;
 	}
-	if (avro_schema_from_json_length(src->json, strlen(src->json), &schema->avro)) {
-		pl_avro_errf(errstr, errstr_size, "%s: avro-c: %s", schema->file, avro_strerror());
-		schema->avro = NULL;
-		return PL_ERR_CONFIG;
-	}
-	schema->iface = avro_generic_class_from_schema(schema->avro);
-	if (!schema->iface) {
-		pl_avro_errf(errstr, errstr_size, "%s: avro-c: %s", schema->file, avro_strerror());
-		return PL_ERR_CONFIG;
-	}
 	schema->canonical = pl_avro_tree_canonical(schema->tree);
 	schema->fingerprint = pl_avro_crc64(schema->canonical, strlen(schema->canonical));
 	return PL_OK;
@@ -162,7 +118,6 @@ static pl_err_t registry_link(pl_avro_registry_t *registry, char *errstr, size_t
 pl_avro_registry_t *pl_avro_registry_new(const pl_avro_source_t *sources, size_t count,
                                          char *errstr, size_t errstr_size)
 {
-	pthread_once(&allocator_once, allocator_install);
 	pl_avro_registry_t *registry = pl_calloc(1, sizeof(*registry));
 	registry->schemas = pl_calloc(count ? count : 1, sizeof(*registry->schemas));
 	for (size_t i = 0; i < count; i++) {
@@ -189,10 +144,6 @@ void pl_avro_registry_destroy(pl_avro_registry_t *registry)
 		return;
 	for (size_t i = 0; i < registry->count; i++) {
 		pl_avro_schema_t *schema = &registry->schemas[i];
-		if (schema->iface)
-			avro_value_iface_decref(schema->iface);
-		if (schema->avro)
-			avro_schema_decref(schema->avro);
 		pl_avro_tree_destroy(schema->tree);
 		pl_free(schema->canonical);
 		pl_free(schema->file);
@@ -305,18 +256,67 @@ __attribute__((format(printf, 3, 4))) static pl_err_t codec_fail(codec_t *c, pl_
 	return err;
 }
 
-/* ---- encode: JSON -> avro-c generic value ---- */
+/* ---- encode: JSON -> Avro binary, written directly ----
+ *
+ * The bytes are Apache avro-c's for the same value (test_avro compares them): varints in zigzag
+ * form, shortest; an array or map as one block of all its items, then the 0 block; a map's
+ * entries in the object's order. What the decoder refuses is refused here too, so no record is
+ * produced that no consumer could read: a string or bytes value of PL_AVRO_MAX_ALLOC bytes or
+ * more, a value nested deeper than DECODE_MAX_DEPTH. */
 
-static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_t *json,
-                             avro_value_t *value);
+typedef struct outbuf {
+	uint8_t *p;
+	size_t len, cap;
+} outbuf_t;
 
-static pl_err_t avro_failed(codec_t *c)
+static uint8_t *out_reserve(outbuf_t *o, size_t n)
 {
-	return codec_fail(c, PL_ERR_SCHEMA, "avro-c: %s", avro_strerror());
+	if (o->cap - o->len < n) {
+		size_t cap = o->cap * 2 > o->len + n ? o->cap * 2 : o->len + n;
+		o->p = pl_realloc(o->p, cap);
+		o->cap = cap;
+	}
+	return o->p + o->len;
 }
 
-static pl_err_t encode_record(codec_t *c, const pl_avro_node_t *node, const json_t *json,
-                              avro_value_t *value)
+static void out_bytes(outbuf_t *o, const void *data, size_t n)
+{
+	if (n) {
+		memcpy(out_reserve(o, n), data, n);
+		o->len += n;
+	}
+}
+
+static void out_long(outbuf_t *o, int64_t v)
+{
+	uint8_t *b = out_reserve(o, 10);
+	uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+	size_t n = 0;
+	for (; z > 0x7f; z >>= 7)
+		b[n++] = (uint8_t)(z | 0x80);
+	b[n++] = (uint8_t)z;
+	o->len += n;
+}
+
+static void out_le(outbuf_t *o, uint64_t bits, size_t n)
+{
+	uint8_t *b = out_reserve(o, n);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(bits >> (8 * i));
+	o->len += n;
+}
+
+static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_t *json,
+                             outbuf_t *o, size_t depth);
+
+static pl_err_t too_long(codec_t *c, size_t n)
+{
+	return codec_fail(c, PL_ERR_SCHEMA, "%zu bytes, more than the %u a reader accepts", n,
+	                  PL_AVRO_MAX_ALLOC - 1);
+}
+
+/* The first member of json that is not a field of node (there is one). */
+static pl_err_t unknown_member(codec_t *c, const pl_avro_node_t *node, const json_t *json)
 {
 	const char *key;
 	json_t *item;
@@ -326,35 +326,38 @@ static pl_err_t encode_record(codec_t *c, const pl_avro_node_t *node, const json
 		for (size_t i = 0; !known && i < node->count; i++)
 			known = !strcmp(node->fields[i].name, key);
 		if (!known) {
-			size_t saved = path_push(c, key, 0);
-			pl_err_t err =
-			    codec_fail(c, PL_ERR_SCHEMA, "not a field of %s", node->short_name);
-			path_pop(c, saved);
-			return err;
+			path_push(c, key, 0);
+			return codec_fail(c, PL_ERR_SCHEMA, "not a field of %s", node->short_name);
 		}
 	}
+	return codec_fail(c, PL_ERR_SCHEMA, "not an object of %s", node->short_name);
+}
+
+static pl_err_t encode_record(codec_t *c, const pl_avro_node_t *node, const json_t *json,
+                              outbuf_t *o, size_t depth)
+{
+	size_t n_given = 0;
 	for (size_t i = 0; i < node->count; i++) {
 		const pl_avro_field_t *field = &node->fields[i];
 		const json_t *given = json_object_get(json, field->name);
 		size_t saved = path_push(c, field->name, 0);
-		avro_value_t child;
 		pl_err_t err = PL_OK;
+		n_given += given != NULL;
 		if (!given && !field->default_value)
 			err = codec_fail(c, PL_ERR_SCHEMA, "missing, and the field has no default");
-		else if (avro_value_get_by_index(value, i, &child, NULL))
-			err = avro_failed(c);
 		else
-			err = encode_value(c, field->type, given ? given : field->default_value,
-			                   &child);
+			err = encode_value(c, field->type, given ? given : field->default_value, o,
+			                   depth);
 		path_pop(c, saved);
 		if (err)
 			return err;
 	}
-	return PL_OK;
+	/* members the schema lacks are refused rather than silently dropped */
+	return n_given == json_object_size(json) ? PL_OK : unknown_member(c, node, json);
 }
 
 static pl_err_t encode_union(codec_t *c, const pl_avro_node_t *node, const json_t *json,
-                             avro_value_t *value)
+                             outbuf_t *o, size_t depth)
 {
 	int chosen = -1, non_null = -1, n_non_null = 0;
 	for (size_t i = 0; i < node->count; i++) {
@@ -368,14 +371,12 @@ static pl_err_t encode_union(codec_t *c, const pl_avro_node_t *node, const json_
 		chosen = non_null;
 	if (chosen < 0)
 		return codec_fail(c, PL_ERR_SCHEMA, "value matches no branch of the union");
-	avro_value_t branch;
-	if (avro_value_set_branch(value, chosen, &branch))
-		return avro_failed(c);
-	return encode_value(c, node->branches[chosen], json, &branch);
+	out_long(o, chosen);
+	return encode_value(c, node->branches[chosen], json, o, depth);
 }
 
 static pl_err_t encode_latin1(codec_t *c, const pl_avro_node_t *node, const json_t *json,
-                              avro_value_t *value)
+                              outbuf_t *o)
 {
 	const char *s = json_string_value(json);
 	size_t len = json_string_length(json);
@@ -386,22 +387,31 @@ static pl_err_t encode_latin1(codec_t *c, const pl_avro_node_t *node, const json
 	if (node->kind == PL_AVRO_T_FIXED && (size_t)n != node->size)
 		return codec_fail(c, PL_ERR_SCHEMA, "expected %zu bytes for %s, got %ld",
 		                  node->size, node->short_name, n);
-	uint8_t *buf = pl_malloc((size_t)n);
-	pl_avro_latin1_decode(s, len, buf);
-	int rc = node->kind == PL_AVRO_T_FIXED ? avro_value_set_fixed(value, buf, (size_t)n)
-	                                       : avro_value_set_bytes(value, buf, (size_t)n);
-	pl_free(buf);
-	return rc ? avro_failed(c) : PL_OK;
+	if (node->kind == PL_AVRO_T_BYTES) {
+		if ((size_t)n >= PL_AVRO_MAX_ALLOC)
+			return too_long(c, (size_t)n);
+		out_long(o, n);
+	}
+	pl_avro_latin1_decode(s, len, out_reserve(o, (size_t)n));
+	o->len += (size_t)n;
+	return PL_OK;
 }
 
 static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_t *json,
-                             avro_value_t *value)
+                             outbuf_t *o, size_t depth)
 {
-	int rc = 0;
+	if (node->kind == PL_AVRO_T_UNION || node->kind == PL_AVRO_T_RECORD ||
+	    node->kind == PL_AVRO_T_ARRAY || node->kind == PL_AVRO_T_MAP) {
+		if (++depth > DECODE_MAX_DEPTH)
+			return codec_fail(c, PL_ERR_SCHEMA,
+			                  "nested deeper than the %d levels a "
+			                  "reader accepts",
+			                  DECODE_MAX_DEPTH);
+	}
 	if (node->kind == PL_AVRO_T_UNION)
-		return encode_union(c, node, json, value);
+		return encode_union(c, node, json, o, depth);
 	if (node->kind == PL_AVRO_T_BYTES || node->kind == PL_AVRO_T_FIXED)
-		return encode_latin1(c, node, json, value);
+		return encode_latin1(c, node, json, o);
 	if (node->kind == PL_AVRO_T_ENUM && json_is_string(json) && !pl_avro_json_fits(node, json))
 		return codec_fail(c, PL_ERR_SCHEMA, "'%s' is not a symbol of %s",
 		                  json_string_value(json), node->short_name);
@@ -422,71 +432,83 @@ static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_
 		return codec_fail(c, PL_ERR_SCHEMA, "expected %s", expected[node->kind]);
 	}
 	switch (node->kind) {
-	case PL_AVRO_T_NULL:
-		rc = avro_value_set_null(value);
-		break;
 	case PL_AVRO_T_BOOLEAN:
-		rc = avro_value_set_boolean(value, json_is_true(json));
+		out_bytes(o, json_is_true(json) ? "\1" : "\0", 1);
 		break;
-	case PL_AVRO_T_INT:
-		rc = avro_value_set_int(value, (int32_t)json_integer_value(json));
-		break;
+	case PL_AVRO_T_INT: /* in range (pl_avro_json_fits): the same varint as a long */
 	case PL_AVRO_T_LONG:
-		rc = avro_value_set_long(value, json_integer_value(json));
+		out_long(o, json_integer_value(json));
 		break;
-	case PL_AVRO_T_FLOAT:
-		rc = avro_value_set_float(value, (float)json_number_value(json));
+	case PL_AVRO_T_FLOAT: {
+		float f = (float)json_number_value(json);
+		uint32_t bits;
+		memcpy(&bits, &f, sizeof(bits));
+		out_le(o, bits, 4);
 		break;
-	case PL_AVRO_T_DOUBLE:
-		rc = avro_value_set_double(value, json_number_value(json));
+	}
+	case PL_AVRO_T_DOUBLE: {
+		double d = json_number_value(json);
+		uint64_t bits;
+		memcpy(&bits, &d, sizeof(bits));
+		out_le(o, bits, 8);
 		break;
-	case PL_AVRO_T_STRING: /* avro-c counts the terminating NUL */
-		rc = avro_value_set_string_len(value, json_string_value(json),
-		                               json_string_length(json) + 1);
+	}
+	case PL_AVRO_T_STRING: { /* jansson holds only valid UTF-8 */
+		size_t n = json_string_length(json);
+		if (n >= PL_AVRO_MAX_ALLOC)
+			return too_long(c, n);
+		out_long(o, (int64_t)n);
+		out_bytes(o, json_string_value(json), n);
 		break;
+	}
 	case PL_AVRO_T_ENUM:
 		for (size_t i = 0; i < node->count; i++)
 			if (!strcmp(node->symbols[i], json_string_value(json)))
-				rc = avro_value_set_enum(value, (int)i);
+				out_long(o, (int64_t)i);
 		break;
 	case PL_AVRO_T_RECORD:
-		return encode_record(c, node, json, value);
+		return encode_record(c, node, json, o, depth);
 	case PL_AVRO_T_ARRAY: {
 		size_t i;
 		json_t *item;
+		if (json_array_size(json))
+			out_long(o, (int64_t)json_array_size(json));
 		json_array_foreach(json, i, item)
 		{
-			avro_value_t child;
-			if (avro_value_append(value, &child, NULL))
-				return avro_failed(c);
 			size_t saved = path_push(c, NULL, i);
-			pl_err_t err = encode_value(c, node->items, item, &child);
+			pl_err_t err = encode_value(c, node->items, item, o, depth);
 			path_pop(c, saved);
 			if (err)
 				return err;
 		}
+		out_long(o, 0);
 		break;
 	}
 	case PL_AVRO_T_MAP: {
 		const char *key;
 		json_t *item;
+		if (json_object_size(json))
+			out_long(o, (int64_t)json_object_size(json));
 		json_object_foreach((json_t *)json, key, item)
 		{
-			avro_value_t child;
-			if (avro_value_add(value, key, &child, NULL, NULL))
-				return avro_failed(c);
-			size_t saved = path_push(c, key, 0);
-			pl_err_t err = encode_value(c, node->items, item, &child);
+			size_t n = strlen(key), saved = path_push(c, key, 0);
+			pl_err_t err = n >= PL_AVRO_MAX_ALLOC ? too_long(c, n) : PL_OK;
+			if (!err) {
+				out_long(o, (int64_t)n);
+				out_bytes(o, key, n);
+				err = encode_value(c, node->items, item, o, depth);
+			}
 			path_pop(c, saved);
 			if (err)
 				return err;
 		}
+		out_long(o, 0);
 		break;
 	}
-	default:
+	default: /* null: no bytes */
 		break;
 	}
-	return rc ? avro_failed(c) : PL_OK;
+	return PL_OK;
 }
 
 pl_err_t pl_avro_encode(const pl_avro_schema_t *schema, const json_t *value, void **out,
@@ -501,41 +523,26 @@ pl_err_t pl_avro_encode(const pl_avro_schema_t *schema, const json_t *value, voi
 	codec_t c = {.root_name = schema->tree->root->short_name,
 	             .errstr = errstr,
 	             .errstr_size = errstr_size};
-	avro_value_t record;
-	if (avro_generic_value_new(schema->iface, &record))
-		return avro_failed(&c);
-	pl_err_t err = encode_value(&c, schema->tree->root, value, &record);
-	size_t size = 0;
-	if (!err && avro_value_sizeof(&record, &size))
-		err = avro_failed(&c);
-	if (!err) {
-		uint8_t *buf = pl_malloc(PL_AVRO_HEADER_LEN + size);
-		buf[0] = PL_AVRO_MAGIC0;
-		buf[1] = PL_AVRO_MAGIC1;
-		for (int i = 0; i < 8; i++)
-			buf[2 + i] = (uint8_t)(schema->fingerprint >> (8 * i));
-		avro_writer_t writer =
-		    avro_writer_memory((const char *)buf + PL_AVRO_HEADER_LEN, (int64_t)size);
-		if (!writer || avro_value_write(writer, &record)) {
-			err = avro_failed(&c);
-			pl_free(buf);
-		} else {
-			*out = buf;
-			*out_len = PL_AVRO_HEADER_LEN + size;
-		}
-		if (writer)
-			avro_writer_free(writer);
+	outbuf_t o = {.p = pl_malloc(256), .cap = 256};
+	o.p[0] = PL_AVRO_MAGIC0;
+	o.p[1] = PL_AVRO_MAGIC1;
+	o.len = 2;
+	out_le(&o, schema->fingerprint, 8);
+	pl_err_t err = encode_value(&c, schema->tree->root, value, &o, 0);
+	if (err) {
+		pl_free(o.p);
+		return err;
 	}
-	avro_value_decref(&record);
-	return err;
+	*out = o.p;
+	*out_len = o.len;
+	return PL_OK;
 }
 
 /* ---- decode: Avro binary of the writer schema -> JSON of the reader schema ----
  *
  * Reads the body directly, in the writer's field order, after pl_avro_walk has checked it
- * (lengths, varints, UTF-8 of strings, enum indexes, union branches, depth): avro-c's generic
- * values would allocate a tree only to be copied into JSON and freed. The cursor still checks
- * every read against the end, so a body the walk let through cannot be over-read. */
+ * (lengths, varints, UTF-8 of strings, enum indexes, union branches, depth). The cursor still
+ * checks every read against the end, so a body the walk let through cannot be over-read. */
 
 typedef pl_avro_cursor_t cursor_t;
 

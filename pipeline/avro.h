@@ -1,8 +1,7 @@
 /* avro.h — Avro codec for dronepipe events: schemas embedded at build time, single-object
  * encoding, resolution of older writer schemas, safe decoding of untrusted bytes.
  *
- * In-memory form of an event is a jansson object (json_t), so handlers and the ops CLI never see
- * avro-c types. Mapping (both directions):
+ * In-memory form of an event is a jansson object (json_t). Mapping (both directions):
  *   record -> object (field name -> value)      string/bytes -> string
  *   int/long -> integer   float/double -> real (integers accepted on encode)
  *   boolean -> true/false enum -> string symbol  array -> array   map -> object
@@ -16,8 +15,9 @@
  *
  * Decoding is hostile-input safe: before a body is read, pl_avro walks it against the writer
  * schema and checks every varint, length (<= remaining bytes and < PL_AVRO_MAX_ALLOC), enum index
- * and union branch; the reader (avro.c, without avro-c) checks every read against the end again.
- * avro-c, which encodes, has its allocator capped (PL_AVRO_MAX_ALLOC) too.
+ * and union branch; the reader checks every read against the end again. The encoder refuses
+ * what a reader would (a string or bytes of PL_AVRO_MAX_ALLOC bytes or more, deeper nesting than
+ * the decoder's limit), so nothing is produced that no consumer can read. No avro-c inside.
  * A bad record returns PL_ERR_DECODE (or PL_ERR_SCHEMA) with a reason; never a crash or a leak.
  *
  * Thread rules: the registry is immutable after pl_avro_registry_new and may be shared by any
@@ -35,9 +35,7 @@
 #define PL_AVRO_MAGIC0     0xC3
 #define PL_AVRO_MAGIC1     0x01
 #define PL_AVRO_HEADER_LEN 10
-#define PL_AVRO_MAX_ALLOC                                                                          \
-	(1u << 20) /* longest string or bytes value decoded; largest single avro-c allocation      \
-	            */
+#define PL_AVRO_MAX_ALLOC  (1u << 20) /* a string or bytes value is shorter than this */
 
 /* One embedded schema file (generated from the schemas folder by the build). */
 typedef struct pl_avro_source {

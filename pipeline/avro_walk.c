@@ -1,7 +1,7 @@
 /* avro_walk.c — the avro module's schema tree (parsed with jansson) and the validator that walks
- * untrusted Avro binary bodies before avro-c touches them. Owns pl_avro_tree_t and its nodes. Never
- * includes avro-c: the walker exists because avro-c does not range-check enum indexes and allocates
- * wire lengths before reading them. */
+ * untrusted Avro binary bodies before they are read (lengths within the bytes left and the
+ * limits, enum indexes and union branches in range, varints well formed). Owns pl_avro_tree_t
+ * and its nodes. */
 #include "avro_walk.h"
 
 #include <stdarg.h>

@@ -3,8 +3,7 @@
  * (avro_walk.c); the Parsing Canonical Form emitter and the static "can a reader read this
  * writer" check (avro_canon.c).
  *
- * Pure C: never includes avro-c. The tree is what the codec navigates by (field names, defaults,
- * enum symbols), so avro-c's own schema objects are only used to read and write values.
+ * The tree is what the codec reads and writes by (field names, defaults, enum symbols).
  *
  * Thread rules: a tree is immutable after pl_avro_tree_parse and may be shared by any number of
  * threads; pl_avro_walk allocates nothing. */

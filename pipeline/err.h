@@ -1,7 +1,7 @@
 /* err.h — the one error enum of dronepipe.
  *
  * Every pipeline function that can fail returns a pl_err_t. Foreign error codes (librdkafka,
- * avro-c, mongoc, hiredis, libmicrohttpd) are translated into it inside their wrapper module.
+ * mongoc, hiredis, libmicrohttpd) are translated into it inside their wrapper module.
  * The stage loop acts on it: retryable errors back off and retry the same record; the others
  * dead-letter the record and advance. Leaf module: includes nothing of the project. */
 #ifndef PL_ERR_H

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything dronepipe needs on a bare Debian 12 machine. Idempotent: each step checks
 # first and does nothing when its result is already there.
-#   Debian packages (C libraries, redis-server, kcat, wrk, clang for sanitizers/fuzzing)
+#   Debian packages (C libraries, redis-server, kcat, wrk, clang for sanitizers/fuzzing; avro-c
+#   only for the tests, as the reference encoder: the binaries do not link it)
 #   Apache Kafka broker jars from Maven Central  -> .deps/kafka-<ver>/lib
 #   FerretDB built from the Go module proxy       -> .deps/bin/ferretdb
 #   Chromium (Debian) and playwright-core (npm)  -> tests/browser/node_modules (browser test)
