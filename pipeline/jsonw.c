@@ -340,6 +340,11 @@ void pl_jsonw_real(pl_jsonw_t *w, double d)
 	put(w, real, pl_json_real_text(d, real));
 }
 
+bool pl_jsonw_value(pl_jsonw_t *w, const json_t *v)
+{
+	return v && put_value(w, v, 0);
+}
+
 char *pl_jsonw_finish(pl_jsonw_t *w, size_t *len)
 {
 	if (len)

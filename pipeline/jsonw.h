@@ -58,6 +58,9 @@ void pl_jsonw_char(pl_jsonw_t *w, char c);
 void pl_jsonw_string(pl_jsonw_t *w, const char *s, size_t n); /* quoted, escaped; s is UTF-8 */
 void pl_jsonw_integer(pl_jsonw_t *w, int64_t i);
 void pl_jsonw_real(pl_jsonw_t *w, double d); /* d finite: pl_json_real_text */
+/* A jansson value, as pl_json_text writes it; false (and w unchanged or cut) when v is NULL
+ * or nested deeper than PL_JSONW_MAX_DEPTH. */
+bool pl_jsonw_value(pl_jsonw_t *w, const json_t *v);
 /* The text (caller frees with pl_free); w is spent. */
 char *pl_jsonw_finish(pl_jsonw_t *w, size_t *len);
 

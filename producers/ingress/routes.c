@@ -303,24 +303,43 @@ static bool accepting(ingress_t *ing, pl_http_req_t *req)
 	return authorized(ing, req);
 }
 
-/* Response body of POST: the request as the client sees it, with the new deliveryId. */
+/* Writes {"key":v or ,"key":v (v NULL: null; the validator sets every member echoed). */
+static void echo_member(pl_jsonw_t *w, bool first, const char *key, const json_t *v)
+{
+	pl_jsonw_char(w, first ? '{' : ',');
+	pl_jsonw_string(w, key, strlen(key));
+	pl_jsonw_char(w, ':');
+	if (!pl_jsonw_value(w, v))
+		pl_jsonw_raw(w, "null", 4);
+}
+
+/* Response body of POST: the request as the client sees it, with the new deliveryId. Written
+ * straight from the event, members in this order, without building a second object. */
 static char *echo_create(const json_t *ev)
 {
+	static const char *const top[] = {"deliveryId", "ownerId", "pickupLocation",
+	                                  "dropOffLocation"};
+	static const char *const after[] = {"deadline", "expedited", "confirmationRequired"};
+	static const char *const package[] = {"packageId", "size", "weight", "tag"};
+	const size_t n_top = sizeof(top) / sizeof(top[0]),
+	             n_after = sizeof(after) / sizeof(after[0]),
+	             n_package = sizeof(package) / sizeof(package[0]);
+	const json_t *pi = json_object_get(ev, "packageInfo");
 	char when[32];
 	pl_time_format(json_integer_value(json_object_get(ev, "pickupTime")), when);
-	const json_t *pi = json_object_get(ev, "packageInfo");
-	json_t *doc = json_pack(
-	    "{s:O, s:O, s:O, s:O, s:s, s:O, s:O, s:O, s:{s:O, s:O, s:O, s:O}}", "deliveryId",
-	    json_object_get(ev, "deliveryId"), "ownerId", json_object_get(ev, "ownerId"),
-	    "pickupLocation", json_object_get(ev, "pickupLocation"), "dropOffLocation",
-	    json_object_get(ev, "dropOffLocation"), "pickupTime", when, "deadline",
-	    json_object_get(ev, "deadline"), "expedited", json_object_get(ev, "expedited"),
-	    "confirmationRequired", json_object_get(ev, "confirmationRequired"), "packageInfo",
-	    "packageId", json_object_get(pi, "packageId"), "size", json_object_get(pi, "size"),
-	    "weight", json_object_get(pi, "weight"), "tag", json_object_get(pi, "tag"));
-	char *out = pl_json_text(doc, PL_JSONW_INSERTION_ORDER, NULL);
-	json_decref(doc);
-	return out;
+	pl_jsonw_t w;
+	pl_jsonw_init(&w, PL_JSONW_INSERTION_ORDER);
+	for (size_t i = 0; i < n_top; i++)
+		echo_member(&w, i == 0, top[i], json_object_get(ev, top[i]));
+	pl_jsonw_raw(&w, ",\"pickupTime\":", 14);
+	pl_jsonw_string(&w, when, strlen(when));
+	for (size_t i = 0; i < n_after; i++)
+		echo_member(&w, false, after[i], json_object_get(ev, after[i]));
+	pl_jsonw_raw(&w, ",\"packageInfo\":", 15);
+	for (size_t i = 0; i < n_package; i++)
+		echo_member(&w, i == 0, package[i], json_object_get(pi, package[i]));
+	pl_jsonw_raw(&w, "}}", 2);
+	return pl_jsonw_finish(&w, NULL);
 }
 
 static void on_create(pl_http_req_t *req, void *arg)
