@@ -204,6 +204,7 @@ typedef struct codec {
 	char path[256];
 	size_t path_len;
 	const char *root_name;
+	size_t empty_items; /* encode: array items of no bytes written so far */
 	char *errstr;
 	size_t errstr_size;
 } codec_t;
@@ -262,7 +263,8 @@ __attribute__((format(printf, 3, 4))) static pl_err_t codec_fail(codec_t *c, pl_
  * form, shortest; an array or map as one block of all its items, then the 0 block; a map's
  * entries in the object's order. What the decoder refuses is refused here too, so no record is
  * produced that no consumer could read: a string or bytes value of PL_AVRO_MAX_ALLOC bytes or
- * more, a value nested deeper than DECODE_MAX_DEPTH. */
+ * more, a value nested deeper than DECODE_MAX_DEPTH, more than DECODE_MAX_EMPTY_ITEMS array
+ * items that take no bytes. */
 
 typedef struct outbuf {
 	uint8_t *p;
@@ -404,8 +406,7 @@ static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_
 	    node->kind == PL_AVRO_T_ARRAY || node->kind == PL_AVRO_T_MAP) {
 		if (++depth > DECODE_MAX_DEPTH)
 			return codec_fail(c, PL_ERR_SCHEMA,
-			                  "nested deeper than the %d levels a "
-			                  "reader accepts",
+			                  "nested deeper than the %d levels a reader accepts",
 			                  DECODE_MAX_DEPTH);
 	}
 	if (node->kind == PL_AVRO_T_UNION)
@@ -471,8 +472,16 @@ static pl_err_t encode_value(codec_t *c, const pl_avro_node_t *node, const json_
 	case PL_AVRO_T_ARRAY: {
 		size_t i;
 		json_t *item;
-		if (json_array_size(json))
-			out_long(o, (int64_t)json_array_size(json));
+		size_t n = json_array_size(json);
+		/* items encoded in 0 bytes (null, empty records): the reader takes DECODE_MAX_
+		 * EMPTY_ITEMS per value at most, so nothing can make it loop on no bytes */
+		if (node->items->min_size == 0 && n > DECODE_MAX_EMPTY_ITEMS - c->empty_items)
+			return codec_fail(c, PL_ERR_SCHEMA,
+			                  "more than the %d items of no bytes a reader accepts",
+			                  DECODE_MAX_EMPTY_ITEMS);
+		c->empty_items += node->items->min_size == 0 ? n : 0;
+		if (n)
+			out_long(o, (int64_t)n);
 		json_array_foreach(json, i, item)
 		{
 			size_t saved = path_push(c, NULL, i);

@@ -458,6 +458,10 @@ static const char edge_schema[] =
 static const char recursive_schema[] =
     "{'type':'record','name':'Deep','fields':[{'name':'next','type':['null','Deep']}]}";
 
+static const char nulls_schema[] =
+    "{'type':'record','name':'Nulls','fields':[{'name':'more','type':{'type':'array',"
+    "'items':'null'}},{'name':'xs','type':{'type':'array','items':'null'}}]}";
+
 static pl_avro_registry_t *one_schema_registry(const char *file, const char *text)
 {
 	char err[512];
@@ -515,7 +519,8 @@ static void test_encode_matches_avro_c_at_the_edges(void **state)
 }
 
 /* What no reader would accept is not written: a string or bytes of PL_AVRO_MAX_ALLOC bytes, a
- * value nested deeper than the decoder's limit. Just inside both limits encodes and decodes. */
+ * value nested deeper than the decoder's limit, more array items of no bytes than it takes.
+ * Just inside each limit encodes and decodes. */
 static void test_encode_refuses_what_no_reader_accepts(void **state)
 {
 	(void)state;
@@ -548,6 +553,30 @@ static void test_encode_refuses_what_no_reader_accepts(void **state)
 	assert_non_null(strstr(err, ": 1048576 bytes, more than the 1048575 a reader accepts"));
 	free(big);
 	json_decref(value);
+	pl_avro_registry_destroy(registry);
+
+	/* Items that take no bytes: 4096 per value, as the decoder reads */
+	registry = one_schema_registry("Nulls.avsc", nulls_schema);
+	schema = pl_avro_schema_get(registry, "Nulls");
+	for (size_t n = 4095; n <= 4097; n++) {
+		json_t *xs = json_array(), *more = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(i % 2 ? xs : more, json_null());
+		json_t *nulls = json_pack("{s:o, s:o}", "xs", xs, "more", more);
+		pl_err_t e = pl_avro_encode(schema, nulls, &bytes, &len, err, sizeof(err));
+		if (n <= 4096) {
+			assert_int_equal(e, PL_OK);
+			pl_free(bytes);
+			bytes = NULL;
+			json_decref(round_trip(registry, schema, nulls, NULL));
+		} else {
+			assert_int_equal(e, PL_ERR_SCHEMA);
+			assert_null(bytes);
+			assert_string_equal(
+			    err, "xs: more than the 4096 items of no bytes a reader accepts");
+		}
+		json_decref(nulls);
+	}
 	pl_avro_registry_destroy(registry);
 
 	/* Deep: each level is a record in a union, two levels of the decoder's 64 */
