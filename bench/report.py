@@ -259,6 +259,43 @@ not_implemented = ([f"Scenarios 1 and 3 ran {wrk_d} per run instead of 30 s (BEN
     "Scenario 7 grows the MongoDB-API stores (bench/seed.c) and Redis (through dronepipe-delivery), not the workflow's changelog: the workflow's memory per saga is read from scenario 4 instead. Its end-to-end runs use the highest rate scenario 4 sustained, once per size.",
 ]
 
+
+
+def ingress_profile():
+    """The profiled ingress run (bench/run.sh profile_start/stop): CPU by thread, and perf's
+    flat profile by library and by symbol when perf could record."""
+    before, after = {}, {}
+    for d, name in ((before, "s3-profile-threads-before.txt"), (after, "s3-profile-threads-after.txt")):
+        for l in read(name).splitlines():
+            parts = l.split()
+            if len(parts) == 2:
+                d[parts[0]] = d.get(parts[0], 0) + int(parts[1])
+    if not after:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    threads = {n: round((after[n] - before.get(n, 0)) / hz, 1) for n in after}
+    threads = dict(sorted(((n, v) for n, v in threads.items() if v > 0), key=lambda kv: -kv[1]))
+    run = parse_wrk(read(f"s3-c{conns[-1]}-{runs}.txt")) or {}
+    total = sum(threads.values())
+    out = {"connections": conns[-1], "run": runs, "wall_s": float(read("s3-profile-wall_s", "0").strip() or 0),
+           "thread_cpu_s": threads, "requests": run.get("requests"),
+           "cpu_us_per_request": round(total * 1e6 / run["requests"], 1) if run.get("requests") else None}
+
+    def pct_lines(name):
+        rows = []
+        for l in read(name).splitlines():
+            m = re.match(r"\s*([\d.]+)%\s+(\S+)(?:\s+\[[.k]\]\s+(.+?))?\s*$", l)
+            if m:
+                rows.append({"percent": float(m.group(1)), "dso": m.group(2), "symbol": m.group(3)})
+        return rows
+    out["by_library"] = pct_lines("s3-profile-dso.txt")
+    out["by_symbol"] = pct_lines("s3-profile-sym.txt")
+    out["no_profile"] = read("s3-profile-none.txt").strip() or None
+    return out
+
+
+prof_s3 = ingress_profile()
+
 report = {
     "started_at": started, "elapsed_s": elapsed, "machine": machine,
     "load_average_1min": {k: v["load1"] for k, v in marks.items()},
@@ -270,6 +307,7 @@ report = {
     "ingress_ratios": ratios, "scenario4_end_to_end": s4, "scenario4_top_rate_runs": top,
     "scenario4_dlq_new_records": dlq_new,
     "scenario4_cpu_seconds": cpu_s4, "scenario3_cpu_seconds": cpu_s3,
+    "scenario3_ingress_profile": prof_s3,
     "scenario6_cpu": replay_cpu_s6, "scenario6b_cpu": replay_cpu_s6b,
     "scenario5_peak_rss_after_scenario4": mem_s4, "scenario5_peak_rss_end_of_run": mem_end,
     "scenario6_replay_delivery_group": {"result": s6, "records_per_s": replay_rate, "input_produce": s6_produce},
@@ -475,7 +513,30 @@ if cpu_s3.get("ingress") and cpu_s3.get("wall_s"):
                  f" ({cpu_s3['ingress'] / cpu_s3['wall_s']:.2f} cores); broker {cpu_s3.get('kafka')} CPU s; wrk and other users"
                  f" {cpu_s3.get('other_s(load generator, other users)')} CPU s. The ingress is the largest CPU consumer;"
                  " what it does per request beyond the baseline is validation, JSON→Avro encoding, the produce call and the"
-                 " suspend/resume of the connection (not profiled further here).")
+                 " suspend/resume of the connection (profile below).")
+if prof_s3:
+    th = ", ".join(f"{n} {v}" for n, v in prof_s3["thread_cpu_s"].items())
+    line = (f"Ingress profile, the last run at {prof_s3['connections']} connections ({prof_s3['wall_s']:.0f} s):"
+            f" CPU seconds by thread: {th}")
+    if prof_s3["cpu_us_per_request"]:
+        line += f"; {prof_s3['cpu_us_per_request']} µs of ingress CPU per request"
+    line += ". MHD-worker threads parse HTTP and run the handler (validation, encoding, the produce call,"
+    line += " the answer); rdk: threads are librdkafka's (the broker connection); the rest wait on the"
+    line += " delivery reports and the ack deadlines."
+    if prof_s3["by_library"]:
+        line += " perf, share of the ingress's samples by library: " + ", ".join(
+            f"{r['dso']} {r['percent']:.1f}%" for r in prof_s3["by_library"][:8]) + "."
+    if prof_s3["by_symbol"]:
+        line += " Top symbols: " + ", ".join(
+            f"{r['symbol']} ({r['dso']}) {r['percent']:.1f}%" for r in prof_s3["by_symbol"][:15] if r["symbol"]) + "."
+        line += (" What the kernel's share is made of (a call-graph profile, bench/README.md): the sockets"
+                 " (recv; sendmsg, which on loopback also runs the receiver's side), epoll_ctl from suspending"
+                 " each connection while its produce awaits the broker and resuming it, and the wake-ups"
+                 " between threads; the baseline has no suspend/resume, no Kafka and no per-request"
+                 " allocation.")
+    elif prof_s3["no_profile"]:
+        line += f" No perf profile: {prof_s3['no_profile']}."
+    notes.append(line)
 big = {n: v for n, v in svc_peaks.items() if v >= 30}
 if big:
     notes.append("Memory: " + ", ".join(

@@ -243,6 +243,43 @@ for e in $SERVICES; do
 done
 say "stack ready after $((SECONDS - T_START)) s"
 
+# thread_cpu PID -> "comm ticks" per thread of PID
+thread_cpu() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		[ -r "$t/stat" ] && echo "$(tr ' ' '_' <"$t/comm") $(awk '{print $14+$15}' "$t/stat")"
+	done
+}
+
+# profile_start PID PREFIX / profile_stop PID PREFIX: per-thread CPU ticks before and after
+# (PREFIX-threads-{before,after}.txt, PREFIX-wall_s) and, when perf is installed and allowed, a
+# flat profile (PREFIX.perf, reported at the end into PREFIX-dso.txt and PREFIX-sym.txt); why
+# there is none goes to PREFIX-none.txt.
+PERF_PID=
+profile_start() {
+	thread_cpu "$1" >"$2-threads-before.txt"
+	date +%s.%N >"$2-t0"
+	PERF_PID=
+	if ! command -v perf >/dev/null; then
+		echo "perf is not installed (scripts/install-deps.sh installs linux-perf)" >"$2-none.txt"
+	else
+		perf record -q -F 999 -p "$1" -o "$2.perf" >"$2-perf.log" 2>&1 &
+		PERF_PID=$!
+	fi
+}
+profile_stop() {
+	if [ -n "$PERF_PID" ]; then
+		kill -TERM "$PERF_PID" 2>/dev/null
+		local i
+		for i in $(seq 100); do [ -d "/proc/$PERF_PID" ] || break; sleep 0.1; done
+		kill -KILL "$PERF_PID" 2>/dev/null
+		wait "$PERF_PID" 2>/dev/null
+		[ -s "$2.perf" ] || echo "perf record failed: $(head -c 300 "$2-perf.log")" >"$2-none.txt"
+	fi
+	echo "$(date +%s.%N) - $(cat "$2-t0")" | bc >"$2-wall_s"
+	thread_cpu "$1" >"$2-threads-after.txt"
+}
+
 # ---- scenario 1: HTTP baseline -------------------------------------------------------------------
 run_wrk() { # TAG URL CONNS RUN
 	wrk -t2 -c"$3" -d"$WRK_D" --timeout 10s -s bench/wrk-post.lua "$2" >"$RAW/$1-c$3-$4.txt" 2>&1 ||
@@ -386,7 +423,17 @@ mark s3
 cpu_snapshot "$RAW/cpu-s3-before.txt"
 say "scenario 3: ingress, wrk -t2 $WRK_D, ${RUNS}x per concurrency"
 for c in $WRK_CONNS; do
-	for r in $(seq "$RUNS"); do run_wrk s3 "http://127.0.0.1:$(svc_port ingress)" "$c" "$r"; done
+	for r in $(seq "$RUNS"); do
+		# the last run at the highest concurrency is profiled: the ingress's threads and, with
+		# perf, its flat profile (where the CPU goes that the baseline does not spend)
+		if [ "$c" = "${WRK_CONNS##* }" ] && [ "$r" = "$RUNS" ]; then
+			profile_start "${SVC_PID[ingress]}" "$RAW/s3-profile"
+			run_wrk s3 "http://127.0.0.1:$(svc_port ingress)" "$c" "$r"
+			profile_stop "${SVC_PID[ingress]}" "$RAW/s3-profile"
+		else
+			run_wrk s3 "http://127.0.0.1:$(svc_port ingress)" "$c" "$r"
+		fi
+	done
 done
 cpu_snapshot "$RAW/cpu-s3-after.txt"
 
@@ -442,5 +489,11 @@ mark end
 echo $((SECONDS - T_START)) >"$RAW/elapsed_s"
 
 # ---- report --------------------------------------------------------------------------------------
+if [ -s "$RAW/s3-profile.perf" ]; then
+	perf report -i "$RAW/s3-profile.perf" --stdio --no-children --sort dso 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -n 12 >"$RAW/s3-profile-dso.txt"
+	perf report -i "$RAW/s3-profile.perf" --stdio --no-children --sort dso,sym 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -n 30 >"$RAW/s3-profile-sym.txt"
+fi
 mkdir -p bench/results
 python3 bench/report.py "$RAW" bench/results || say "report failed"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything dronepipe needs on a bare Debian 12 machine. Idempotent: each step checks
 # first and does nothing when its result is already there.
-#   Debian packages (C libraries, redis-server, kcat, wrk, clang for sanitizers/fuzzing; avro-c
-#   only for the tests, as the reference encoder: the binaries do not link it)
+#   Debian packages (C libraries, redis-server, kcat, wrk and perf for the bench, clang for
+#   sanitizers/fuzzing; avro-c only for the tests, as the reference encoder: the binaries do not
+#   link it)
 #   Apache Kafka broker jars from Maven Central  -> .deps/kafka-<ver>/lib
 #   FerretDB built from the Go module proxy       -> .deps/bin/ferretdb
 #   Chromium (Debian) and playwright-core (npm)  -> tests/browser/node_modules (browser test)
@@ -18,7 +19,7 @@ log() { printf '[install] %s\n' "$*" >&2; }
 
 APT_PKGS="build-essential pkg-config librdkafka-dev libavro-dev libhiredis-dev libmongoc-dev
   libbson-dev libmicrohttpd-dev libcmocka-dev libjansson-dev uuid-dev libgnutls28-dev
-  redis-server redis-tools kcat wrk clang libclang-rt-14-dev clang-format curl ca-certificates
+  redis-server redis-tools kcat wrk linux-perf clang libclang-rt-14-dev clang-format curl ca-certificates
   openjdk-17-jre-headless maven golang-go python3 procps psmisc openssl"
 
 install_apt() {
