@@ -14,6 +14,7 @@
 #   DP_STACK_FERRET_DEBUG_PORT      FerretDB debug/metrics HTTP listener       (8088)
 #   DP_STACK_SQLITE_SYNC            FerretDB's SQLite synchronous pragma       (normal)
 #   DP_STACK_FERRET_GOGC            FerretDB's Go garbage-collector target     (400)
+#   DP_STACK_FERRET_MAXPROCS        FerretDB's GOMAXPROCS; auto = Go's default  (1)
 #   DP_PARTITIONS                   partitions of every topic                  (6)
 #   DP_STACK_BIN_DIR                where the service binaries are             (<repo>/build/bin)
 #   DP_STACK_PORT_<NAME>            HTTP port of a service, NAME = INGRESS, DELIVERY, PACKAGE,
@@ -41,6 +42,7 @@ MONGO_PORT=${DP_STACK_MONGO_PORT:-27017}
 FERRET_DEBUG_PORT=${DP_STACK_FERRET_DEBUG_PORT:-8088}
 SQLITE_SYNC=${DP_STACK_SQLITE_SYNC:-normal}
 FERRET_GOGC=${DP_STACK_FERRET_GOGC:-400}
+FERRET_MAXPROCS=${DP_STACK_FERRET_MAXPROCS:-1}
 PARTITIONS=${DP_PARTITIONS:-6}
 BIN_DIR=${DP_STACK_BIN_DIR:-$DP_ROOT/build/bin}
 READY_TIMEOUT=${DP_STACK_TIMEOUT:-90}
