@@ -296,6 +296,54 @@ def ingress_profile():
 
 prof_s3 = ingress_profile()
 
+# perf symbol of FerretDB -> what it is part of (first match wins)
+FERRET_PARTS = (
+    ("kernel: syscalls (sockets, SQLite's file writes), scheduling", lambda dso, sym: dso.startswith("[k")),
+    ("SQLite (modernc.org/sqlite: C translated to Go)", lambda dso, sym: sym.startswith("modernc.org/sqlite")),
+    ("SQLite's C runtime (modernc.org/libc, memory)", lambda dso, sym: sym.startswith(("modernc.org/libc", "modernc.org/memory"))),
+    ("Go runtime: allocation, garbage collection, goroutine scheduling",
+     lambda dso, sym: sym.startswith(("runtime.", "runtime/", "internal/runtime", "gcWriteBarrier", "aeshash"))
+     or sym.endswith("body") and "." not in sym),
+    ("documents: BSON and FerretDB's SJSON (JSON stored in SQLite, via encoding/json), encoding and decoding",
+     lambda dso, sym: any(k in sym for k in ("/handler/sjson.", "/internal/bson.", "FerretDB/wire", "/internal/types."))
+     or sym.startswith(("encoding/json", "unicode/utf8"))),
+    ("FerretDB: commands, filters, updates, backends", lambda dso, sym: sym.startswith("github.com/FerretDB")),
+    ("database/sql", lambda dso, sym: sym.startswith("database/sql")),
+    ("other Go (standard library, dependencies)", lambda dso, sym: True),
+)
+
+
+def ferret_profile():
+    """FerretDB profiled during scenario 4's last run at the top rate (bench/run.sh): its CPU per
+    delivery and perf's samples summed by what they are part of."""
+    def ticks(name):
+        return sum(int(l.split()[1]) for l in read(name).splitlines() if len(l.split()) == 2)
+    before, after = ticks("s4-ferret-profile-threads-before.txt"), ticks("s4-ferret-profile-threads-after.txt")
+    if not after:
+        return None
+    cpu_s = round((after - before) / os.sysconf("SC_CLK_TCK"), 1)
+    run = load_json(f"s4repeat-{runs}.json") or {}
+    n = run.get("accepted_202") or 0
+    parts, top = {}, []
+    for l in read("s4-ferret-profile-sym.txt").splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[([.k])\]\s+(.+?)\s*$", l)
+        if not m:
+            continue
+        pct_, dso, kind, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4)
+        dso = "[k]" if kind == "k" else dso
+        part = next(name for name, match in FERRET_PARTS if match(dso, sym))
+        parts[part] = parts.get(part, 0.0) + pct_
+        if len(top) < 12:
+            top.append({"percent": pct_, "symbol": sym})
+    return {"run": runs, "rate": run.get("rate"), "wall_s": float(read("s4-ferret-profile-wall_s", "0").strip() or 0),
+            "cpu_s": cpu_s, "deliveries": n,
+            "cpu_ms_per_delivery": round(cpu_s * 1000 / n, 2) if n else None,
+            "by_part": dict(sorted(((k, round(v, 1)) for k, v in parts.items()), key=lambda kv: -kv[1])),
+            "top_symbols": top, "no_profile": read("s4-ferret-profile-none.txt").strip() or None}
+
+
+prof_s4 = ferret_profile()
+
 report = {
     "started_at": started, "elapsed_s": elapsed, "machine": machine,
     "load_average_1min": {k: v["load1"] for k, v in marks.items()},
@@ -307,7 +355,7 @@ report = {
     "ingress_ratios": ratios, "scenario4_end_to_end": s4, "scenario4_top_rate_runs": top,
     "scenario4_dlq_new_records": dlq_new,
     "scenario4_cpu_seconds": cpu_s4, "scenario3_cpu_seconds": cpu_s3,
-    "scenario3_ingress_profile": prof_s3,
+    "scenario3_ingress_profile": prof_s3, "scenario4_ferretdb_profile": prof_s4,
     "scenario6_cpu": replay_cpu_s6, "scenario6b_cpu": replay_cpu_s6b,
     "scenario5_peak_rss_after_scenario4": mem_s4, "scenario5_peak_rss_end_of_run": mem_end,
     "scenario6_replay_delivery_group": {"result": s6, "records_per_s": replay_rate, "input_produce": s6_produce},
@@ -498,6 +546,20 @@ if run_rates:
                         if k not in ("wall_s", "machine_busy_s"))
     notes.append(f"End to end at {run_rates[-1]}/s: " + "; ".join(parts) + f". CPU seconds over scenario 4 ({cpu_s4.get('wall_s')} s wall, 2 cores), largest first: {cpu_txt}."
                  " The process that burns the CPU while the backlog grows is where the time goes.")
+if prof_s4:
+    line = (f"FerretDB profile, the last run at {prof_s4['rate']}/s ({prof_s4['wall_s']:.0f} s, load and drain):"
+            f" {prof_s4['cpu_s']} CPU s for {prof_s4['deliveries']:,} deliveries")
+    if prof_s4["cpu_ms_per_delivery"]:
+        line += f", {prof_s4['cpu_ms_per_delivery']} ms of FerretDB CPU per delivery"
+    if prof_s4["by_part"]:
+        line += ". perf, share of its samples: " + ", ".join(f"{k} {v:.1f}%" for k, v in prof_s4["by_part"].items())
+        line += ". Top symbols: " + ", ".join(f"{r['symbol']} {r['percent']:.1f}%" for r in prof_s4["top_symbols"][:8])
+        line += (". Each command is its own SQLite transaction (prepare, step, commit to the WAL) with the document"
+                 " converted BSON → SJSON; what would cut the cost per delivery is fewer commands (batched writes per"
+                 " poll batch) or a server without the per-command overhead (MongoDB itself)")
+    elif prof_s4["no_profile"]:
+        line += f". No perf profile: {prof_s4['no_profile']}"
+    notes.append(line + ".")
 for c in conns:
     v = s3[c]
     if v["rps"] and v["p50_ms"]:

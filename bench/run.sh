@@ -331,10 +331,15 @@ TOP_RATE=$(jq -rs '[.[] | select(.accepted_202 > 0 and .scheduled >= .accepted_2
 	.all_scheduled_after_s >= 0 and .all_scheduled_after_s < 5) | .rate] | max // empty' \
 	"$RAW"/s4-[0-9]*.json 2>/dev/null)
 if [ -n "$TOP_RATE" ]; then
+	# the last run is profiled on FerretDB, the process that uses the most CPU per delivery:
+	# where its time goes (bench/report.py groups perf's symbols by Go package)
+	FERRET_PID=$(cat "$DP_STACK_DIR/pids/ferretdb.pid" 2>/dev/null || true)
 	for r in $(seq 2 "$RUNS"); do
 		say "scenario 4: end to end at $TOP_RATE/s again (run $r of $RUNS)"
+		[ "$r" = "$RUNS" ] && [ -n "$FERRET_PID" ] && profile_start "$FERRET_PID" "$RAW/s4-ferret-profile"
 		DP_KAFKA_BROKERS=$BROKERS "$BB/e2e" 127.0.0.1 "$(svc_port ingress)" "$TOP_RATE" "$E2E_S" "$E2E_DRAIN" 64 \
 			>"$RAW/s4repeat-$r.json" 2>>"$LOGS/e2e.log" || say "e2e repeat $r failed (see $LOGS/e2e.log)"
+		[ "$r" = "$RUNS" ] && [ -n "$FERRET_PID" ] && profile_stop "$FERRET_PID" "$RAW/s4-ferret-profile"
 		cat "$RAW/s4repeat-$r.json"
 	done
 fi
@@ -494,6 +499,11 @@ if [ -s "$RAW/s3-profile.perf" ]; then
 		grep -E '^ +[0-9.]+%' | head -n 12 >"$RAW/s3-profile-dso.txt"
 	perf report -i "$RAW/s3-profile.perf" --stdio --no-children --sort dso,sym 2>/dev/null |
 		grep -E '^ +[0-9.]+%' | head -n 30 >"$RAW/s3-profile-sym.txt"
+fi
+if [ -s "$RAW/s4-ferret-profile.perf" ]; then
+	# every symbol (report.py sums them by package), not only the top ones
+	perf report -i "$RAW/s4-ferret-profile.perf" --stdio --no-children --sort dso,sym 2>/dev/null |
+		grep -E '^ +[0-9.]+%' >"$RAW/s4-ferret-profile-sym.txt"
 fi
 mkdir -p bench/results
 python3 bench/report.py "$RAW" bench/results || say "report failed"
