@@ -361,16 +361,8 @@ static pl_err_t encode_record(codec_t *c, const pl_avro_node_t *node, const json
 static pl_err_t encode_union(codec_t *c, const pl_avro_node_t *node, const json_t *json,
                              outbuf_t *o, size_t depth)
 {
-	int chosen = -1, non_null = -1, n_non_null = 0;
-	for (size_t i = 0; i < node->count; i++) {
-		if (chosen < 0 && pl_avro_json_fits(node->branches[i], json))
-			chosen = (int)i;
-		if (node->branches[i]->kind != PL_AVRO_T_NULL)
-			non_null = (int)i, n_non_null++;
-	}
-	/* ["null", T] with a value T rejects: encode against T for the precise reason. */
-	if (chosen < 0 && n_non_null == 1 && !json_is_null(json))
-		chosen = non_null;
+	/* ["null", T] with a value T rejects: encoded against T for the precise reason. */
+	int chosen = pl_avro_json_branch(node, json);
 	if (chosen < 0)
 		return codec_fail(c, PL_ERR_SCHEMA, "value matches no branch of the union");
 	out_long(o, chosen);

@@ -446,6 +446,18 @@ bool pl_avro_json_fits(const pl_avro_node_t *node, const json_t *json)
 	return false;
 }
 
+int pl_avro_json_branch(const pl_avro_node_t *union_node, const json_t *json)
+{
+	int non_null = -1, n_non_null = 0;
+	for (size_t i = 0; i < union_node->count; i++) {
+		if (pl_avro_json_fits(union_node->branches[i], json))
+			return (int)i;
+		if (union_node->branches[i]->kind != PL_AVRO_T_NULL)
+			non_null = (int)i, n_non_null++;
+	}
+	return n_non_null == 1 && !json_is_null(json) ? non_null : -1;
+}
+
 /* Checks a default against its type and returns it in the codec's JSON mapping (reals for
  * float/double, nested record defaults filled in). Union defaults follow the first branch. */
 static json_t *normalise(const pl_avro_node_t *node, const json_t *json, int depth)

@@ -107,6 +107,11 @@ bool pl_avro_names_match(const pl_avro_node_t *writer, const pl_avro_node_t *rea
  * and maps: any object; arrays: any array; float/double: integers too). */
 bool pl_avro_json_fits(const pl_avro_node_t *node, const json_t *json);
 
+/* The branch of union_node that json is written as, or -1: the first branch json fits; else,
+ * for a union with one non-null branch and a non-null json, that branch (the encoder then
+ * refuses the value against it, with the precise reason). */
+int pl_avro_json_branch(const pl_avro_node_t *union_node, const json_t *json);
+
 /* "int", "record"...: type names indexed by pl_avro_kind_t (avro_canon.c). */
 extern const char *const pl_avro_type_names[];
 /* Short name of a named type, else its type name; for messages. */

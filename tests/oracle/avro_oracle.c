@@ -74,15 +74,8 @@ static bool set(const pl_avro_node_t *node, const json_t *json, avro_value_t *v)
 {
 	avro_value_t child;
 	if (node->kind == PL_AVRO_T_UNION) {
-		int chosen = -1, non_null = -1, n_non_null = 0;
-		for (size_t i = 0; i < node->count; i++) {
-			if (chosen < 0 && pl_avro_json_fits(node->branches[i], json))
-				chosen = (int)i;
-			if (node->branches[i]->kind != PL_AVRO_T_NULL)
-				non_null = (int)i, n_non_null++;
-		}
-		if (chosen < 0 && n_non_null == 1 && !json_is_null(json))
-			chosen = non_null;
+		/* the branch is the mapping's choice (shared); the oracle checks its bytes */
+		int chosen = pl_avro_json_branch(node, json);
 		return chosen >= 0 && !avro_value_set_branch(v, chosen, &child) &&
 		       set(node->branches[chosen], json, &child);
 	}
