@@ -243,7 +243,8 @@ static void write_kept(wf_t *wf, int32_t p, const char *delivery_id)
 }
 
 /* Moves a finished saga without outbox from states[p] to settled[p] (settled.h); false when it
- * is not one, or applied too many inputs to settle: then it stays whole. */
+ * is not one, or applied too many inputs to settle: then it stays whole. When it returns true,
+ * delivery_id may have been freed (see below). */
 static bool settle(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
 {
 	const json_t *seen = json_object_get(state, "seenEventIds");
@@ -257,8 +258,10 @@ static bool settle(wf_t *wf, int32_t p, const char *delivery_id, const json_t *s
 			return false;
 	if (!settled_put(wf->settled[p], delivery_id, saga_status(state), ids, n))
 		return false;
-	json_object_del(wf->states[p], delivery_id);
+	/* delivery_id may be states[p]'s own key (the restore's loop): deleting that entry frees
+	 * it, so it goes last. */
 	json_object_del(wf->timers[p], delivery_id);
+	json_object_del(wf->states[p], delivery_id);
 	return true;
 }
 
