@@ -48,7 +48,7 @@ IT_BIN   := $(IT_SRC:%.c=$(B)/%)
 # `make unit` after `make all` relinks nothing.
 .SECONDARY:
 
-.PHONY: all test unit unit-san fuzz it deploy-check up down status demo clean clean-data fmt fmt-check bins deps help
+.PHONY: all test unit unit-san fuzz it it-san deploy-check up down status demo clean clean-data fmt fmt-check bins deps help
 all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 bins: $(BINS)
 
@@ -127,6 +127,11 @@ fuzz: $(B)/gen/schemas.c
 it: all
 	@scripts/test-it.sh $(B)
 
+# The integration tests with every service and test program built under ASan+UBSan (build-san):
+# a sanitizer report in a service's log fails its test (scripts/test-it.sh).
+it-san:
+	$(MAKE) SAN=1 it
+
 # Offline validation of compose/, k8s/ and the Dockerfile against schemas and the binaries'
 # config tables (builds helm and a validator venv into .tools/ on first use).
 deploy-check: bins
@@ -140,6 +145,7 @@ test: deps
 	$(MAKE) fuzz
 	$(MAKE) deploy-check
 	$(MAKE) it
+	$(MAKE) it-san
 
 up: deps bins
 	scripts/stack.sh up

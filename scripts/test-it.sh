@@ -12,8 +12,10 @@
 # with DP_KAFKA_BROKERS, DP_REDIS_URL, DP_MONGO_URI, DP_TEST_BUILD, DP_TEST_STACK_DIR (and the
 # DP_STACK_* of the isolated stack, so a test can call scripts/stack.sh on it). DP_IT_FILTER=regex
 # runs only the tests whose name matches. The stack is always stopped at the end (its logs stay in
-# <build dir>/it-stack/logs). Last line: "it: N passed, M failed"; exit status non-zero when a test
-# failed or no test ran.
+# <build dir>/it-stack/logs). A test also fails when a service log it wrote (<build dir>/it-logs)
+# holds a sanitizer report: with a SAN=1 build a service that hits ASan/UBSan aborts, and what the
+# test sees then is only a timeout. Last line: "it: N passed, M failed"; exit status non-zero when
+# a test failed or no test ran.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -ge 1 ] || {
@@ -71,6 +73,23 @@ done
 pass=0
 fail=0
 failed=()
+logs=$build/it-logs
+mkdir -p "$logs"
+mark=$(mktemp "$build/.it-mark.XXXXXX")
+trap 'rm -f "$mark"; finish' EXIT
+
+# The logs written since the mark that hold a sanitizer report (each named, with its summary).
+sanitizer_reports() {
+	local f found=1
+	while IFS= read -r f; do
+		if grep -qE '^==[0-9]+==ERROR: (Address|Leak)Sanitizer|runtime error:' "$f"; then
+			echo "=== sanitizer report in $f:"
+			grep -m3 -E '^==[0-9]+==ERROR|^SUMMARY|runtime error:' "$f"
+			found=0
+		fi
+	done < <(find "$logs" -type f -name '*.log' -newer "$mark")
+	return $found
+}
 for t in "${tests[@]}"; do
 	name=${t#"$root"/}
 	name=${name#"$build"/}
@@ -79,11 +98,15 @@ for t in "${tests[@]}"; do
 	fi
 	echo "=== RUN  $name"
 	t0=$SECONDS
+	touch "$mark"
 	case $t in
 	*.sh) timeout -k 10 "$per_test_timeout" bash "$t" ;;
 	*) timeout -k 10 "$per_test_timeout" "$t" ;;
 	esac
 	rc=$?
+	if sanitizer_reports && [ $rc -eq 0 ]; then
+		rc=1
+	fi
 	if [ $rc -eq 0 ]; then
 		pass=$((pass + 1))
 		echo "=== PASS $name ($((SECONDS - t0))s)"
