@@ -45,6 +45,10 @@ const char *const workflow_topics[] = {SAGA_TOPIC_REQUESTS, SAGA_TOPIC_PACKAGE_E
                                        SAGA_TOPIC_DRONE_EVENTS, NULL};
 
 #define MAX_PARTITIONS 1024
+/* Longest deliveryId a saga is kept for (bytes). The ingress makes UUIDs; a longer id from
+ * another producer is dead-lettered rather than kept under a key the restore could not read
+ * back whole. */
+#define DELIVERY_ID_MAX 127
 
 typedef struct wf {
 	const pl_cfg_t *cfg;
@@ -390,10 +394,16 @@ static pl_err_t read_changelog(wf_t *wf, int32_t p, const json_t *redo, size_t *
 	}
 	pl_record_t r;
 	while ((e = pl_reader_next(reader, &r, 30000)) == PL_OK) {
-		char key[128];
-		size_t kl = r.key_len < sizeof(key) - 1 ? r.key_len : sizeof(key) - 1;
-		memcpy(key, r.key ? r.key : "", kl);
-		key[kl] = '\0';
+		char key[DELIVERY_ID_MAX + 1];
+		if (r.key_len > DELIVERY_ID_MAX) { /* never written by this workflow */
+			pl_log(PL_LOG_ERROR, "saga_state_key_too_long",
+			       PL_LOG_FIELDS(PL_LI("partition", p), PL_LI("offset", r.offset)),
+			       "a changelog key of %zu bytes (at most %d): record skipped",
+			       r.key_len, DELIVERY_ID_MAX);
+			continue;
+		}
+		memcpy(key, r.key ? r.key : "", r.key_len);
+		key[r.key_len] = '\0';
 		if (redo && !json_object_get(redo, key))
 			continue;
 		(*records)++;
@@ -621,6 +631,11 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 	const char *delivery_id = json_string_value(json_object_get(event, "deliveryId"));
 	if (!delivery_id) {
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "%s without deliveryId", input);
+		return PL_STAGE_DEAD;
+	}
+	if (strlen(delivery_id) > DELIVERY_ID_MAX) {
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "%s: deliveryId of %zu bytes (at most %d)",
+		                    input, strlen(delivery_id), DELIVERY_ID_MAX);
 		return PL_STAGE_DEAD;
 	}
 	if (rec->key_len != strlen(delivery_id) || memcmp(rec->key, delivery_id, rec->key_len)) {
