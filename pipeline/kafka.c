@@ -275,45 +275,105 @@ pl_err_t pl_producer_send_event(pl_producer_t *p, const char *topic, const char 
 	                        done, opaque);
 }
 
-typedef struct sync_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
+/* ---- groups of sends awaited together ---------------------------------------------------- */
+
+typedef struct group_slot {
+	int pending; /* sends of this slot not completed yet */
 	pl_err_t err;
 	char reason[200];
-} sync_wait_t;
+} group_slot_t;
 
-static void sync_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
-                      int64_t offset)
+struct pl_produce_group {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int pending; /* sends of the group not completed yet */
+	size_t n;
+	group_slot_t slots[]; /* n */
+};
+
+typedef struct group_send {
+	pl_produce_group_t *g;
+	size_t slot;
+} group_send_t;
+
+/* The first error of a slot stays its result. Caller holds g->lock. */
+static void slot_fail(group_slot_t *s, pl_err_t err, const char *reason)
+{
+	if (s->err != PL_OK)
+		return;
+	s->err = err;
+	snprintf(s->reason, sizeof(s->reason), "%s", reason && *reason ? reason : pl_err_str(err));
+}
+
+static void group_done(void *opaque, pl_err_t err, const char *reason, int32_t partition,
+                       int64_t offset)
 {
 	(void)partition;
 	(void)offset;
-	sync_wait_t *w = opaque;
-	pthread_mutex_lock(&w->lock);
-	w->err = err;
-	snprintf(w->reason, sizeof(w->reason), "%s", reason ? reason : "");
-	w->done = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	group_send_t *gs = opaque;
+	pl_produce_group_t *g = gs->g;
+	pthread_mutex_lock(&g->lock);
+	group_slot_t *s = &g->slots[gs->slot];
+	if (err != PL_OK)
+		slot_fail(s, err, reason);
+	s->pending--;
+	if (--g->pending == 0)
+		pthread_cond_signal(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	pl_free(gs);
 }
 
-pl_err_t pl_producer_send_sync(pl_producer_t *p, const char *topic, const void *key, size_t key_len,
-                               const void *value, size_t value_len, const pl_header_t *headers,
-                               size_t header_count, int timeout_ms, char *errstr,
-                               size_t errstr_size)
+pl_produce_group_t *pl_produce_group_new(size_t slots)
 {
-	sync_wait_t *w = pl_calloc(1, sizeof(*w));
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	pl_produce_group_t *g =
+	    pl_calloc(1, sizeof(*g) + (slots ? slots : 1) * sizeof(group_slot_t));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->n = slots;
+	return g;
+}
+
+pl_err_t pl_produce_group_send(pl_produce_group_t *g, pl_producer_t *p, size_t slot,
+                               const char *topic, const void *key, size_t key_len,
+                               const void *value, size_t value_len, const pl_header_t *headers,
+                               size_t header_count)
+{
+	if (slot >= g->n)
+		return PL_ERR_INVALID;
+	group_send_t *gs = pl_malloc(sizeof(*gs));
+	*gs = (group_send_t){.g = g, .slot = slot};
+	pthread_mutex_lock(
+	    &g->lock); /* counted first: the completion may run before send returns */
+	g->pending++;
+	g->slots[slot].pending++;
+	pthread_mutex_unlock(&g->lock);
 	pl_err_t err = pl_producer_send(p, topic, key, key_len, value, value_len, headers,
-	                                header_count, sync_done, w);
+	                                header_count, group_done, gs);
 	if (err != PL_OK) {
-		snprintf(errstr, errstr_size, "produce to %s: %s", topic, pl_err_str(err));
-		goto out;
+		pthread_mutex_lock(&g->lock);
+		g->pending--;
+		g->slots[slot].pending--;
+		slot_fail(&g->slots[slot], err, NULL);
+		pthread_mutex_unlock(&g->lock);
+		pl_free(gs);
 	}
+	return err;
+}
+
+void pl_produce_group_fail(pl_produce_group_t *g, size_t slot, pl_err_t err, const char *reason)
+{
+	if (slot >= g->n)
+		return;
+	pthread_mutex_lock(&g->lock);
+	slot_fail(&g->slots[slot], err, reason);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void pl_produce_group_wait(pl_produce_group_t *g, pl_producer_t *p, int timeout_ms)
+{
 	int64_t deadline = pl_now_ms() + timeout_ms;
-	pthread_mutex_lock(&w->lock);
-	while (!w->done && pl_now_ms() < deadline) {
+	pthread_mutex_lock(&g->lock);
+	while (g->pending > 0 && pl_now_ms() < deadline) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 20 * 1000000;
@@ -321,27 +381,57 @@ pl_err_t pl_producer_send_sync(pl_producer_t *p, const char *topic, const void *
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+		pthread_cond_timedwait(&g->cond, &g->lock, &ts);
 	}
-	bool done = w->done;
-	err = done ? w->err : PL_ERR_TIMEOUT;
-	if (err != PL_OK)
-		snprintf(errstr, errstr_size, "produce to %s: %s", topic,
-		         done ? w->reason : "no delivery report in time");
-	pthread_mutex_unlock(&w->lock);
-	if (!done) {
-		/* The completion still references w: wait for it (librdkafka always reports), so
+	if (g->pending > 0) {
+		for (size_t i = 0; i < g->n; i++)
+			if (g->slots[i].pending > 0)
+				slot_fail(&g->slots[i], PL_ERR_TIMEOUT,
+				          "no delivery report in time");
+		pthread_mutex_unlock(&g->lock);
+		/* The completions still reference g: wait for them (librdkafka always reports), so
 		 * the memory is never used after free. */
 		rd_kafka_flush(p->rk, -1);
-		pthread_mutex_lock(&w->lock);
-		while (!w->done)
-			pthread_cond_wait(&w->cond, &w->lock);
-		pthread_mutex_unlock(&w->lock);
+		pthread_mutex_lock(&g->lock);
+		while (g->pending > 0)
+			pthread_cond_wait(&g->cond, &g->lock);
 	}
-out:
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	pl_free(w);
+	pthread_mutex_unlock(&g->lock);
+}
+
+pl_err_t pl_produce_group_result(const pl_produce_group_t *g, size_t slot, const char **reason)
+{
+	if (slot >= g->n)
+		return PL_ERR_INVALID;
+	if (reason)
+		*reason = g->slots[slot].reason;
+	return g->slots[slot].err;
+}
+
+void pl_produce_group_destroy(pl_produce_group_t *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->cond);
+	pl_free(g);
+}
+
+pl_err_t pl_producer_send_sync(pl_producer_t *p, const char *topic, const void *key, size_t key_len,
+                               const void *value, size_t value_len, const pl_header_t *headers,
+                               size_t header_count, int timeout_ms, char *errstr,
+                               size_t errstr_size)
+{
+	pl_produce_group_t *g = pl_produce_group_new(1);
+	pl_err_t err = pl_produce_group_send(g, p, 0, topic, key, key_len, value, value_len,
+	                                     headers, header_count);
+	const char *reason = "";
+	if (err == PL_OK)
+		pl_produce_group_wait(g, p, timeout_ms);
+	err = pl_produce_group_result(g, 0, &reason);
+	if (err != PL_OK)
+		snprintf(errstr, errstr_size, "produce to %s: %s", topic, reason);
+	pl_produce_group_destroy(g);
 	return err;
 }
 

@@ -93,7 +93,32 @@ pl_err_t pl_producer_send_event(pl_producer_t *producer, const char *topic, cons
                                 const void *value, size_t value_len, const pl_event_meta_t *meta,
                                 pl_producer_done_fn done, void *opaque);
 
-/* Sends and waits for the completion (tools, tests). */
+/* A group of sends awaited together, e.g. a batch of records that must all be acknowledged
+ * before the next step: one wait for many records instead of one per record. Each send names a
+ * slot (0..slots-1, e.g. one per saga); a slot's result is the first error among its sends
+ * (PL_OK when all were acknowledged). Owned by the caller; used from one thread, the
+ * completions come from librdkafka's. */
+typedef struct pl_produce_group pl_produce_group_t;
+pl_produce_group_t *pl_produce_group_new(size_t slots);
+/* Enqueues one record for slot (key/value/headers copied). An immediate error is returned and
+ * also recorded as the slot's result. */
+pl_err_t pl_produce_group_send(pl_produce_group_t *group, pl_producer_t *producer, size_t slot,
+                               const char *topic, const void *key, size_t key_len,
+                               const void *value, size_t value_len, const pl_header_t *headers,
+                               size_t header_count);
+/* Records an error of the caller's for slot (e.g. a record it could not encode), if the slot
+ * has none yet. */
+void pl_produce_group_fail(pl_produce_group_t *group, size_t slot, pl_err_t err,
+                           const char *reason);
+/* Waits until every send completed. A slot with sends still out after timeout_ms reads
+ * PL_ERR_TIMEOUT; the call still waits for their completions (librdkafka always reports one)
+ * before it returns, so the group can be destroyed. */
+void pl_produce_group_wait(pl_produce_group_t *group, pl_producer_t *producer, int timeout_ms);
+/* The slot's result; *reason (may be NULL) = its text, valid until destroy. */
+pl_err_t pl_produce_group_result(const pl_produce_group_t *group, size_t slot, const char **reason);
+void pl_produce_group_destroy(pl_produce_group_t *group);
+
+/* Sends and waits for the completion (a group of one). */
 pl_err_t pl_producer_send_sync(pl_producer_t *producer, const char *topic, const void *key,
                                size_t key_len, const void *value, size_t value_len,
                                const pl_header_t *headers, size_t header_count, int timeout_ms,

@@ -557,6 +557,74 @@ static void test_producer_retries_produce_errors_exactly_once(void **state)
 	mock_stop(&m);
 }
 
+static void count_fn(const rd_kafka_message_t *msg, void *arg)
+{
+	(void)msg;
+	(*(int *)arg)++;
+}
+
+/* A produce group (pl_produce_group_*): one wait for many records, a result per slot that is
+ * the first error of its sends, the caller's own failures kept, and a wait that runs out marks
+ * only the slots still waiting, yet returns only once their reports came. */
+static void test_produce_group_results_per_slot(void **state)
+{
+	(void)state;
+	mock_t m;
+	mock_start(&m);
+	assert_int_equal(rd_kafka_mock_topic_create(m.mc, "g.in", 3, 1), 0);
+	const rd_kafka_resp_err_t errs[] = {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+	                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT};
+	push_errors(&m, RD_KAFKAP_Produce, 4, errs, 2); /* retried: the slots still read OK */
+
+	char errstr[256];
+	pl_cfg_t *cfg = cfg_new(&m, NULL);
+	pl_producer_t *producer = pl_producer_new(cfg, "g", NULL, errstr, sizeof(errstr));
+	assert_non_null(producer);
+	pl_produce_group_t *g = pl_produce_group_new(3);
+	for (int i = 0; i < 50; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(pl_produce_group_send(g, producer, (size_t)i % 3 == 1 ? 2 : 0,
+		                                       "g.in", key, strlen(key), "v", 1, NULL, 0),
+		                 PL_OK);
+	}
+	pl_produce_group_fail(g, 2, PL_ERR_SCHEMA, "could not encode it");
+	pl_produce_group_fail(g, 2, PL_ERR_TIMEOUT, "a later error"); /* the first one stays */
+	assert_int_equal(pl_produce_group_send(g, producer, 3, "g.in", "k", 1, "v", 1, NULL, 0),
+	                 PL_ERR_INVALID); /* no such slot */
+	pl_produce_group_wait(g, producer, WAIT_MS);
+	const char *reason = NULL;
+	assert_int_equal(pl_produce_group_result(g, 0, &reason), PL_OK);
+	assert_int_equal(pl_produce_group_result(g, 1, NULL), PL_OK); /* nothing sent */
+	assert_int_equal(pl_produce_group_result(g, 2, &reason), PL_ERR_SCHEMA);
+	assert_string_equal(reason, "could not encode it");
+	pl_produce_group_destroy(g);
+	assert_int_equal(error_stack_left(&m, RD_KAFKAP_Produce), 0); /* the faults happened */
+	int n = 0;
+	read_topic(&m, "g.in", 3, count_fn, &n);
+	assert_int_equal(n, 50); /* every record, once */
+
+	/* The broker answers after 1 s, the wait gives up after 50 ms: the slot with a send out
+	 * reads PL_ERR_TIMEOUT, the one without stays OK, and the wait still returns only after
+	 * the report came (destroying the group then is safe: ASan would say otherwise). */
+	assert_int_equal(rd_kafka_mock_broker_set_rtt(m.mc, 1, 1000), 0);
+	g = pl_produce_group_new(2);
+	assert_int_equal(pl_produce_group_send(g, producer, 1, "g.in", "late", 4, "v", 1, NULL, 0),
+	                 PL_OK);
+	int64_t t0 = pl_now_ms();
+	pl_produce_group_wait(g, producer, 50);
+	assert_true(pl_now_ms() - t0 >= 900);
+	assert_int_equal(pl_produce_group_result(g, 0, NULL), PL_OK);
+	assert_int_equal(pl_produce_group_result(g, 1, &reason), PL_ERR_TIMEOUT);
+	assert_string_equal(reason, "no delivery report in time");
+	pl_produce_group_destroy(g);
+	assert_int_equal(rd_kafka_mock_broker_set_rtt(m.mc, 1, 0), 0);
+
+	pl_producer_destroy(producer, 5000);
+	pl_cfg_destroy(cfg);
+	mock_stop(&m);
+}
+
 /* ---- (b) stage: offset commits fail -------------------------------------------------------- */
 
 static void stage_commit_errors(int commit_interval_ms)
@@ -974,12 +1042,6 @@ static bool all_ok_or_dead(void *arg)
 	return done == bt->t.n;
 }
 
-static void count_fn(const rd_kafka_message_t *msg, void *arg)
-{
-	(void)msg;
-	(*(int *)arg)++;
-}
-
 /* Several records per call; the records after a RETRY in a call are handled again in order;
  * poison records are dead-lettered once each and the calls go on past them; the group commits
  * to the end of every partition. Run with 1 lane (the whole batch) and with 4. */
@@ -1068,6 +1130,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_producer_retries_produce_errors_exactly_once),
+	    cmocka_unit_test(test_produce_group_results_per_slot),
 	    cmocka_unit_test(test_stage_commits_through_commit_errors),
 	    cmocka_unit_test(test_stage_final_commit_through_commit_errors),
 	    cmocka_unit_test(test_stage_retries_record_when_reply_rejected),
