@@ -578,9 +578,11 @@ phase_done unsent
 # --- a deliveryId longer than a saga is kept for (127 bytes): dead-lettered with the reason,
 # not kept under an id the restore could not read back ---
 long=$(printf 'd%.0s' $(seq 200))
-"$bin/dronepipe" tail dronedelivery.requests --from-beginning --limit 1 --timeout-ms 2000 2>/dev/null |
-	python3 -c 'import json, sys, uuid
-v = json.loads(sys.stdin.readline())["value"]
+k=$(head -n1 "$all_ids") # a request of this test: its first record is its DeliveryRequested
+"$bin/dronepipe" tail dronedelivery.requests --from-beginning --key "$k" --limit 1 --timeout-ms 2000 \
+	2>/dev/null | python3 -c 'import json, sys, uuid
+r = json.loads(sys.stdin.readline()); assert r["type"].endswith(".DeliveryRequested"), r["type"]
+v = r["value"]
 v["deliveryId"] = sys.argv[1]; v["eventId"] = str(uuid.uuid4())
 print(json.dumps(v))' "$long" >"$wf_tmp/long.json"
 check "long id: a DeliveryRequested with a 200-byte deliveryId produced" \
