@@ -156,7 +156,7 @@ static const char *unsent_cause(const json_t *state)
 /* Sets state's due timer in the index (or drops delivery_id's when it has none). */
 static void set_timer(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
 {
-	/* outputs to re-send: at once (fire) */
+	/* outputs to re-send: at once (the next timer sweep) */
 	int64_t due = unsent_cause(state) ? pl_now_ms() : saga_next_due_ms(state, &wf->opts);
 	if (due == SAGA_NEVER)
 		json_object_del(wf->timers[p], delivery_id);
@@ -279,7 +279,7 @@ static void compact(wf_t *wf, int32_t p, const char *delivery_id)
 		json_decref(state);
 		return;
 	}
-	if (unsent_cause(state)) { /* its outbox is still to re-send: fire() watches it again */
+	if (unsent_cause(state)) { /* its outbox is still to re-send: the timer sweep re-sends it */
 		json_decref(state);
 		return;
 	}
@@ -702,8 +702,34 @@ done:
 
 /* ---- timers ---------------------------------------------------------------------------------- */
 
-static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const char *schema_name,
-                          const json_t *event, const char *event_id)
+/* A timer transition has no input record the group would deliver again, so its state is written
+ * first with unsentCause = its cause, then its outputs, then the state without unsentCause, each
+ * step acknowledged before the next: a crash in between leaves a state that says so, and the next
+ * owner re-sends the outputs from the outbox. A state found marked (after a restore, or a failed
+ * produce) only re-sends that cause's outbox entries (same eventIds: consumers drop what they
+ * have), then is written unmarked. A sweep takes the due timers of every partition, up to
+ * SWEEP_MAX, and runs each of the three steps for all of them at once (one wait per step, not per
+ * record): each saga keeps its order, and a sweep over many sagas (a fleet that ran out of drones
+ * retries every one of its waiting deliveries) costs three round trips to the broker. */
+#define SWEEP_MAX 512
+
+typedef struct due {
+	int32_t p;
+	char *delivery_id;
+	json_t *state;                      /* as recalled (owned) */
+	bool resend;                        /* state was marked: re-send its cause's outbox */
+	saga_result_t r;                    /* the timer's transition (not resend) */
+	saga_output_t out[SAGA_OUTBOX_MAX]; /* resend: the outbox entries (events owned) */
+	size_t n_out;
+	json_t *marked; /* step 1: the new state marked unsentCause (owned), or NULL */
+	json_t *final;  /* step 3: the state to write unmarked (owned), or NULL */
+	bool failed;    /* a step failed: retried on a later sweep */
+} due_t;
+
+/* Encodes event and sends it into slot of group; an encoding error fails the slot. */
+static void emit(wf_t *wf, pl_produce_group_t *group, size_t slot, const char *topic,
+                 const char *key, const char *schema_name, const json_t *event,
+                 const char *event_id)
 {
 	const pl_avro_schema_t *schema = pl_avro_schema_get(wf->registry, schema_name);
 	void *buf = NULL;
@@ -713,112 +739,130 @@ static pl_err_t emit_sync(wf_t *wf, const char *topic, const char *key, const ch
 	if (e != PL_OK) {
 		pl_log(PL_LOG_ERROR, "encode_failed", PL_LOG_FIELDS(PL_LS("schema", schema_name)),
 		       "%s", err);
-		return e;
+		pl_produce_group_fail(group, slot, e, err);
+		return;
 	}
 	pl_event_meta_t meta = {.event_type = schema_name, .event_id = event_id};
 	pl_event_headers_t eh;
 	pl_event_headers_build(&eh, &meta);
-	e = pl_producer_send_sync(wf->producer, topic, key, strlen(key), buf, len, eh.h, eh.n,
-	                          30000, err, sizeof(err));
+	pl_produce_group_send(group, wf->producer, slot, topic, key, strlen(key), buf, len, eh.h,
+	                      eh.n);
 	pl_free(buf);
-	if (e != PL_OK)
-		pl_log(PL_LOG_WARN, "timer_output_failed", PL_LOG_FIELDS(PL_LS("topic", topic)),
-		       "%s", err);
-	return e;
 }
 
-/* Writes state as delivery_id's saga: to the changelog, acknowledged, then in memory. */
-static bool write_state(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
+/* Waits for the step's sends; a saga whose send failed is marked failed and logged. */
+static void step_wait(wf_t *wf, pl_produce_group_t *group, due_t *d, size_t n)
 {
-	return emit_sync(wf, SAGA_TOPIC_STATE, delivery_id, SAGA_STATE_SCHEMA, state, NULL) ==
-	           PL_OK &&
-	       remember(wf, p, delivery_id, state) == PL_OK;
+	pl_produce_group_wait(group, wf->producer, 30000);
+	for (size_t i = 0; i < n; i++) {
+		const char *reason;
+		if (d[i].failed || pl_produce_group_result(group, i, &reason) == PL_OK)
+			continue;
+		d[i].failed = true;
+		pl_log(PL_LOG_WARN, "timer_output_failed",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", d[i].delivery_id)), "%s", reason);
+	}
 }
 
-/* Produces outputs[0..n) in order, each acknowledged; false at the first that fails. */
-static bool emit_all(wf_t *wf, const char *delivery_id, const saga_output_t *outputs, size_t n)
+/* Reads delivery_id's saga and works out what its due timer does; false when there is nothing
+ * to write or send (the timer is then dropped, or set again when the saga is unreadable). */
+static bool due_prepare(wf_t *wf, due_t *d)
 {
-	for (size_t i = 0; i < n; i++)
-		if (emit_sync(wf, outputs[i].topic, delivery_id, outputs[i].schema,
-		              outputs[i].event, outputs[i].event_id) != PL_OK)
-			return false;
+	char err[256];
+	if (recall(wf, d->p, d->delivery_id, &d->state, err, sizeof(err)) != PL_OK) {
+		pl_log(PL_LOG_ERROR, "saga_state_unreadable",
+		       PL_LOG_FIELDS(PL_LS("delivery_id", d->delivery_id)), "%s", err);
+		json_object_set_new(wf->timers[d->p], d->delivery_id,
+		                    json_integer(pl_now_ms() + 1000));
+		return false;
+	}
+	if (d->state && unsent_cause(d->state)) {
+		d->resend = true;
+		d->n_out = saga_outbox(d->state, unsent_cause(d->state), d->out, SAGA_OUTBOX_MAX);
+		d->final = json_deep_copy(d->state);
+		json_object_set_new(d->final, "unsentCause", json_null());
+		return true;
+	}
+	saga_apply(d->state, SAGA_INPUT_TIMER, NULL, pl_now_ms(), &wf->opts, &d->r);
+	count(wf, SAGA_INPUT_TIMER, d->r.outcome);
+	if (d->r.outcome != SAGA_OK) { /* nothing to do after all: forget the timer */
+		json_object_del(wf->timers[d->p], d->delivery_id);
+		return false;
+	}
+	if (d->r.state && d->r.output_count > 0) {
+		d->marked = json_deep_copy(d->r.state);
+		json_object_set_new(d->marked, "unsentCause",
+		                    json_copy(json_object_get(d->r.state, "eventId")));
+		json_object_set_new(d->r.state, "unsentCause", json_null());
+	}
+	d->final = json_incref(d->r.state);
 	return true;
 }
 
-/* A state written with unsentCause (its timer transition's outputs not all acknowledged, then
- * a crash or a failed produce): re-sends that cause's outbox entries (same eventIds: consumers
- * drop what they have), then writes the state without it. */
-static bool resend_unsent(wf_t *wf, int32_t p, const char *delivery_id, const json_t *state)
+static void due_clear(due_t *d)
 {
-	saga_output_t out[SAGA_OUTBOX_MAX];
-	size_t n = saga_outbox(state, unsent_cause(state), out, SAGA_OUTBOX_MAX);
-	bool ok = emit_all(wf, delivery_id, out, n);
-	for (size_t i = 0; i < n; i++)
-		json_decref(out[i].event);
-	if (!ok)
-		return false;
-	json_t *done = json_deep_copy(state);
-	json_object_set_new(done, "unsentCause", json_null());
-	ok = write_state(wf, p, delivery_id, done);
-	if (ok) {
-		pl_log(PL_LOG_INFO, "saga_outputs_resent",
-		       PL_LOG_FIELDS(PL_LS("cause", unsent_cause(state)), PL_LI("outputs", n)),
-		       "re-sent the outputs of %s", unsent_cause(state));
-		if (is_finished(done))
-			dur_watch(wf->durable[p], delivery_id);
-	}
-	json_decref(done);
-	return ok;
+	for (size_t i = 0; i < d->n_out; i++)
+		json_decref(d->out[i].event);
+	if (!d->resend)
+		saga_result_clear(&d->r);
+	json_decref(d->state);
+	json_decref(d->marked);
+	json_decref(d->final);
+	pl_free(d->delivery_id);
 }
 
-/* Fires one due timer. A timer transition has no input record the group would deliver again, so
- * its state is written first with unsentCause = its cause, then its outputs, each acknowledged,
- * then the state without unsentCause: a crash in between leaves a state that says so, and the
- * next owner re-sends the outputs from the outbox (resend_unsent). A state written with it is
- * handled that way first. */
-static void fire(wf_t *wf, int32_t p, const char *delivery_id)
+/* Runs the three steps for d[0..n). */
+static void sweep(wf_t *wf, due_t *d, size_t n)
 {
-	json_t *state = NULL;
-	char err[256];
-	if (recall(wf, p, delivery_id, &state, err, sizeof(err)) != PL_OK) {
-		pl_log(PL_LOG_ERROR, "saga_state_unreadable",
-		       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id)), "%s", err);
-		json_object_set_new(wf->timers[p], delivery_id, json_integer(pl_now_ms() + 1000));
-		return;
+	/* 1. the marked states */
+	pl_produce_group_t *g = pl_produce_group_new(n);
+	for (size_t i = 0; i < n; i++)
+		if (d[i].marked)
+			emit(wf, g, i, SAGA_TOPIC_STATE, d[i].delivery_id, SAGA_STATE_SCHEMA,
+			     d[i].marked, NULL);
+	step_wait(wf, g, d, n);
+	pl_produce_group_destroy(g);
+	for (size_t i = 0; i < n; i++)
+		if (d[i].marked && !d[i].failed &&
+		    remember(wf, d[i].p, d[i].delivery_id, d[i].marked) != PL_OK)
+			d[i].failed = true;
+	/* 2. the outputs (a resend: its cause's outbox entries) */
+	g = pl_produce_group_new(n);
+	for (size_t i = 0; i < n; i++) {
+		const saga_output_t *out = d[i].resend ? d[i].out : d[i].r.outputs;
+		size_t n_out = d[i].resend ? d[i].n_out : d[i].r.output_count;
+		for (size_t j = 0; j < n_out && !d[i].failed; j++)
+			emit(wf, g, i, out[j].topic, d[i].delivery_id, out[j].schema, out[j].event,
+			     out[j].event_id);
 	}
-	pl_log_ctx_set(NULL, delivery_id);
-	if (state && unsent_cause(state)) {
-		if (!resend_unsent(wf, p, delivery_id, state)) /* again on a later sweep */
-			json_object_set_new(wf->timers[p], delivery_id,
+	step_wait(wf, g, d, n);
+	pl_produce_group_destroy(g);
+	/* 3. the states unmarked */
+	g = pl_produce_group_new(n);
+	for (size_t i = 0; i < n; i++)
+		if (d[i].final && !d[i].failed)
+			emit(wf, g, i, SAGA_TOPIC_STATE, d[i].delivery_id, SAGA_STATE_SCHEMA,
+			     d[i].final, NULL);
+	step_wait(wf, g, d, n);
+	pl_produce_group_destroy(g);
+	for (size_t i = 0; i < n; i++) {
+		due_t *x = &d[i];
+		if (x->final && !x->failed && remember(wf, x->p, x->delivery_id, x->final) != PL_OK)
+			x->failed = true;
+		if (x->failed) { /* try again on a later sweep (re-sending if need be) */
+			json_object_set_new(wf->timers[x->p], x->delivery_id,
 			                    json_integer(pl_now_ms() + 1000));
-		pl_log_ctx_clear();
-		json_decref(state);
-		return;
+			continue;
+		}
+		if (x->resend)
+			pl_log(PL_LOG_INFO, "saga_outputs_resent",
+			       PL_LOG_FIELDS(PL_LS("delivery_id", x->delivery_id),
+			                     PL_LS("cause", unsent_cause(x->state)),
+			                     PL_LI("outputs", x->n_out)),
+			       "re-sent the outputs of %s", unsent_cause(x->state));
+		if (x->final && is_finished(x->final))
+			dur_watch(wf->durable[x->p], x->delivery_id);
 	}
-	saga_result_t r;
-	saga_apply(state, SAGA_INPUT_TIMER, NULL, pl_now_ms(), &wf->opts, &r);
-	count(wf, SAGA_INPUT_TIMER, r.outcome);
-	bool ok = r.outcome == SAGA_OK;
-	if (ok && r.state && r.output_count > 0) {
-		json_object_set_new(r.state, "unsentCause",
-		                    json_copy(json_object_get(r.state, "eventId")));
-		ok = write_state(wf, p, delivery_id, r.state);
-		ok = ok && emit_all(wf, delivery_id, r.outputs, r.output_count);
-		json_object_set_new(r.state, "unsentCause", json_null());
-	} else if (ok) {
-		ok = emit_all(wf, delivery_id, r.outputs, r.output_count);
-	}
-	if (ok && r.state)
-		ok = write_state(wf, p, delivery_id, r.state);
-	if (ok && r.state && is_finished(r.state))
-		dur_watch(wf->durable[p], delivery_id);
-	if (r.outcome != SAGA_OK) /* nothing to do after all: forget the timer */
-		json_object_del(wf->timers[p], delivery_id);
-	else if (!ok) /* a produce failed: try again on a later sweep (re-sending if need be) */
-		json_object_set_new(wf->timers[p], delivery_id, json_integer(pl_now_ms() + 1000));
-	pl_log_ctx_clear();
-	saga_result_clear(&r);
-	json_decref(state);
 }
 
 void workflow_tick(void *arg)
@@ -828,10 +872,48 @@ void workflow_tick(void *arg)
 	if (now < wf->next_sweep_ms)
 		return;
 	wf->next_sweep_ms = now + 200;
+	size_t n = 0;
 	for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
 		drain(wf, p); /* a saga a timer finished waits for no new input */
-		if (!wf->timers[p] || json_object_size(wf->timers[p]) == 0)
-			continue;
-		each_key(wf, p, wf->timers[p], now, fire); /* the due ones */
+		const char *key;
+		json_t *v;
+		json_object_foreach(wf->timers[p], key, v)
+		{
+			n += json_integer_value(v) <= now;
+		}
 	}
+	if (n == 0)
+		return;
+	n = n < SWEEP_MAX ? n : SWEEP_MAX; /* the rest on the next sweep */
+	due_t *d = pl_calloc(n, sizeof(*d));
+	size_t taken = 0;
+	for (int32_t p = 0; p < MAX_PARTITIONS && taken < n; p++) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(wf->timers[p], key, v)
+		{
+			if (taken == n)
+				break;
+			if (json_integer_value(v) <= now)
+				d[taken++] = (due_t){.p = p, .delivery_id = pl_strdup(key)};
+		}
+	}
+	n = taken;
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (due_prepare(wf, &d[i]))
+			d[kept++] = d[i];
+		else
+			due_clear(&d[i]);
+	}
+	if (kept) {
+		int64_t t0 = pl_now_ms();
+		sweep(wf, d, kept);
+		pl_log(PL_LOG_INFO, "timers_fired",
+		       PL_LOG_FIELDS(PL_LI("sagas", kept), PL_LI("ms", pl_now_ms() - t0)),
+		       "%zu due timers written and sent", kept);
+	}
+	for (size_t i = 0; i < kept; i++)
+		due_clear(&d[i]);
+	pl_free(d);
 }
