@@ -7,11 +7,15 @@ PKGS      := rdkafka hiredis libmongoc-1.0 libmicrohttpd jansson uuid
 CC        ?= cc
 WARN      := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CSTD      := -std=c11 -D_GNU_SOURCE
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgnutls -lpthread -lm
-CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# pkg-config runs the first time a recipe needs its answer, not when make starts: `make up` on a
+# bare machine installs the packages (the deps target) before anything is compiled, in the same
+# make. (`lazy` evaluates once and keeps the result.)
+lazy = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS = $(call lazy,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(call lazy,PKG_LIBS,pkg-config --libs $(PKGS) 2>/dev/null) -lgnutls -lpthread -lm
+CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,pkg-config --libs cmocka 2>/dev/null)
 # Apache avro-c: the tests' reference encoder only (tests/oracle); the product does not link it.
-AVRO_C_LIBS := $(shell pkg-config --libs avro-c 2>/dev/null)
+AVRO_C_LIBS = $(call lazy,AVRO_C_LIBS,pkg-config --libs avro-c 2>/dev/null)
 
 # B is the build folder; the sanitizer build uses build-san with SAN=1.
 ifeq ($(SAN),1)
@@ -23,7 +27,7 @@ B      := build
 OPT    := -O2 -g
 LDSAN  :=
 endif
-CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ipipeline -I$(B)/gen -MMD -MP
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ipipeline -I$(B)/gen -MMD -MP
 LDFLAGS_ALL := $(LDSAN)
 
 PIPE_SRC := $(sort $(wildcard pipeline/*.c))
@@ -71,7 +75,7 @@ $(LIB): $(PIPE_OBJ)
 define svc_rule
 $(call svc_bin,$(1)): $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(1)/*.c)) $(LIB)
 	@mkdir -p $$(@D)
-	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB) $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB) $$(PKG_LIBS)
 endef
 $(foreach d,$(SVC_DIRS),$(eval $(call svc_rule,$(d))))
 
@@ -79,7 +83,7 @@ $(foreach d,$(SVC_DIRS),$(eval $(call svc_rule,$(d))))
 define unit_rule
 $(B)/$(1:%.c=%): $(B)/obj/$(1:%.c=%.o) $(patsubst %.c,$(B)/obj/%.o,$(filter-out %/main.c,$(wildcard $(patsubst tests/unit/%,%,$(dir $(1)))*.c))) $(LIB)
 	@mkdir -p $$(@D)
-	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB) $$(PKG_LIBS) $$(CMOCKA_LIBS)
 endef
 $(foreach t,$(UNIT_SRC),$(if $(findstring tests/unit/pipeline/,$(t)),,$(eval $(call unit_rule,$(t)))))
 # pipeline tests link only the library; test_avro also avro-c, its reference encoder
@@ -147,7 +151,8 @@ test: deps
 	$(MAKE) it
 	$(MAKE) it-san
 
-up: deps bins
+up: deps
+	$(MAKE) bins
 	scripts/stack.sh up
 
 down:
