@@ -12,7 +12,6 @@ CSTD      := -std=c11 -D_GNU_SOURCE
 # make. (`lazy` evaluates once and keeps the result.)
 lazy = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
-# (the libraries after the call must stay outside it: `lazy` redefines the variable it names)
 PKG_LIBS_PC = $(call lazy,PKG_LIBS_PC,pkg-config --libs $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(PKG_LIBS_PC) -lgnutls -lpthread -lm
 CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,pkg-config --libs cmocka 2>/dev/null)

@@ -22,6 +22,8 @@
 #include <time.h>
 
 #include "http.h"
+#include "jsonw.h"
+#include "text.h"
 #include "http_int.h"
 #include "kafka.h"
 #include "log.h"
@@ -124,8 +126,12 @@ void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value)
 {
 	pthread_mutex_lock(&req->lock);
 	if (req->nhdrs < MAX_EXTRA_HEADERS) {
+		/* a value may carry request text (a Location with an id): no CR/LF or other
+		 * control character can split the response, no byte that is not UTF-8 */
+		char safe[PL_HTTP_DETAIL_MAX];
+		pl_text_clean(safe, sizeof(safe), value ? value : "", value ? strlen(value) : 0);
 		req->hdr_names[req->nhdrs] = pl_strdup(name);
-		req->hdr_values[req->nhdrs] = pl_strdup(value);
+		req->hdr_values[req->nhdrs] = pl_strdup(safe);
 		req->nhdrs++;
 	}
 	pthread_mutex_unlock(&req->lock);
@@ -152,21 +158,49 @@ void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_ty
 	pthread_mutex_unlock(&req->lock);
 }
 
+#define PUT_LIT(w, lit) pl_jsonw_raw((w), (lit), sizeof(lit) - 1)
+
+size_t pl_http_problem_text(char **out, unsigned status, const char *detail,
+                            const char *errors_json)
+{
+	/* The detail often quotes request text (a path, an id): made safe and bounded here, so
+	 * building the answer cannot fail whatever bytes it holds. */
+	char shown[PL_HTTP_DETAIL_MAX];
+	const char *d = detail ? detail : pl_http_reason(status);
+	size_t dlen = pl_text_clean(shown, sizeof(shown), d, strlen(d));
+	pl_jsonw_t w;
+	pl_jsonw_init(&w, PL_JSONW_INSERTION_ORDER);
+	PUT_LIT(&w, "{\"type\":\"about:blank\",\"title\":");
+	const char *title = pl_http_reason(status);
+	pl_jsonw_string(&w, title, strlen(title));
+	PUT_LIT(&w, ",\"status\":");
+	pl_jsonw_integer(&w, status);
+	PUT_LIT(&w, ",\"detail\":");
+	pl_jsonw_string(&w, shown, dlen);
+	PUT_LIT(&w, ",\"errors\":");
+	/* errors_json is the caller's array text: written only when it is one (else []) */
+	json_t *errors = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
+	char *etext = json_is_array(errors) ? pl_json_text(errors, PL_JSONW_INSERTION_ORDER, NULL)
+	                                    : NULL;
+	json_decref(errors);
+	if (etext)
+		pl_jsonw_raw(&w, etext, strlen(etext));
+	else
+		PUT_LIT(&w, "[]");
+	pl_free(etext);
+	pl_jsonw_char(&w, '}');
+	size_t len;
+	*out = pl_jsonw_finish(&w, &len);
+	return len;
+}
+
 void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
                      const char *errors_json)
 {
-	json_t *errors = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
-	if (!json_is_array(errors)) {
-		json_decref(errors);
-		errors = json_array();
-	}
-	json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:o}", "type", "about:blank", "title",
-	                        pl_http_reason(status), "status", (int)status, "detail",
-	                        detail ? detail : pl_http_reason(status), "errors", errors);
-	char *text = json_dumps(doc, JSON_COMPACT);
-	pl_http_respond(req, status, "application/problem+json", text, strlen(text));
-	free(text);
-	json_decref(doc);
+	char *text;
+	size_t len = pl_http_problem_text(&text, status, detail, errors_json);
+	pl_http_respond(req, status, "application/problem+json", text, len);
+	pl_free(text);
 }
 
 void pl_http_suspend(pl_http_req_t *req)

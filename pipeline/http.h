@@ -85,15 +85,26 @@ const char *pl_http_header(const pl_http_req_t *req, const char *name); /* case-
 const char *pl_http_body(const pl_http_req_t *req, size_t *len); /* NUL-terminated; may be "" */
 const char *pl_http_request_id(const pl_http_req_t *req);
 
-/* Adds a response header (copied) for the response about to be given. */
+/* Adds a response header (copied) for the response about to be given. The value is made safe
+ * with pl_text_clean (no control characters, valid UTF-8, at most PL_HTTP_DETAIL_MAX bytes). */
 void pl_http_add_header(pl_http_req_t *req, const char *name, const char *value);
 /* Responds; body is copied. Safe from any thread; resumes a suspended request. */
 void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_type,
                      const char *body, size_t len);
+/* Longest problem detail or header value given to a client, in bytes; longer text is cut
+ * between two characters and ends with "...". */
+#define PL_HTTP_DETAIL_MAX 1024
+
 /* application/problem+json: {"type","title","status","detail","errors":[...]} .
- * errors_json is a JSON array text (may be NULL for none). */
+ * errors_json is a JSON array text (may be NULL for none; other text is replaced by []).
+ * detail may hold any bytes (request text): it is passed through pl_text_clean, so the answer
+ * is always built, and always JSON. */
 void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
                      const char *errors_json);
+/* The problem+json text pl_http_problem answers, into *out (caller frees with pl_free); returns
+ * its length. Never fails. */
+size_t pl_http_problem_text(char **out, unsigned status, const char *detail,
+                            const char *errors_json);
 /* Marks the request as answered later (from any thread) with pl_http_respond. */
 void pl_http_suspend(pl_http_req_t *req);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "httpq.h"
+#include "log.h"
 
 bool pl_httpq_int(const char *text, int64_t min, int64_t max, int64_t *out)
 {
@@ -43,10 +44,18 @@ bool pl_httpq_year_month(pl_http_req_t *req, int *year, int *month)
 
 void pl_httpq_json(pl_http_req_t *req, unsigned status, json_t *doc)
 {
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	/* A builder that was given text jansson refuses (not UTF-8) returns NULL: the client
+	 * gets a plain 500 and the service goes on. */
+	char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+	json_decref(doc);
+	if (!text) {
+		pl_log(PL_LOG_ERROR, "answer_not_built", PL_LOG_FIELDS(PL_LS("path", pl_http_path(req))),
+		       "the JSON answer could not be built");
+		pl_http_problem(req, 500, "the answer could not be built", NULL);
+		return;
+	}
 	pl_http_respond(req, status, "application/json", text, strlen(text));
 	free(text);
-	json_decref(doc);
 }
 
 void pl_httpq_unavailable(pl_http_req_t *req, const char *what, const char *detail)

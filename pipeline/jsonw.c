@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "jsonw.h"
+#include "text.h"
 #include "mem.h"
 
 typedef pl_jsonw_t wbuf_t;
@@ -43,6 +44,19 @@ static void put_string(wbuf_t *w, const char *s, size_t n)
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x80) {
+			/* valid UTF-8 as is; each byte that starts no sequence becomes U+FFFD, so
+			 * the text is JSON whatever bytes it was given */
+			size_t seq = pl_text_utf8_seq((const unsigned char *)s + i, n - i);
+			if (seq > 0) {
+				i += seq - 1;
+				continue;
+			}
+			put(w, s + run, i - run);
+			run = i + 1;
+			put(w, "\\ufffd", 6);
+			continue;
+		}
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		put(w, s + run, i - run);

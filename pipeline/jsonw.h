@@ -9,7 +9,8 @@
  * are written with the fewest significant digits (15, 16 or 17) that read back as the same
  * double, so 47.5624 stays "47.5624" where json_dumps writes "47.562399999999997". Like
  * json_dumps, a real always shows a '.' or an exponent ("2.0", "1e20"), strings are escaped
- * the same way (", \ and control characters; other UTF-8 as is), and keys are ordered by
+ * the same way (", \ and control characters; other UTF-8 as is; a byte that is not UTF-8, which
+ * a jansson string never holds but a builder's text may, is written as \ufffd), and keys are ordered by
  * their bytes, shorter first on a tie.
  *
  * The builder (pl_jsonw_t) writes the same text piece by piece, for a caller that has no
@@ -55,7 +56,8 @@ typedef struct pl_jsonw {
 void pl_jsonw_init(pl_jsonw_t *w, unsigned flags);         /* flags as pl_json_text's */
 void pl_jsonw_raw(pl_jsonw_t *w, const char *s, size_t n); /* as is: '{', ',', "null"... */
 void pl_jsonw_char(pl_jsonw_t *w, char c);
-void pl_jsonw_string(pl_jsonw_t *w, const char *s, size_t n); /* quoted, escaped; s is UTF-8 */
+/* quoted, escaped; any bytes: what is not UTF-8 is written as \ufffd, so the text is JSON */
+void pl_jsonw_string(pl_jsonw_t *w, const char *s, size_t n);
 void pl_jsonw_integer(pl_jsonw_t *w, int64_t i);
 void pl_jsonw_real(pl_jsonw_t *w, double d); /* d finite: pl_json_real_text */
 /* A jansson value, as pl_json_text writes it; false (and w unchanged or cut) when v is NULL

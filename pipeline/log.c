@@ -5,6 +5,7 @@
  * when it outgrows it, so a long message is never cut mid-escape. The write itself happens under
  * a mutex: write(2) on a pipe is only atomic up to PIPE_BUF, and lines may be longer. */
 #include "log.h"
+#include "text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -80,38 +81,6 @@ void pl_log_ctx_clear(void)
 	ctx_delivery_id[0] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the byte at s starts none.
- * Rejects overlong forms, surrogates and code points above U+10FFFF (RFC 3629). */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return 0;
-	}
-	if (avail < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return n;
-}
-
 size_t pl_log_escape(char *dst, size_t dst_size, const char *src, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -146,7 +115,7 @@ size_t pl_log_escape(char *dst, size_t dst_size, const char *src, size_t len)
 		} else if (c < 0x80) {
 			piece[0] = (char)c;
 			plen = 1;
-		} else if ((adv = utf8_seq_len(s + i, len - i)) > 0) {
+		} else if ((adv = pl_text_utf8_seq(s + i, len - i)) > 0) {
 			p = (const char *)s + i;
 			plen = adv;
 		} else {

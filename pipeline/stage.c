@@ -27,6 +27,7 @@
 #include "log.h"
 #include "mem.h"
 #include "stage.h"
+#include "text.h"
 
 const pl_cfg_opt_t pl_stage_cfg[] = {
     {"DP_RETRY_BACKOFF_MIN_MS", PL_CFG_INT, "100", 1, 600000,
@@ -37,6 +38,10 @@ const pl_cfg_opt_t pl_stage_cfg[] = {
      .help = "how often stored offsets are committed"},
     {"DP_STATS_INTERVAL_MS", PL_CFG_INT, "5000", 0, 600000,
      .help = "consumer statistics (lag metrics) interval, 0 = off"},
+    {"DP_DLQ_MAX_BYTES", PL_CFG_INT, "900000", 4096, 100000000,
+     .help = "largest dead letter (key, value and headers): a record larger than this is "
+             "dead-lettered as a truncated copy (header dp_truncated), so the dead letter fits "
+             "the broker's message.max.bytes; each refused dead letter is retried smaller"},
     {"DP_STAGE_WORKERS", PL_CFG_INT, "4", 1, 64,
      .help = "records handled at once by a service whose handler allows it (package, scheduler, "
              "delivery); records with the same key keep their order. Round trips to the stores "
@@ -55,6 +60,10 @@ typedef struct part {
 	bool seek_pending;    /* the seek back to retry_offset failed: redo it before resuming */
 	int64_t last_ts_ms;   /* timestamp of the last record handled */
 	int64_t next_offset;  /* offset after the last record polled, -1 unknown */
+	int64_t retry_since_ms;  /* when retry_offset was first retried */
+	char retry_reason[256];  /* why retry_offset is retried (for /readyz) */
+	int64_t dlq_fail_offset; /* record whose dead letter was refused, -1 none ... */
+	int dlq_fails;           /* ... and how often in a row: each try sends a smaller copy */
 	pl_metric_t *lag_records, *lag_seconds;
 } part_t;
 
@@ -70,6 +79,7 @@ typedef struct entry {
 	bool retry;                    /* handler or dead letter asked for a retry ... */
 	char reason[256];              /* ... and why */
 	bool ok;                       /* handler OK (the later replies may go) */
+	bool dead;                     /* dead-lettered: a failed produce is its dead letter */
 	struct later *later;           /* replies held until the others are acknowledged
 	                                * (pl_stage_produce_after), in order; owned */
 	atomic_int pending;
@@ -118,10 +128,17 @@ struct pl_stage {
 	part_t *parts;
 	size_t nparts;
 	int64_t backoff_min, backoff_max;
+	size_t dlq_max_bytes;
 	unsigned workers; /* lanes per batch: 1 unless opts.concurrent */
 	bool drained;     /* the last poll found the consumer queue empty */
 	pl_err_t fatal;
 	pl_metric_family_t *m_in_progress; /* gauge: handlers running now */
+	pl_metric_family_t *m_dlq_failures, *m_blocked;
+	/* Why the stage is not doing its job right now ("" when it is): a partition held at a
+	 * retried record, e.g. its dead letter refused. Written by the stage thread after each
+	 * batch, read by /readyz from HTTP threads. */
+	pthread_mutex_t health_lock;
+	char not_ready[512];
 	pl_metric_family_t *m_records, *m_latency, *m_retries, *m_dead, *m_lag_records,
 	    *m_lag_seconds;
 	batch_t batch;
@@ -139,6 +156,7 @@ static part_t *part_get(pl_stage_t *s, const char *topic, int32_t partition)
 	p->topic = pl_strdup(topic);
 	p->partition = partition;
 	p->retry_offset = -1;
+	p->dlq_fail_offset = -1;
 	char pbuf[16];
 	snprintf(pbuf, sizeof(pbuf), "%d", partition);
 	const char *labels[] = {s->group, topic, pbuf};
@@ -195,6 +213,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			p->paused = false;
 			p->attempt = 0;
 			p->retry_offset = -1;
+			p->dlq_fail_offset = -1;
 			p->next_offset = -1;
 			p->seek_pending = false; /* restarts from its committed offset */
 			if (s->opts.on_assign && s->fatal == PL_OK) {
@@ -304,6 +323,7 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	s->backoff_max = pl_cfg_int(cfg, "DP_RETRY_BACKOFF_MAX_MS");
 	if (s->backoff_max < s->backoff_min)
 		s->backoff_max = s->backoff_min;
+	s->dlq_max_bytes = (size_t)pl_cfg_int(cfg, "DP_DLQ_MAX_BYTES");
 	pl_metrics_t *m = opts->metrics ? opts->metrics : pl_metrics_default();
 	s->m_records = pl_metrics_family(m, "dronepipe_stage_records_total",
 	                                 "Records handled, by outcome (ok, dead, retry)",
@@ -328,8 +348,19 @@ pl_stage_t *pl_stage_new(const pl_cfg_t *cfg, const pl_stage_opts_t *opts, char 
 	    m, "dronepipe_consumer_lag_seconds",
 	    "Age of the last handled record while the partition lags (0 when caught up)",
 	    PL_METRIC_GAUGE, "group,topic,partition", NULL, 0);
+	s->m_dlq_failures = pl_metrics_family(
+	    m, "dronepipe_stage_dead_letter_failures_total",
+	    "Dead letters the broker did not take (missing .dlq topic, no permission, too large): "
+	    "the record is retried with backoff and a smaller copy",
+	    PL_METRIC_COUNTER, "group,topic", NULL, 0);
+	s->m_blocked = pl_metrics_family(
+	    m, "dronepipe_stage_partitions_blocked",
+	    "Partitions held at a record that is retried (a dependency is unavailable, or its "
+	    "dead letter cannot be written)",
+	    PL_METRIC_GAUGE, "group", NULL, 0);
 	pthread_mutex_init(&s->batch.lock, NULL);
 	pthread_cond_init(&s->batch.cond, NULL);
+	pthread_mutex_init(&s->health_lock, NULL);
 
 	char commit_ms[24], stats_ms[24], queue_kb[24];
 	snprintf(queue_kb, sizeof(queue_kb), "%d",
@@ -409,6 +440,7 @@ void pl_stage_destroy(pl_stage_t *s)
 	pl_free(s->topics);
 	pl_free(s->group);
 	pthread_mutex_destroy(&s->batch.lock);
+	pthread_mutex_destroy(&s->health_lock);
 	pthread_cond_destroy(&s->batch.cond);
 	pl_free(s);
 }
@@ -425,7 +457,12 @@ bool pl_stage_ready(pl_stage_t *s, char *reason, size_t reason_size)
 		         s->group);
 		return false;
 	}
-	return true;
+	pthread_mutex_lock(&s->health_lock);
+	bool ok = s->not_ready[0] == '\0';
+	if (!ok)
+		snprintf(reason, reason_size, "%s", s->not_ready);
+	pthread_mutex_unlock(&s->health_lock);
+	return ok;
 }
 
 pl_producer_t *pl_stage_producer(pl_stage_t *s)
@@ -510,6 +547,13 @@ pl_err_t pl_stage_produce(pl_stage_ctx_t *ctx, const char *topic, const char *ke
 static pl_err_t encode_event(pl_stage_ctx_t *ctx, const char *schema_name, const json_t *event,
                              const pl_avro_schema_t **schema, void **buf, size_t *len)
 {
+	if (!event) {
+		/* the handler's builder refused its text (jansson: not UTF-8): a poison reply */
+		pl_stage_set_reason(ctx, PL_ERR_INVALID,
+		                    "the %s reply could not be built from the record's text",
+		                    schema_name);
+		return PL_ERR_INVALID;
+	}
 	*schema = pl_avro_schema_get(ctx->stage->opts.registry, schema_name);
 	if (!*schema) {
 		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "no schema named %s", schema_name);
@@ -594,6 +638,9 @@ void pl_stage_set_reason(pl_stage_ctx_t *ctx, pl_err_t err, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(ctx->reason, sizeof(ctx->reason), fmt, ap);
 	va_end(ap);
+	/* reasons quote record text (ids, decode errors): they go to a header, a log line and
+	 * the DLQ tools, so they are made safe text, never cut inside a character */
+	pl_text_clean_inplace(ctx->reason, sizeof(ctx->reason));
 	ctx->err = err;
 }
 
@@ -604,21 +651,22 @@ const char *pl_stage_traceparent(const pl_stage_ctx_t *ctx)
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-/* Produces the record to <topic>.dlq with its key, value, headers and the reason. */
+/* Produces the record to <topic>.dlq with its key, value, headers and the reason. A record
+ * that would not fit dlq_max_bytes, or whose dead letter was refused before (shrink = refusals
+ * in a row), goes as a truncated copy: the original headers dropped, the key and the value cut,
+ * and dp_truncated saying what was cut; dp_source_* always name the original. So the dead
+ * letter itself cannot fail for its size, and a partition never stays blocked by one. */
 static pl_err_t dead_letter(pl_stage_t *s, entry_t *e, const pl_record_t *r, pl_err_t err,
-                            const char *reason)
+                            const char *reason, int shrink)
 {
-	char dlq[300], part[16], off[24], at[24];
+	char dlq[300], part[16], off[24], at[24], cut[96];
 	snprintf(dlq, sizeof(dlq), "%s.dlq", r->topic);
 	snprintf(part, sizeof(part), "%d", r->partition);
 	snprintf(off, sizeof(off), "%lld", (long long)r->offset);
 	snprintf(at, sizeof(at), "%lld", (long long)pl_now_ms());
-	pl_header_t h[PL_MAX_HEADERS + 7];
-	size_t n = 0;
-	for (size_t i = 0; i < r->header_count; i++)
-		if (strncmp(r->headers[i].name, "dp_", 3) != 0) /* a redriven record's old reason */
-			h[n++] = r->headers[i];
 	const char *cls = pl_err_str(err);
+	pl_header_t h[PL_MAX_HEADERS + 8];
+	size_t n = 0, own = 0;
 	h[n++] = (pl_header_t){"dp_error", reason, strlen(reason)};
 	h[n++] = (pl_header_t){"dp_error_class", cls, strlen(cls)};
 	h[n++] = (pl_header_t){"dp_source_topic", r->topic, strlen(r->topic)};
@@ -626,17 +674,49 @@ static pl_err_t dead_letter(pl_stage_t *s, entry_t *e, const pl_record_t *r, pl_
 	h[n++] = (pl_header_t){"dp_source_offset", off, strlen(off)};
 	h[n++] = (pl_header_t){"dp_group", s->group, strlen(s->group)};
 	h[n++] = (pl_header_t){"dp_dead_at", at, strlen(at)};
-	return entry_send(s, e, dlq, r->key, r->key_len, r->value, r->value_len, h, n);
+	for (size_t i = 0; i < n; i++)
+		own += strlen(h[i].name) + h[i].len;
+	size_t theirs = 0, nkept = 0;
+	for (size_t i = 0; i < r->header_count; i++)
+		if (strncmp(r->headers[i].name, "dp_", 3) != 0) /* a redriven record's old reason */
+			theirs += strlen(r->headers[i].name) + r->headers[i].len, nkept++;
+	size_t budget = s->dlq_max_bytes >> (shrink < 30 ? shrink : 30);
+	size_t key_len = r->key_len, value_len = r->value_len;
+	bool whole = shrink == 0 && own + theirs + key_len + value_len <= budget;
+	if (whole) {
+		for (size_t i = 0; i < r->header_count; i++)
+			if (strncmp(r->headers[i].name, "dp_", 3) != 0)
+				h[n++] = r->headers[i];
+	} else {
+		size_t room = budget > own + sizeof(cut) + 32 ? budget - own - sizeof(cut) - 32 : 0;
+		if (key_len > room / 4)
+			key_len = room / 4;
+		room -= key_len;
+		if (value_len > room)
+			value_len = room;
+		snprintf(cut, sizeof(cut), "value %zu of %zu bytes, key %zu of %zu, headers 0 of %zu",
+		         value_len, r->value_len, key_len, r->key_len, nkept);
+		h[n++] = (pl_header_t){"dp_truncated", cut, strlen(cut)};
+		pl_log(PL_LOG_WARN, "dead_letter_truncated",
+		       PL_LOG_FIELDS(PL_LS("topic", r->topic), PL_LI("partition", r->partition),
+		                     PL_LI("offset", r->offset)),
+		       "dead letter sent as a truncated copy: %s", cut);
+	}
+	return entry_send(s, e, dlq, r->key, key_len, r->value, value_len, h, n);
 }
 
 static void block_partition(pl_stage_t *s, size_t pi, int64_t offset, const char *why)
 {
 	part_t *p = &s->parts[pi];
-	if (p->retry_offset == offset)
+	if (p->retry_offset == offset) {
 		p->attempt++;
-	else
+	} else {
 		p->attempt = 0;
+		p->retry_since_ms = pl_now_ms();
+	}
 	p->retry_offset = offset;
+	snprintf(p->retry_reason, sizeof(p->retry_reason), "%s", why);
+	pl_text_clean_inplace(p->retry_reason, sizeof(p->retry_reason));
 	int64_t wait = backoff_ms(s, p->attempt);
 	p->resume_at_ms = pl_now_ms() + wait;
 	p->paused = true;
@@ -759,6 +839,22 @@ static void log_ctx_of(const prepared_t *p)
 	pl_log_ctx_set(p->trace_id, key);
 }
 
+/* Only "a dependency is unavailable" is retried: a RETRY whose reason is of a class that the
+ * same input can never pass (a reply that cannot be built or encoded, a record the handler
+ * refuses) would hold its partition forever, so it becomes DEAD with that reason. A RETRY
+ * without a reason is taken as transient (a failed produce sets none). */
+static pl_stage_outcome_t settle_outcome(pl_stage_ctx_t *ctx, pl_stage_outcome_t out)
+{
+	if (out != PL_STAGE_RETRY || ctx->err == PL_OK || pl_err_retryable(ctx->err))
+		return out;
+	pl_log(PL_LOG_WARN, "retry_refused",
+	       PL_LOG_FIELDS(PL_LS("topic", ctx->record->topic),
+	                     PL_LI("partition", ctx->record->partition),
+	                     PL_LI("offset", ctx->record->offset), PL_LS("err", pl_err_str(ctx->err))),
+	       "not retried (the same record would fail again), dead-lettered: %s", ctx->reason);
+	return PL_STAGE_DEAD;
+}
+
 /* Records the handler's outcome for p into its entry: metrics (seconds = its share of the
  * handler time), the dead letter on DEAD, e->retry on RETRY; releases the decoded value. Touches
  * no partition state, so the lanes of a batch run it at once; e->retry asks the stage thread to
@@ -770,6 +866,7 @@ static void finish(pl_stage_t *s, entry_t *e, prepared_t *p, pl_stage_outcome_t 
 	log_ctx_of(p);
 	if (out == PL_STAGE_DEAD && !ctx->reason[0])
 		pl_stage_set_reason(ctx, PL_ERR_REJECTED, "handler rejected the record");
+	out = settle_outcome(ctx, out);
 	if (out == PL_STAGE_OK && atomic_load(&e->failed))
 		out = PL_STAGE_RETRY; /* a reply could not even be enqueued */
 	const char *labels[] = {s->group, r->topic};
@@ -784,8 +881,18 @@ static void finish(pl_stage_t *s, entry_t *e, prepared_t *p, pl_stage_outcome_t 
 		                     PL_LI("offset", r->offset), PL_LS("err", pl_err_str(cls))),
 		       "%s", ctx->reason);
 		pl_metric_inc(pl_metric_get(s->m_dead, labels));
-		if (dead_letter(s, e, r, cls, ctx->reason) != PL_OK)
+		const part_t *pt = &s->parts[e->part];
+		int shrink = pt->dlq_fail_offset == r->offset ? pt->dlq_fails : 0;
+		e->dead = true;
+		pl_err_t de = dead_letter(s, e, r, cls, ctx->reason, shrink);
+		if (de != PL_OK) {
 			out = PL_STAGE_RETRY;
+			char why[sizeof(ctx->reason)];
+			snprintf(why, sizeof(why), "its dead letter to %s.dlq was refused (%s): %s",
+			         r->topic, pl_err_str(de), ctx->reason);
+			snprintf(ctx->reason, sizeof(ctx->reason), "%s", why);
+			pl_text_clean_inplace(ctx->reason, sizeof(ctx->reason));
+		}
 	}
 	if (out == PL_STAGE_RETRY) {
 		e->retry = true;
@@ -850,6 +957,8 @@ static void handle_many(pl_stage_t *s, entry_t *entries, const size_t *idx, size
 		pl_metric_add(in_progress, (double)nitems);
 		s->opts.batch_handler(items, nitems, s->opts.handler_arg);
 		pl_metric_add(in_progress, -(double)nitems);
+		for (size_t i = 0; i < nitems; i++)
+			items[i].outcome = settle_outcome(items[i].ctx, items[i].outcome);
 		bool retrying = false;
 		for (size_t i = 0; i < nitems; i++) {
 			if (retrying && items[i].outcome != PL_STAGE_RETRY) {
@@ -972,6 +1081,62 @@ static void wait_batch(pl_stage_t *s)
 	pthread_mutex_unlock(&s->batch.lock);
 }
 
+/* A dead letter that was refused (not queued, or not acknowledged) makes the next one of the
+ * same record smaller; one that went through clears that. */
+static void count_dead_letter(pl_stage_t *s, entry_t *e)
+{
+	part_t *p = &s->parts[e->part];
+	bool refused = e->retry || atomic_load(&e->failed);
+	if (!refused) {
+		if (p->dlq_fail_offset == e->offset) {
+			p->dlq_fail_offset = -1;
+			p->dlq_fails = 0;
+		}
+		return;
+	}
+	if (p->dlq_fail_offset == e->offset) {
+		p->dlq_fails++;
+	} else {
+		p->dlq_fail_offset = e->offset;
+		p->dlq_fails = 1;
+	}
+	const char *labels[] = {s->group, p->topic};
+	pl_metric_inc(pl_metric_get(s->m_dlq_failures, labels));
+}
+
+/* After a batch: what /readyz says. A partition is "blocked" once its record was retried
+ * three times in a row (one failed call is no outage); the oldest such retry is named. */
+static void update_health(pl_stage_t *s)
+{
+	char text[sizeof(s->not_ready)] = "";
+	int64_t now = pl_now_ms(), oldest = INT64_MAX;
+	int blocked = 0;
+	for (size_t i = 0; i < s->nparts; i++) {
+		const part_t *p = &s->parts[i];
+		if (!p->assigned || !p->paused || p->retry_offset < 0 || p->attempt < 2)
+			continue;
+		blocked++;
+		if (p->retry_since_ms >= oldest)
+			continue;
+		oldest = p->retry_since_ms;
+		bool dlq = p->dlq_fail_offset == p->retry_offset;
+		snprintf(text, sizeof(text), "%s[%d] held at offset %lld for %llds (%d tries): %s%s",
+		         p->topic, p->partition, (long long)p->retry_offset,
+		         (long long)((now - p->retry_since_ms) / 1000), p->attempt + 1,
+		         dlq ? "dead letter refused; " : "", p->retry_reason);
+	}
+	if (blocked > 1) {
+		size_t n = strlen(text);
+		snprintf(text + n, sizeof(text) - n, " (and %d more partitions)", blocked - 1);
+	}
+	pl_text_clean_inplace(text, sizeof(text));
+	pthread_mutex_lock(&s->health_lock);
+	memcpy(s->not_ready, text, sizeof(text));
+	pthread_mutex_unlock(&s->health_lock);
+	const char *glabels[] = {s->group};
+	pl_metric_set(pl_metric_get(s->m_blocked, glabels), blocked);
+}
+
 /* Stores offsets of completed, acknowledged records; blocks partitions whose produces failed. */
 static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
 {
@@ -981,6 +1146,8 @@ static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
 		part_t *p = &s->parts[e->part];
 		rd_kafka_topic_partition_t *tp =
 		    rd_kafka_topic_partition_list_find(l, p->topic, p->partition);
+		if (e->dead)
+			count_dead_letter(s, e);
 		if (tp && tp->err)
 			continue; /* partition stopped at an earlier record */
 		if (!e->completed || atomic_load(&e->failed)) {
@@ -989,7 +1156,8 @@ static void store_batch(pl_stage_t *s, entry_t *entries, size_t n)
 			tp->err = RD_KAFKA_RESP_ERR__FAIL; /* marker: nothing more for it */
 			if (e->completed) /* handled, but a reply was not acknowledged */
 				block_partition(s, e->part, e->offset,
-				                "a reply was not acknowledged");
+				                e->dead ? "its dead letter was not acknowledged"
+				                        : "a reply was not acknowledged");
 			continue;
 		}
 		if (!tp) {
@@ -1125,6 +1293,7 @@ pl_err_t pl_stage_run(pl_stage_t *s)
 		if (held)
 			wait_batch(s);
 		store_batch(s, entries, nentries);
+		update_health(s);
 		for (size_t i = 0; i < n; i++)
 			rd_kafka_message_destroy(msgs[i]);
 		if (s->opts.on_tick && s->fatal == PL_OK)

@@ -37,10 +37,15 @@ struct live_sub {
 
 static void respond_json(pl_http_req_t *req, unsigned status, json_t *doc)
 {
-	char *text = json_dumps(doc, JSON_COMPACT);
+	/* NULL when a builder met text jansson refuses: a plain 500, and the service goes on */
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (!text) {
+		pl_http_problem(req, 500, "the answer could not be built", NULL);
+		return;
+	}
 	pl_http_respond(req, status, "application/json", text, strlen(text));
 	free(text);
-	json_decref(doc);
 }
 
 /* Answers a store error: 404 for an unknown delivery, 503 (Retry-After) otherwise. */
@@ -216,6 +221,8 @@ static void deliver_locked(dlv_t *d, const char *id, const json_t *status, const
                            bool finished)
 {
 	char *text = json_dumps(status, JSON_COMPACT);
+	if (!text)
+		return; /* not JSON-able: nothing to send (stored statuses are built as JSON) */
 	size_t len = 0;
 	char *frame = status_sse_frame("status", event_id, text, &len);
 	size_t end_len = 0;

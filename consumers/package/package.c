@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mem.h"
 #include "package.h"
+#include "text.h"
 #include "store.h"
 
 #define REPLY_NS     "2b7d0e5c-5f3e-4c7a-8d9b-1e6f2a4c8b30"
@@ -96,6 +97,8 @@ pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record
 	package_t stored;
 	char reason[300] = "";
 	pl_err_t e = package_store_upsert(svc->store, &pkg, &stored, reason, sizeof(reason));
+	/* the reason quotes ids (cut to its size): safe text, or the reply could not be built */
+	pl_text_clean_inplace(reason, sizeof(reason));
 	if (e == PL_ERR_TRANSIENT) {
 		pl_stage_set_reason(ctx, e, "package store: %s", package_store_errmsg());
 		return PL_STAGE_RETRY;

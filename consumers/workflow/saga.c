@@ -2,6 +2,7 @@
  * state and the input, builds a new state and the events to produce; owns nothing between calls.
  * Every branch below is one cell (or one row) of the table in STATE_MACHINE.md. */
 #include "saga.h"
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,6 +132,7 @@ static bool is_point(const json_t *p)
 static saga_outcome_t verdict(apply_t *a, saga_outcome_t outcome, const char *fmt, va_list ap)
 {
 	vsnprintf(a->out->reason, sizeof(a->out->reason), fmt, ap);
+	pl_text_clean_inplace(a->out->reason, sizeof(a->out->reason)); /* quotes record text */
 	return outcome;
 }
 
@@ -461,6 +463,7 @@ static saga_outcome_t on_package_rejected(apply_t *a, saga_status_t s)
 	const char *why = jstr(a->in, "reason");
 	char reason[200];
 	snprintf(reason, sizeof(reason), "package rejected: %s", why ? why : "no reason given");
+	pl_text_clean_inplace(reason, sizeof(reason)); /* a cut may split a character */
 	return fail(a, reason, false);
 }
 

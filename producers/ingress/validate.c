@@ -14,7 +14,9 @@
 #include <strings.h>
 
 #include "geo.h"
+#include "http.h"
 #include "mem.h"
+#include "text.h"
 #include "timefmt.h"
 
 #define BODY_FIELD "body"
@@ -30,13 +32,13 @@ static const char *const package_sizes[] = {"Small", "Medium", "Large"};
  * ----------------------------------------------------------------------------
  */
 
-/* Keeps messages printable ASCII: jansson's error text may quote raw bytes of
- * the body. */
-static void sanitize(char *s)
+/* Field names and reasons quote request text (jansson's error text may quote raw bytes of the
+ * body): made safe by the one sanitising path, pl_text_clean. */
+static char *clean_take(char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-			*s = '?';
+	char *c = pl_text_clean_dup(s, strlen(s), PL_HTTP_DETAIL_MAX);
+	pl_free(s);
+	return c;
 }
 
 static char *vformat(const char *fmt, va_list ap)
@@ -50,8 +52,7 @@ static char *vformat(const char *fmt, va_list ap)
 	s[0] = '\0';
 	vsnprintf(s, (size_t)n + 1, fmt, ap2);
 	va_end(ap2);
-	sanitize(s);
-	return s;
+	return clean_take(s);
 }
 
 void ingress_problem_add(ingress_problem_t *problem, const char *field, const char *reason_fmt, ...)
@@ -62,8 +63,7 @@ void ingress_problem_add(ingress_problem_t *problem, const char *field, const ch
 		problem->error_capacity = cap;
 	}
 	ingress_field_error_t *e = &problem->errors[problem->error_count++];
-	e->field = pl_strdup(field);
-	sanitize(e->field);
+	e->field = pl_text_clean_dup(field, strlen(field), 256);
 	va_list ap;
 	va_start(ap, reason_fmt);
 	e->reason = vformat(reason_fmt, ap);
@@ -75,8 +75,7 @@ void ingress_problem_add(ingress_problem_t *problem, const char *field, const ch
 void ingress_problem_set_detail(ingress_problem_t *problem, const char *detail)
 {
 	pl_free(problem->detail);
-	problem->detail = pl_strdup(detail);
-	sanitize(problem->detail);
+	problem->detail = pl_text_clean_dup(detail, strlen(detail), PL_HTTP_DETAIL_MAX);
 }
 
 void ingress_problem_reset(ingress_problem_t *problem)

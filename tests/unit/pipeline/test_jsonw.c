@@ -328,10 +328,42 @@ static void test_integer_text(void **state)
 	}
 }
 
+
+/* The builder is given any bytes (a record's or a request's text): what is not UTF-8 is written
+ * as \ufffd, so the text is always JSON, and valid UTF-8 is kept as is. */
+static void test_builder_string_any_bytes(void **state)
+{
+	(void)state;
+	pl_jsonw_t w;
+	pl_jsonw_init(&w, PL_JSONW_SORTED);
+	pl_jsonw_string(&w, "a\xFF\xC3\xA9\xF0\x9F\x9A", 7);
+	char *text = pl_jsonw_finish(&w, NULL);
+	assert_string_equal(text, "\"a\\ufffd\xC3\xA9\\ufffd\\ufffd\\ufffd\"");
+	pl_free(text);
+	srand(777);
+	for (int round = 0; round < 5000; round++) {
+		unsigned char b[64];
+		size_t n = (size_t)rand() % sizeof(b);
+		for (size_t i = 0; i < n; i++)
+			b[i] = (unsigned char)rand();
+		pl_jsonw_init(&w, PL_JSONW_SORTED);
+		pl_jsonw_string(&w, (const char *)b, n);
+		size_t len;
+		text = pl_jsonw_finish(&w, &len);
+		json_error_t err;
+		json_t *back = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+		assert_non_null(back);
+		assert_true(json_is_string(back));
+		json_decref(back);
+		pl_free(text);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scalars_and_containers),
+	    cmocka_unit_test(test_builder_string_any_bytes),
 	    cmocka_unit_test(test_escapes),
 	    cmocka_unit_test(test_key_order),
 	    cmocka_unit_test(test_reals),

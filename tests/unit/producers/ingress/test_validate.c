@@ -450,13 +450,14 @@ static void test_problem_rendering_and_reuse(void **state UNUSED)
 	/* the same struct serves the next request: validation resets it */
 	event = run(ingress_validate_create, good_create(), &problem);
 	json_decref(event);
-	/* routes add their own errors; odd bytes are made printable */
-	ingress_problem_add(&problem, "x\n", "bad \xff value %d", 3);
+	/* routes add their own errors; odd bytes are made safe text (pl_text_clean): control
+	 * characters shown as \xNN, bytes that are not UTF-8 as U+FFFD, UTF-8 kept */
+	ingress_problem_add(&problem, "x\n", "bad \xff value %d \xC3\xA9", 3);
 	assert_int_equal(problem.status, 400);
-	assert_string_equal(problem.errors[0].field, "x?");
-	assert_string_equal(problem.errors[0].reason, "bad ? value 3");
+	assert_string_equal(problem.errors[0].field, "x\\x0a");
+	assert_string_equal(problem.errors[0].reason, "bad \xEF\xBF\xBD value 3 \xC3\xA9");
 	ingress_problem_set_detail(&problem, "one\ttwo");
-	assert_string_equal(problem.detail, "one?two");
+	assert_string_equal(problem.detail, "one\\x09two");
 	ingress_problem_reset(&problem);
 	assert_int_equal(problem.status, 0);
 	assert_int_equal(problem.error_count, 0);
