@@ -13,6 +13,7 @@ static const char *const names[PL_ERR__COUNT] = {
     [PL_ERR_QUEUE_FULL] = "queue_full",
     [PL_ERR_CONFIG] = "config",
     [PL_ERR_IO] = "io",
+    [PL_ERR_TOO_LARGE] = "too_large",
     [PL_ERR_FATAL] = "fatal",
 };
 

@@ -21,6 +21,7 @@ typedef enum pl_err {
 	PL_ERR_QUEUE_FULL, /* local queue full: back off and try again */
 	PL_ERR_CONFIG,     /* bad configuration (fail fast at start) */
 	PL_ERR_IO,         /* operating-system I/O failure */
+	PL_ERR_TOO_LARGE,  /* refused for its size (a record over the broker's limit): permanent */
 	PL_ERR_FATAL,      /* unrecoverable: the process should exit (code 2) */
 	PL_ERR__COUNT
 } pl_err_t;

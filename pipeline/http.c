@@ -22,7 +22,6 @@
 #include <time.h>
 
 #include "http.h"
-#include "jsonw.h"
 #include "text.h"
 #include "http_int.h"
 #include "kafka.h"
@@ -35,89 +34,19 @@
  * in pieces of what fits); headers larger than this get 431. */
 #define CONNECTION_MEMORY 8192
 
-static const struct {
-	unsigned code;
-	const char *text;
-} reasons[] = {
-    {200, "OK"},
-    {201, "Created"},
-    {202, "Accepted"},
-    {204, "No Content"},
-    {400, "Bad Request"},
-    {401, "Unauthorized"},
-    {403, "Forbidden"},
-    {404, "Not Found"},
-    {405, "Method Not Allowed"},
-    {409, "Conflict"},
-    {413, "Payload Too Large"},
-    {415, "Unsupported Media Type"},
-    {422, "Unprocessable Entity"},
-    {429, "Too Many Requests"},
-    {500, "Internal Server Error"},
-    {502, "Bad Gateway"},
-    {503, "Service Unavailable"},
-    {504, "Gateway Timeout"},
-};
-
-const char *pl_http_reason(unsigned status)
-{
-	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-		if (reasons[i].code == status)
-			return reasons[i].text;
-	return "Unknown";
-}
-
 /* ---- routing ------------------------------------------------------------------------------ */
 
-/* Matches path against pattern; on success fills params (copies). */
+/* Matches path against pattern; on success fills req's params (copies) when req is given. */
 static bool route_match(const char *pattern, const char *path, pl_http_req_t *req)
 {
+	if (!req)
+		return pl_http_route_match(pattern, path, NULL, NULL, MAX_PARAMS, NULL);
 	size_t np = 0;
-	char *names[MAX_PARAMS], *values[MAX_PARAMS];
-	const char *p = pattern, *u = path;
-	while (*p && *u) {
-		if (*p == '{') {
-			const char *pe = strchr(p, '}');
-			const char *ue = strchr(u, '/');
-			if (!pe || np == MAX_PARAMS)
-				goto fail;
-			if (!ue)
-				ue = u + strlen(u);
-			if (ue == u)
-				goto fail; /* empty segment */
-			names[np] = pl_strndup(p + 1, (size_t)(pe - p - 1));
-			values[np] = pl_strndup(u, (size_t)(ue - u));
-			np++;
-			p = pe + 1;
-			u = ue;
-			continue;
-		}
-		if (*p != *u)
-			goto fail;
-		p++;
-		u++;
-	}
-	if (*p || *u)
-		goto fail;
-	if (req) {
-		for (size_t i = 0; i < np; i++) {
-			req->param_names[i] = names[i];
-			req->param_values[i] = values[i];
-		}
-		req->nparams = np;
-	} else {
-		for (size_t i = 0; i < np; i++) {
-			pl_free(names[i]);
-			pl_free(values[i]);
-		}
-	}
+	if (!pl_http_route_match(pattern, path, req->param_names, req->param_values, MAX_PARAMS,
+	                         &np))
+		return false;
+	req->nparams = np;
 	return true;
-fail:
-	for (size_t i = 0; i < np; i++) {
-		pl_free(names[i]);
-		pl_free(values[i]);
-	}
-	return false;
 }
 
 /* ---- responses ---------------------------------------------------------------------------- */
@@ -156,42 +85,6 @@ void pl_http_respond(pl_http_req_t *req, unsigned status, const char *content_ty
 	if (prev == REQ_SUSPENDED)
 		MHD_resume_connection(req->conn);
 	pthread_mutex_unlock(&req->lock);
-}
-
-#define PUT_LIT(w, lit) pl_jsonw_raw((w), (lit), sizeof(lit) - 1)
-
-size_t pl_http_problem_text(char **out, unsigned status, const char *detail,
-                            const char *errors_json)
-{
-	/* The detail often quotes request text (a path, an id): made safe and bounded here, so
-	 * building the answer cannot fail whatever bytes it holds. */
-	char shown[PL_HTTP_DETAIL_MAX];
-	const char *d = detail ? detail : pl_http_reason(status);
-	size_t dlen = pl_text_clean(shown, sizeof(shown), d, strlen(d));
-	pl_jsonw_t w;
-	pl_jsonw_init(&w, PL_JSONW_INSERTION_ORDER);
-	PUT_LIT(&w, "{\"type\":\"about:blank\",\"title\":");
-	const char *title = pl_http_reason(status);
-	pl_jsonw_string(&w, title, strlen(title));
-	PUT_LIT(&w, ",\"status\":");
-	pl_jsonw_integer(&w, status);
-	PUT_LIT(&w, ",\"detail\":");
-	pl_jsonw_string(&w, shown, dlen);
-	PUT_LIT(&w, ",\"errors\":");
-	/* errors_json is the caller's array text: written only when it is one (else []) */
-	json_t *errors = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
-	char *etext = json_is_array(errors) ? pl_json_text(errors, PL_JSONW_INSERTION_ORDER, NULL)
-	                                    : NULL;
-	json_decref(errors);
-	if (etext)
-		pl_jsonw_raw(&w, etext, strlen(etext));
-	else
-		PUT_LIT(&w, "[]");
-	pl_free(etext);
-	pl_jsonw_char(&w, '}');
-	size_t len;
-	*out = pl_jsonw_finish(&w, &len);
-	return len;
 }
 
 void pl_http_problem(pl_http_req_t *req, unsigned status, const char *detail,
@@ -422,19 +315,16 @@ static bool dispatch_lookup(pl_http_req_t *req)
 			snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", r->method);
 		}
 	}
-	if (allow[0]) {
+	if (allow[0])
 		pl_http_add_header(req, "Allow", allow);
-		char detail[256];
-		snprintf(detail, sizeof(detail), "%s is not allowed on %s; allowed: %s",
-		         req->method, req->path, allow);
-		pl_http_problem(req, 405, detail, NULL);
-	} else {
-		char detail[300];
-		snprintf(detail, sizeof(detail), "no route for %.200s", req->path);
-		pl_http_problem(req, 404, detail, NULL);
-	}
+	char *text;
+	size_t len;
+	unsigned status = pl_http_miss_text(req->method, req->path, allow, &text, &len);
+	pl_http_respond(req, status, "application/problem+json", text, len);
+	pl_free(text);
 	return false;
 }
+
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,

@@ -144,6 +144,18 @@ void pl_http_stream_close(pl_http_stream_t *stream);
 /* Streams currently open on the server (for metrics and tests). */
 unsigned pl_http_stream_count(pl_http_server_t *server);
 
+/* Matches path against a route pattern whose "{name}" segments take one non-empty path segment.
+ * On a match returns true and, when names is not NULL, fills names/values (at most max, copies
+ * the caller frees with pl_free) and *count; on no match nothing is left allocated. Pure. */
+bool pl_http_route_match(const char *pattern, const char *path, char **names, char **values,
+                         size_t max, size_t *count);
+
+/* The answer to a request that no route takes: 405 when allow (the methods the path has, e.g.
+ * "GET, POST") is not empty, else 404, as problem+json quoting the method and path (any bytes)
+ * into *out (pl_free; *len its length). Returns the status. Never fails. */
+unsigned pl_http_miss_text(const char *method, const char *path, const char *allow, char **out,
+                           size_t *len);
+
 /* Standard reason phrase for a status ("Not Found"). */
 const char *pl_http_reason(unsigned status);
 

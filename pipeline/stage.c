@@ -80,6 +80,7 @@ typedef struct entry {
 	char reason[256];              /* ... and why */
 	bool ok;                       /* handler OK (the later replies may go) */
 	bool dead;                     /* dead-lettered: a failed produce is its dead letter */
+	atomic_int refused;            /* pl_err_t of the last produce refused, PL_OK none */
 	struct later *later;           /* replies held until the others are acknowledged
 	                                * (pl_stage_produce_after), in order; owned */
 	atomic_int pending;
@@ -482,6 +483,7 @@ static void entry_done(void *opaque, pl_err_t err, const char *reason, int32_t p
 		atomic_store(&e->stage->producer_fatal, true);
 	if (err != PL_OK) {
 		atomic_fetch_add(&e->failed, 1);
+		atomic_store(&e->refused, (int)err);
 		pl_log(PL_LOG_WARN, "reply_not_acknowledged",
 		       PL_LOG_FIELDS(PL_LS("topic", e->stage->parts[e->part].topic),
 		                     PL_LI("partition", e->stage->parts[e->part].partition),
@@ -886,6 +888,7 @@ static void finish(pl_stage_t *s, entry_t *e, prepared_t *p, pl_stage_outcome_t 
 		e->dead = true;
 		pl_err_t de = dead_letter(s, e, r, cls, ctx->reason, shrink);
 		if (de != PL_OK) {
+			atomic_store(&e->refused, (int)de);
 			out = PL_STAGE_RETRY;
 			char why[sizeof(ctx->reason)];
 			snprintf(why, sizeof(why), "its dead letter to %s.dlq was refused (%s): %s",
@@ -1081,8 +1084,9 @@ static void wait_batch(pl_stage_t *s)
 	pthread_mutex_unlock(&s->batch.lock);
 }
 
-/* A dead letter that was refused (not queued, or not acknowledged) makes the next one of the
- * same record smaller; one that went through clears that. */
+/* A dead letter that was refused (not queued, or not acknowledged) is counted; one refused for
+ * its size makes the next one of the same record smaller (a missing topic or a permission does
+ * not: the whole record goes once it is fixed); one that went through clears that. */
 static void count_dead_letter(pl_stage_t *s, entry_t *e)
 {
 	part_t *p = &s->parts[e->part];
@@ -1094,12 +1098,12 @@ static void count_dead_letter(pl_stage_t *s, entry_t *e)
 		}
 		return;
 	}
-	if (p->dlq_fail_offset == e->offset) {
-		p->dlq_fails++;
-	} else {
+	if (p->dlq_fail_offset != e->offset) {
 		p->dlq_fail_offset = e->offset;
-		p->dlq_fails = 1;
+		p->dlq_fails = 0;
 	}
+	if (atomic_load(&e->refused) == PL_ERR_TOO_LARGE)
+		p->dlq_fails++;
 	const char *labels[] = {s->group, p->topic};
 	pl_metric_inc(pl_metric_get(s->m_dlq_failures, labels));
 }

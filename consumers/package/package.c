@@ -63,9 +63,12 @@ static void reply_id(const char *cmd_event_id, const char *type, char out[37])
 	pl_uuid_v5(REPLY_NS, name, (size_t)n, out);
 }
 
-static void copy_str(char *dst, size_t size, const char *src)
+/* Copies src into dst; false when it does not fit (never a silent cut: a cut id would be
+ * another package's, or not UTF-8). */
+static bool copy_str(char *dst, size_t size, const char *src)
 {
-	snprintf(dst, size, "%s", src ? src : "");
+	int n = snprintf(dst, size, "%s", src ? src : "");
+	return n >= 0 && (size_t)n < size;
 }
 
 pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record, const json_t *ev,
@@ -81,14 +84,19 @@ pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record
 	const char *cmd_id = json_string_value(json_object_get(ev, "eventId"));
 	const char *delivery_id = json_string_value(json_object_get(ev, "deliveryId"));
 	package_t pkg = {0};
-	copy_str(pkg.package_id, sizeof(pkg.package_id),
-	         json_string_value(json_object_get(ev, "packageId")));
-	copy_str(pkg.owner_id, sizeof(pkg.owner_id),
-	         json_string_value(json_object_get(ev, "ownerId")));
-	copy_str(pkg.delivery_id, sizeof(pkg.delivery_id), delivery_id);
+	const char *too_long = NULL;
+	if (!copy_str(pkg.package_id, sizeof(pkg.package_id),
+	              json_string_value(json_object_get(ev, "packageId"))))
+		too_long = "packageId";
+	if (!copy_str(pkg.owner_id, sizeof(pkg.owner_id),
+	              json_string_value(json_object_get(ev, "ownerId"))))
+		too_long = "ownerId";
+	if (!copy_str(pkg.delivery_id, sizeof(pkg.delivery_id), delivery_id))
+		too_long = "deliveryId";
 	const char *tag = json_string_value(json_object_get(ev, "tag"));
 	pkg.has_tag = tag != NULL;
-	copy_str(pkg.tag, sizeof(pkg.tag), tag);
+	if (!copy_str(pkg.tag, sizeof(pkg.tag), tag))
+		too_long = "tag";
 	int size = package_size_parse(json_string_value(json_object_get(ev, "size")));
 	pkg.size = size < 0 ? PACKAGE_SIZE__COUNT : (package_size_t)size;
 	pkg.weight = json_number_value(json_object_get(ev, "weight"));
@@ -96,7 +104,14 @@ pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record
 
 	package_t stored;
 	char reason[300] = "";
-	pl_err_t e = package_store_upsert(svc->store, &pkg, &stored, reason, sizeof(reason));
+	pl_err_t e;
+	if (too_long) {
+		snprintf(reason, sizeof(reason), "%s is longer than %d bytes", too_long,
+		         PACKAGE_STR_MAX);
+		e = PL_ERR_INVALID;
+	} else {
+		e = package_store_upsert(svc->store, &pkg, &stored, reason, sizeof(reason));
+	}
 	/* the reason quotes ids (cut to its size): safe text, or the reply could not be built */
 	pl_text_clean_inplace(reason, sizeof(reason));
 	if (e == PL_ERR_TRANSIENT) {
@@ -122,8 +137,10 @@ pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record
 		reply_id(cmd_id, reply_type, id);
 		pl_log(PL_LOG_INFO, "package_rejected",
 		       PL_LOG_FIELDS(PL_LS("package_id", pkg.package_id)), "%s", reason);
+		/* the command's own packageId (a copy may have been refused for its length) */
+		const char *asked = json_string_value(json_object_get(ev, "packageId"));
 		reply = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "eventId", id, "deliveryId",
-		                  delivery_id, "causationId", cmd_id, "packageId", pkg.package_id,
+		                  delivery_id, "causationId", cmd_id, "packageId", asked ? asked : "",
 		                  "reason", reason[0] ? reason : pl_err_str(e), "rejectedAt",
 		                  (json_int_t)pkg.created_at_ms);
 	}

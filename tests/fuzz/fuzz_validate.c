@@ -1,7 +1,7 @@
 /* fuzz_validate.c — libFuzzer driver for the ingress request validator (producers/ingress/
  * validate.c): feeds the same bytes to the create, reschedule and confirmation validators and
  * checks their contract on every input: PL_OK <=> an event and an empty problem; otherwise
- * status 400, a detail, at least one error, printable-ASCII text, and an errors array that renders
+ * status 400, a detail, at least one error, safe text (valid UTF-8, no control character), and an errors array that renders
  * as JSON. Everything is freed, so LeakSanitizer catches leaks. Built by scripts/fuzz.sh. */
 #include <stddef.h>
 #include <stdint.h>
@@ -9,14 +9,18 @@
 #include <string.h>
 
 #include "mem.h"
+#include "text.h"
 #include "validate.h"
 
 typedef pl_err_t (*validator_t)(const char *, size_t, json_t **, ingress_problem_t *);
 
+/* Text of an answer is safe text (pl_text_clean): valid UTF-8, no control character. */
 static void check_printable(const char *s)
 {
+	if (!pl_text_utf8_valid(s, strlen(s)))
+		abort();
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
 			abort();
 }
 

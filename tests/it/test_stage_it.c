@@ -17,6 +17,12 @@
  *      refuses (too large for its topic) on the first two attempts of every tenth record, and a
  *      held one: every record gets its held reply, and never more of them than of its first
  *      replies the broker took (a refused first reply holds its record's held reply back).
+ *   D  a poison record never holds its partition: a handler's RETRY whose reason is not
+ *      transient (a reply that cannot be built) is dead-lettered; while the .dlq topic is
+ *      missing the dead letters are refused, the records are retried with backoff, /readyz
+ *      names the held partition and the dead-letter failures are counted; once the .dlq topic
+ *      exists every record passes, and a record larger than DP_DLQ_MAX_BYTES is in the DLQ as a
+ *      truncated copy (dp_truncated) with its source partition and offset.
  * Closing line: "stage_it: N passed, M failed"; exit status 1 when a scenario failed. */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,6 +132,12 @@ static pl_stage_outcome_t worker_handle(pl_stage_ctx_t *ctx, const pl_record_t *
 		                    delivery_id);
 		return PL_STAGE_DEAD;
 	}
+	if (strncmp(delivery_id, "unbuildable-", 12) == 0) {
+		/* as a handler whose reply cannot be built: it says retry, for a reason that
+		 * no retry can change */
+		pl_stage_set_reason(ctx, PL_ERR_SCHEMA, "the reply could not be built");
+		return PL_STAGE_RETRY;
+	}
 	size_t i = (size_t)atol(event_id + 3);
 	if (w->first_topic)
 		return hold_handle(w, ctx, record, event, schema, i, event_id);
@@ -150,6 +162,29 @@ static pl_stage_outcome_t worker_handle(pl_stage_ctx_t *ctx, const pl_record_t *
 		return PL_STAGE_RETRY;
 	}
 	return PL_STAGE_OK;
+}
+
+/* Scenario D: what /readyz would answer and the stage's metrics, written after every batch
+ * to DP_TEST_READY_FILE (atomically: a temporary file renamed). */
+static const char *ready_file;
+
+static void worker_tick(void *arg)
+{
+	(void)arg;
+	if (!ready_file || !worker_stage)
+		return;
+	char reason[600] = "", tmp[600];
+	bool ready = pl_stage_ready(worker_stage, reason, sizeof(reason));
+	size_t mlen;
+	char *metrics = pl_metrics_render(pl_metrics_default(), &mlen);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", ready_file);
+	FILE *f = fopen(tmp, "w");
+	if (f) {
+		fprintf(f, "ready=%d reason=%s\n%s", ready ? 1 : 0, reason, metrics);
+		fclose(f);
+		rename(tmp, ready_file);
+	}
+	pl_free(metrics);
 }
 
 static int worker_main(const char *topic, const char *group, const char *outfile)
@@ -184,10 +219,12 @@ static int worker_main(const char *topic, const char *group, const char *outfile
 		w.then_topic = space + 1;
 	}
 	const char *topics[] = {topic, NULL};
+	ready_file = getenv("DP_TEST_READY_FILE");
 	pl_stage_opts_t opts = {.group = group,
 	                        .topics = topics,
 	                        .handler = worker_handle,
 	                        .handler_arg = &w,
+	                        .on_tick = worker_tick,
 	                        .registry = registry};
 	worker_stage = pl_stage_new(cfg, &opts, errstr, sizeof(errstr));
 	if (!worker_stage) {
@@ -571,8 +608,10 @@ static pid_t worker_start_env(const char *topic, const char *group, const char *
 	envp[k++] = "DP_KAFKA_PROP_session_timeout_ms=6000";
 	envp[k++] = "DP_KAFKA_PROP_heartbeat_interval_ms=1000";
 	envp[k++] = "DP_KAFKA_PROP_fetch_wait_max_ms=100";
-	if (extra_env)
-		envp[k++] = (char *)extra_env;
+	char *extra = extra_env ? strdup(extra_env) : NULL; /* "A=1\nB=2": several settings */
+	for (char *save = NULL, *e = extra ? strtok_r(extra, "\n", &save) : NULL; e && k < n + 15;
+	     e = strtok_r(NULL, "\n", &save))
+		envp[k++] = e;
 	envp[k] = NULL;
 	char *argv[] = {"test_stage_it", "worker",        (char *)topic,
 	                (char *)group,   (char *)outfile, NULL};
@@ -589,6 +628,7 @@ static pid_t worker_start_env(const char *topic, const char *group, const char *
 		_exit(127);
 	}
 	free(envp);
+	free(extra);
 	return pid;
 }
 
@@ -1009,6 +1049,202 @@ out:
 	return scenario_end(recs, N_HOLD, outfile, failures);
 }
 
+/* ---- scenario D: poison never holds a partition --------------------------------------------- */
+
+#define N_POISON_RUN 60
+#define BIG_GARBAGE  200000
+
+typedef struct d_check {
+	rec_t *recs;
+	const index_t *x;
+	int unknown, truncated_ok, bad;
+} d_check_t;
+
+static void d_dlq_fn(const rd_kafka_message_t *m, void *arg)
+{
+	d_check_t *c = arg;
+	char part[32], off[32], cls[64], cut[200];
+	if (!header(m, "dp_source_partition", part, sizeof(part)) ||
+	    !header(m, "dp_source_offset", off, sizeof(off))) {
+		c->unknown++;
+		return;
+	}
+	int i = index_find(c->x, atol(part), atoll(off));
+	if (i < 0) {
+		c->unknown++;
+		return;
+	}
+	rec_t *r = &c->recs[i];
+	r->dead++;
+	header(m, "dp_error_class", cls, sizeof(cls));
+	if (r->len == BIG_GARBAGE) {
+		/* the truncated copy: smaller than the bound, a prefix of the original */
+		bool ok = header(m, "dp_truncated", cut, sizeof(cut)) && m->len < 50000 &&
+		          m->len > 0 && memcmp(m->payload, r->value, m->len) == 0 &&
+		          m->key_len == strlen(r->key) && strcmp(cls, "decode") == 0;
+		c->truncated_ok += ok;
+		if (!ok)
+			printf("  big record's dead letter: %zu bytes, class %s, dp_truncated %s\n",
+			       m->len, cls, header(m, "dp_truncated", cut, sizeof(cut)) ? cut : "-");
+		return;
+	}
+	bool want_schema = strncmp(r->key, "unbuildable-", 12) == 0;
+	if (m->len != r->len || memcmp(m->payload, r->value, r->len) != 0 ||
+	    strcmp(cls, want_schema ? "schema" : "rejected") != 0) {
+		printf("  dead letter of %s: class %s, %zu bytes\n", r->key, cls, m->len);
+		c->bad++;
+	}
+}
+
+/* The worker's ready file: ready flag, reason and the metric's value. */
+static bool d_ready_state(const char *path, int *ready, char *reason, size_t size,
+                          double *dlq_failures)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	char line[4096];
+	*dlq_failures = 0;
+	bool got = false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "ready=", 6) == 0) {
+			*ready = line[6] == '1';
+			const char *r = strstr(line, "reason=");
+			snprintf(reason, size, "%s", r ? r + 7 : "");
+			got = true;
+		} else if (strncmp(line, "dronepipe_stage_dead_letter_failures_total{",
+		                   strlen("dronepipe_stage_dead_letter_failures_total{")) == 0) {
+			const char *v = strrchr(line, ' ');
+			*dlq_failures += v ? atof(v + 1) : 0;
+		}
+	}
+	fclose(f);
+	return got;
+}
+
+static bool scenario_d(void)
+{
+	int failures = check_failures;
+	char topic[200], dlq[220], group[200], outfile[512], ready_path[560], env[1200];
+	names(topic, dlq, group, sizeof(topic), "d");
+	snprintf(outfile, sizeof(outfile), "%s/stage_it.%d.d.out",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+	snprintf(ready_path, sizeof(ready_path), "%s.ready", outfile);
+	unlink(outfile);
+	unlink(ready_path);
+	/* the .dlq topic is created only later: until then every dead letter is refused */
+	const char *const topics[] = {topic};
+	if (!create_topics(topics, 1))
+		return false;
+	rec_t *recs = calloc(N_POISON_RUN, sizeof(*recs));
+	for (int i = 0; i < N_POISON_RUN; i++) {
+		rec_make(&recs[i], i, false);
+		if (i == 5 || i == 31)
+			snprintf(recs[i].key, sizeof(recs[i].key), "unbuildable-%d", i);
+		else if (i == 17)
+			snprintf(recs[i].key, sizeof(recs[i].key), "reject-%d", i);
+		else if (recs[i].kind == FLAKY)
+			snprintf(recs[i].key, sizeof(recs[i].key), "d-%d", i);
+		if (i == 5 || i == 31 || i == 17) { /* the event names its key */
+			const pl_avro_schema_t *schema =
+			    pl_avro_schema_get(registry, "DeliveryCancelRequested");
+			char event_id[32], err[256];
+			snprintf(event_id, sizeof(event_id), "ev-%d", i);
+			json_t *ev = json_pack("{s:s, s:s, s:I}", "eventId", event_id, "deliveryId",
+			                       recs[i].key, "requestedAt",
+			                       (json_int_t)1700000000000 + i);
+			pl_free(recs[i].value);
+			pl_avro_encode(schema, ev, &recs[i].value, &recs[i].len, err, sizeof(err));
+			json_decref(ev);
+		}
+		recs[i].kind = i == 5 || i == 31 || i == 17 ? REJECTED : GOOD;
+	}
+	/* a record far over the dead-letter bound, that does not decode */
+	pl_free(recs[44].value);
+	recs[44].value = pl_malloc(BIG_GARBAGE);
+	memset(recs[44].value, 'g', BIG_GARBAGE);
+	recs[44].len = BIG_GARBAGE;
+	recs[44].kind = GARBAGE;
+	snprintf(recs[44].key, sizeof(recs[44].key), "big-44");
+	index_t x = {0};
+	d_check_t dc = {.recs = recs, .x = &x};
+	printf("  topic %s: %d records, 4 poison, no %s yet\n", topic, N_POISON_RUN, dlq);
+	pid_t pid = -1;
+	if (!produce_records(recs, N_POISON_RUN, topic)) {
+		check_failures++;
+		goto out;
+	}
+	index_build(&x, recs, N_POISON_RUN);
+	snprintf(env, sizeof(env),
+	         "DP_TEST_READY_FILE=%s\nDP_DLQ_MAX_BYTES=50000\n"
+	         "DP_KAFKA_PROP_topic_metadata_propagation_max_ms=500",
+	         ready_path);
+	pid = worker_start_env(topic, group, outfile, "0", env);
+	/* phase 1: the held partitions are named in /readyz, the refusals counted */
+	int ready = 1;
+	char reason[600] = "";
+	double dlq_failures = 0;
+	int64_t deadline = pl_now_ms() + 90000;
+	bool seen = false;
+	while (!seen && pl_now_ms() < deadline && alive(pid)) {
+		sleep_ms(200);
+		seen = d_ready_state(ready_path, &ready, reason, sizeof(reason), &dlq_failures) &&
+		       !ready && strstr(reason, "dead letter refused") && dlq_failures >= 1;
+	}
+	CHECK(seen, "with no %s: want /readyz not ready naming a refused dead letter and the "
+	            "failures counted; got ready=%d reason=%s failures=%g",
+	      dlq, ready, reason, dlq_failures);
+	printf("  readyz while %s is missing: %s", dlq, reason);
+	/* phase 2: the .dlq topic appears; every record passes */
+	const char *const dlqs[] = {dlq};
+	CHECK(create_topics(dlqs, 1), "could not create %s", dlq);
+	int64_t committed[PARTS], end[PARTS];
+	bool done = false;
+	deadline = pl_now_ms() + 120000;
+	while (!done && pl_now_ms() < deadline && alive(pid)) {
+		sleep_ms(200);
+		if (!group_offsets(group, topic, committed, end))
+			continue;
+		done = true;
+		for (int p = 0; p < PARTS; p++)
+			done = done && committed[p] == end[p];
+	}
+	CHECK(done, "the group did not commit every record within 120 s of %s being created", dlq);
+	deadline = pl_now_ms() + 10000;
+	do {
+		sleep_ms(200);
+		d_ready_state(ready_path, &ready, reason, sizeof(reason), &dlq_failures);
+	} while (!ready && pl_now_ms() < deadline);
+	CHECK(ready, "still not ready after every record passed: %s", reason);
+	worker_stop(pid);
+	pid = -1;
+	CHECK(read_topic(dlq, d_dlq_fn, &dc), "could not read %s", dlq);
+	int bad = 0;
+	for (int i = 0; i < N_POISON_RUN; i++) {
+		bool poison = recs[i].kind != GOOD;
+		if (poison != (recs[i].dead > 0) && bad++ < 5)
+			printf("  record %d (%s): %d dead letters\n", i, recs[i].key, recs[i].dead);
+	}
+	CHECK(bad == 0, "%d records in the DLQ that should not be, or missing from it", bad);
+	CHECK(dc.unknown == 0 && dc.bad == 0, "%d unknown and %d wrong dead letters", dc.unknown,
+	      dc.bad);
+	CHECK(dc.truncated_ok >= 1, "the big record is not in the DLQ as a truncated copy");
+	int handled = 0, b2 = 0;
+	scan_outfile(outfile, recs, N_POISON_RUN, &x, &b2, NULL, NULL);
+	for (int i = 0; i < N_POISON_RUN; i++)
+		handled += recs[i].kind == GOOD && recs[i].handled > 0;
+	CHECK(handled == N_POISON_RUN - 4, "%d of %d good records handled", handled,
+	      N_POISON_RUN - 4);
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	index_free(&x);
+	unlink(ready_path);
+	return scenario_end(recs, N_POISON_RUN, outfile, failures);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "worker") == 0)
@@ -1034,6 +1270,7 @@ int main(int argc, char **argv)
 	    {"A: poison, transient failures, clean stop", scenario_a},
 	    {"B: crash half-way and restart", scenario_b},
 	    {"C: held replies wait for the record's other replies", scenario_c},
+	    {"D: a poison record never holds its partition", scenario_d},
 	};
 	int passed = 0, failed = 0;
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
