@@ -679,7 +679,7 @@ class Corpus:
             fields = self.fields[r["validator"]]
             for f in fields:
                 for label, fragment in field_values(f):
-                    body = with_field(base, f["name"], fragment)
+                    body = encode_with(base, f["name"], fragment)
                     yield Case(self.req(r, target, body=body),
                                "%s %s field %s = %s" % (r["method"], r["pattern"], f["name"], label))
                 if f["required"]:
@@ -793,9 +793,6 @@ def encode_with(base, name, fragment):
     return json.dumps(doc, ensure_ascii=False).encode().replace(json.dumps(marker).encode(), fragment)
 
 
-with_field = encode_with
-
-
 def without(base, name):
     doc = json.loads(json.dumps(base))
     parts = name.split(".")
@@ -877,8 +874,7 @@ class Service:
             time.sleep(0.05)
 
     def get(self, path, timeout=5):
-        a = exchange(self.port, request(b"GET", path.encode()), timeout)
-        return a
+        return exchange(self.port, request(b"GET", path.encode()), timeout)
 
     def wait_ready(self, timeout, path="/readyz"):
         t_end = time.monotonic() + timeout
@@ -1056,7 +1052,8 @@ def connection_checks(run, svc, corpus):
     """Slow senders, 300 connections at once, half-closed and aborted connections."""
     port = svc.port
     # a slow sender: the request one byte at a time (bounded: about 1.5 s)
-    for r in corpus.routes[:1] + [x for x in corpus.routes if x["validator"]][:1]:
+    slow = corpus.routes[:1] + [x for x in corpus.routes[1:] if x["validator"] or x["params"]][:1]
+    for r in slow:
         raw = corpus.req(r, corpus.uuid_target(r), body=corpus.body_for(r))
         pause = min(0.01, 1.5 / len(raw))
         case = Case(raw, "slow sender, 1 byte every %.0f ms: %s %s" % (pause * 1000, r["method"], r["pattern"]),
