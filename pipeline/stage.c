@@ -890,13 +890,14 @@ static void finish(pl_stage_t *s, entry_t *e, prepared_t *p, pl_stage_outcome_t 
 		if (de != PL_OK) {
 			atomic_store(&e->refused, (int)de);
 			out = PL_STAGE_RETRY;
-			char why[sizeof(ctx->reason)];
-			/* a long reason is cut to what fits (the result is tested so that -O1 builds,
-			 * the sanitizer ones, do not refuse the possible truncation) */
-			if (snprintf(why, sizeof(why), "its dead letter to %s.dlq was refused (%s): %s",
-			             r->topic, pl_err_str(de), ctx->reason) >= (int)sizeof(why))
-				why[sizeof(why) - 1] = '\0';
-			snprintf(ctx->reason, sizeof(ctx->reason), "%s", why);
+			char why[sizeof(ctx->reason) + 512];
+			int n = snprintf(why, sizeof(why), "its dead letter to %s.dlq was refused (%s): %s",
+			                 r->topic, pl_err_str(de), ctx->reason);
+			size_t len = n < 0 ? 0 : (size_t)n;
+			if (len >= sizeof(ctx->reason))
+				len = sizeof(ctx->reason) - 1;
+			memcpy(ctx->reason, why, len);
+			ctx->reason[len] = '\0';
 			pl_text_clean_inplace(ctx->reason, sizeof(ctx->reason));
 		}
 	}

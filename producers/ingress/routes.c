@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mem.h"
 #include "routes.h"
+#include "text.h"
 #include "timefmt.h"
 #include "validate.h"
 
@@ -342,6 +343,21 @@ static char *echo_create(const json_t *ev)
 	return pl_jsonw_finish(&w, NULL);
 }
 
+/* An Idempotency-Key is stored in the event and names the delivery: text, bounded. */
+#define IDEMPOTENCY_KEY_MAX      255
+#define IDEMPOTENCY_KEY_MAX_TEXT "255"
+
+static bool idempotency_key_ok(const char *key)
+{
+	size_t n = strlen(key);
+	if (n == 0 || n > IDEMPOTENCY_KEY_MAX || !pl_text_utf8_valid(key, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static void on_create(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
@@ -359,6 +375,16 @@ static void on_create(pl_http_req_t *req, void *arg)
 	ingress_problem_free(&problem);
 	char delivery_id[37], event_id[37];
 	const char *key = pl_http_header(req, "Idempotency-Key");
+	if (key && *key && !idempotency_key_ok(key)) {
+		json_decref(ev);
+		pl_http_problem(req, 400,
+		                "the Idempotency-Key header must be 1 to " IDEMPOTENCY_KEY_MAX_TEXT
+		                " bytes of UTF-8 text without control characters",
+		                "[{\"field\":\"Idempotency-Key\",\"reason\":\"must be 1 to "
+		                IDEMPOTENCY_KEY_MAX_TEXT " bytes of UTF-8 text without control "
+		                "characters\"}]");
+		return;
+	}
 	if (key && *key) {
 		ingress_delivery_id(json_string_value(json_object_get(ev, "ownerId")), key,
 		                    delivery_id);

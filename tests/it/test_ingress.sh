@@ -84,6 +84,14 @@ c=$(curl -s -X POST "$base/api/deliveryrequests" -H 'Content-Type: application/j
 ida=$(json_get "$a" 'd["deliveryId"]')
 check "same Idempotency-Key twice -> same deliveryId" [ -n "$ida" ] && [ "$ida" = "$(json_get "$b" 'd["deliveryId"]')" ]
 check "another Idempotency-Key -> another deliveryId" [ "$ida" != "$(json_get "$c" 'd["deliveryId"]')" ]
+# an Idempotency-Key that is not text (each class): 400 naming the header, never a 5xx
+long_key=$(printf 'k%.0s' $(seq 256))
+for key in $'\xff\xfe' $'k-\xe2\x82' "$long_key" $'k\x7f' $'\xed\xa0\x80'; do
+	code=$(curl -s -o "$logdir/idem" -w '%{http_code}' -X POST "$base/api/deliveryrequests" \
+		-H 'Content-Type: application/json' -H "Idempotency-Key: $key" -d "$body")
+	check "Idempotency-Key of ${#key} bytes that is not text -> 400 naming it (got $code)" \
+		[ "$code" = 400 ] && grep -q 'Idempotency-Key' "$logdir/idem"
+done
 dup=$(tail_key "$ida" 2)
 check "a retried POST is the same event (same eventId)" python3 -c '
 import json,sys; rs=[json.loads(l) for l in sys.argv[1].splitlines()]

@@ -22,7 +22,8 @@
  *      missing the dead letters are refused, the records are retried with backoff, /readyz
  *      names the held partition and the dead-letter failures are counted; once the .dlq topic
  *      exists every record passes, and a record larger than DP_DLQ_MAX_BYTES is in the DLQ as a
- *      truncated copy (dp_truncated) with its source partition and offset.
+ *      truncated copy (dp_truncated) with its source partition and offset, after the broker
+ *      refused a first copy too large for the .dlq topic.
  * Closing line: "stage_it: N passed, M failed"; exit status 1 when a scenario failed. */
 #include <errno.h>
 #include <fcntl.h>
@@ -1079,7 +1080,7 @@ static void d_dlq_fn(const rd_kafka_message_t *m, void *arg)
 	header(m, "dp_error_class", cls, sizeof(cls));
 	if (r->len == BIG_GARBAGE) {
 		/* the truncated copy: smaller than the bound, a prefix of the original */
-		bool ok = header(m, "dp_truncated", cut, sizeof(cut)) && m->len < 50000 &&
+		bool ok = header(m, "dp_truncated", cut, sizeof(cut)) && m->len < 100000 &&
 		          m->len > 0 && memcmp(m->payload, r->value, m->len) == 0 &&
 		          m->key_len == strlen(r->key) && strcmp(cls, "decode") == 0;
 		c->truncated_ok += ok;
@@ -1176,7 +1177,7 @@ static bool scenario_d(void)
 	}
 	index_build(&x, recs, N_POISON_RUN);
 	snprintf(env, sizeof(env),
-	         "DP_TEST_READY_FILE=%s\nDP_DLQ_MAX_BYTES=50000\n"
+	         "DP_TEST_READY_FILE=%s\nDP_DLQ_MAX_BYTES=200000\n"
 	         "DP_KAFKA_PROP_topic_metadata_propagation_max_ms=500",
 	         ready_path);
 	pid = worker_start_env(topic, group, outfile, "0", env);
@@ -1197,7 +1198,9 @@ static bool scenario_d(void)
 	printf("  readyz while %s is missing: %s", dlq, reason);
 	/* phase 2: the .dlq topic appears; every record passes */
 	const char *const dlqs[] = {dlq};
-	CHECK(create_topics(dlqs, 1), "could not create %s", dlq);
+	/* ... taking records of at most 100,000 bytes: the first copy of the big record (cut
+	 * to DP_DLQ_MAX_BYTES, 200,000) is refused for its size, the next, smaller, passes */
+	CHECK(create_topics_small(dlqs, 1, dlq), "could not create %s", dlq);
 	int64_t committed[PARTS], end[PARTS];
 	bool done = false;
 	deadline = pl_now_ms() + 120000;
