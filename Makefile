@@ -34,7 +34,7 @@ CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ipipeline -I$(B)/gen -MMD -MP
 LDFLAGS_ALL := $(LDSAN)
 
 PIPE_SRC := $(sort $(wildcard pipeline/*.c))
-PIPE_OBJ := $(PIPE_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/schemas.o
+PIPE_OBJ := $(PIPE_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/schemas.o $(B)/obj/gen/topics.o
 SCHEMAS  := $(sort $(wildcard schemas/*.avsc))
 LIB      := $(B)/libpipeline.a
 
@@ -64,6 +64,15 @@ $(B)/gen/schemas.c: $(SCHEMAS) scripts/embed-schemas.sh
 	scripts/embed-schemas.sh $@ $(SCHEMAS)
 
 $(B)/obj/gen/schemas.o: $(B)/gen/schemas.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The pipeline's topics (scripts/topics.txt), the only ones `dronepipe dlq redrive` writes to.
+$(B)/gen/topics.c: scripts/topics.txt scripts/embed-topics.sh
+	@mkdir -p $(@D)
+	scripts/embed-topics.sh $@ scripts/topics.txt
+
+$(B)/obj/gen/topics.o: $(B)/gen/topics.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
