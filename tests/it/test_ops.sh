@@ -35,7 +35,7 @@ san_log=$logdir/ops-sanitizer
 rm -f "$san_log".*
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$san_log:exitcode=86"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$san_log:halt_on_error=1:print_stacktrace=1"
-if nm "$D" 2>/dev/null | grep -q __asan_init; then
+if nm "$D" 2>/dev/null | grep __asan_init >/dev/null; then
 	echo "# $D is the ASan+UBSan build"
 fi
 
