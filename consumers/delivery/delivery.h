@@ -30,10 +30,11 @@ typedef struct live_sub live_sub_t;
 typedef struct dlv {
 	dlv_store_t *store;
 	double default_speed_mps;
+	int64_t seq_max; /* DP_TELEMETRY_SEQ_MAX */
 	pthread_mutex_t live_lock;
 	live_sub_t *subs; /* registered streams (live_lock) */
 	int64_t next_sweep_ms;
-	pl_metric_family_t *m_applied, *m_reads;
+	pl_metric_family_t *m_applied, *m_reads, *m_store_failures;
 	/* records are read through Avro views: the two input schemas and their fields' indexes */
 	const pl_avro_registry_t *registry;
 	const pl_avro_schema_t *lc_schema, *tm_schema;
