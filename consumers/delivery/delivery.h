@@ -64,7 +64,7 @@ void live_sweep(dlv_t *dlv);
 /* Ends and releases every stream (shutdown). */
 void live_close_all(dlv_t *dlv);
 
-/* track.c: the self-contained tracking page served at /track/{id}. */
-extern const char track_html[];
+/* track.c: the tracking page served at /track/{id}, its style sheet and its script. */
+extern const char track_html[], track_css[], track_js[];
 
 #endif

@@ -216,16 +216,37 @@ expect "summary without ownerId, month 13 -> 400 naming ownerId and month"
 
 # --- tracking page --------------------------------------------------------------------------
 r=$(curl -s -D "$logdir/delivery-track.h" "$base/track/$a")
-grep -qi '^Content-Type: text/html' "$logdir/delivery-track.h" && [[ "$r" == *EventSource* && "$r" == *"<svg"* ]]
-expect "GET /track/{id} -> an HTML page with an SVG map and an EventSource"
-! grep -Eqi '(src|href)="?(https?:)?//|@import|url\(' <<<"$r"
+js=$(curl -s -D "$logdir/delivery-track-js.h" "$base/assets/track.js")
+css=$(curl -s -D "$logdir/delivery-track-css.h" "$base/assets/track.css")
+grep -qi '^Content-Type: text/html' "$logdir/delivery-track.h" && [[ "$r" == *'<script src="/assets/track.js">'* && "$r" == *"<svg"* && "$js" == *EventSource* ]]
+expect "GET /track/{id} -> an HTML page with an SVG map, its script (an EventSource) served by the service"
+grep -qi '^Content-Type: text/javascript' "$logdir/delivery-track-js.h" && grep -qi '^Content-Type: text/css' "$logdir/delivery-track-css.h" && [[ "$css" == *".stage"* ]]
+expect "/assets/track.js and /assets/track.css answer with their types"
+! grep -Eqi '(src|href)="?(https?:)?//|@import|url\(' <<<"$r$js$css"
 expect "the page loads nothing from elsewhere (no external script, style or font)"
+! grep -Eqi '<script>|<style|style=' <<<"$r"
+expect "the page holds no inline script, style element or style attribute"
 check "the page's element ids are unique" python3 -c '
 import collections, re, sys
 ids = re.findall(r"\bid=\"([^\"]+)\"", sys.argv[1])
 assert ids and not [i for i, n in collections.Counter(ids).items() if n > 1], ids' "$r"
-grep -qi "^Content-Security-Policy: default-src 'none'" "$logdir/delivery-track.h"
-expect "the page is served with a Content-Security-Policy allowing only itself"
+for h in delivery-track.h delivery-track-js.h delivery-track-css.h; do
+	check "$h: a Content-Security-Policy of 'self' only, no unsafe-inline, no framing; nosniff; no referrer" python3 - "$logdir/$h" <<'PY'
+import sys
+head = {}
+for line in open(sys.argv[1], newline=""):
+    if ":" in line:
+        k, v = line.split(":", 1)
+        head[k.strip().lower()] = v.strip()
+csp = {d.split()[0]: d.split()[1:] for d in head["content-security-policy"].split(";") if d.strip()}
+assert csp["default-src"] == ["'none'"], csp
+assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"], csp
+assert csp["frame-ancestors"] == ["'none'"] and csp["connect-src"] == ["'self'"], csp
+assert "unsafe-inline" not in head["content-security-policy"], head["content-security-policy"]
+assert head["x-content-type-options"] == "nosniff", head
+assert head["referrer-policy"] == "no-referrer", head
+PY
+done
 
 # --- live stream ----------------------------------------------------------------------------
 r=$(curl -s -N -m 5 "$base/api/deliveries/$a/events")
