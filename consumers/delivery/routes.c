@@ -198,7 +198,7 @@ static void on_summary(pl_http_req_t *req, void *arg)
  * deliveryId). */
 #define TRACK_CSP                                                                                  \
 	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src "   \
-	"'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	"data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 static void track_respond(pl_http_req_t *req, const char *type, const char *body)
 {

@@ -1,6 +1,7 @@
 /* store.c — the Redis store of dronepipe-delivery over hiredis (see store.h for the key layout
- * and the apply rules). Owns: the connection pool, the apply script's SHA1, the subscription
- * thread and its connection. */
+ * and the apply rules; keys.h builds every key name). Owns: the connection pool, the apply
+ * script's SHA1, the subscription thread and its connection, the probe (readiness) and its ping
+ * thread. Every call records its outcome in the probe. */
 #include <errno.h>
 #include <hiredis.h>
 #include <inttypes.h>
@@ -199,13 +200,23 @@ static bool transient_reply(const char *msg)
 	return false;
 }
 
+/* A broken link in words: hiredis 0.14 reports its socket timeout as the read's EAGAIN. */
+static void link_error(const redisContext *c, char *errstr, size_t errstr_size)
+{
+	if (c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily unavailable"))
+		snprintf(errstr, errstr_size,
+		         "redis: no answer within DP_REDIS_TIMEOUT_MS (command timed out)");
+	else
+		snprintf(errstr, errstr_size, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+}
+
 /* Runs a command; on failure fills errstr and returns the error class. *reply on PL_OK. */
 static pl_err_t run(redisContext *c, redisReply **reply, char *errstr, size_t errstr_size, int argc,
                     const char **argv, const size_t *argvlen)
 {
 	*reply = redisCommandArgv(c, argc, argv, argvlen);
 	if (!*reply) {
-		snprintf(errstr, errstr_size, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+		link_error(c, errstr, errstr_size);
 		return PL_ERR_TRANSIENT;
 	}
 	if ((*reply)->type == REDIS_REPLY_ERROR) {
@@ -661,7 +672,7 @@ pl_err_t store_get(dlv_store_t *st, const char *id, json_t **lifecycle, json_t *
 	pl_err_t e = PL_OK;
 	if (redisGetReply(c, (void **)&r1) != REDIS_OK ||
 	    redisGetReply(c, (void **)&r2) != REDIS_OK) {
-		snprintf(errstr, errstr_size, "redis: %s", c->errstr);
+		link_error(c, errstr, errstr_size);
 		e = PL_ERR_TRANSIENT;
 	} else if (r1->type == REDIS_REPLY_ERROR || r2->type == REDIS_REPLY_ERROR) {
 		snprintf(errstr, errstr_size, "redis: %s",

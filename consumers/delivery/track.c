@@ -16,6 +16,7 @@ const char track_html[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>dronepipe - track your delivery</title>\n"
+    "<link rel=\"icon\" href=\"data:,\">\n"
     "<link rel=\"stylesheet\" href=\"/assets/track.css\">\n"
     "</head>\n"
     "<body>\n"

@@ -94,7 +94,8 @@ expect "bounds: Z in flight with its first position"
 	gen "$long" 1 0
 } | "$feed" >/dev/null
 # NaN and infinity cannot be written as JSON: Z's first record with its latitude's 8 bytes
-# replaced, and with its longitude's
+# replaced, and with its longitude's (the record reader refuses them already, naming the field;
+# produced to Z's partition with the producers' murmur2 partitioner, before Z's good seq 2)
 kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.drone.telemetry -o beginning -e -q \
 	-f '%k|%R%s' 2>/dev/null >"$logdir/delivery-tm-raw.bin"
 python3 - "$z" "$logdir/delivery-tm-raw.bin" "$logdir/delivery-nan.bin" "$logdir/delivery-inf.bin" <<'PY'
@@ -108,8 +109,8 @@ assert value.count(lat) == 1 and value.count(lon) == 1
 open(sys.argv[3], "wb").write(value.replace(lat, struct.pack("<d", float("nan"))))
 open(sys.argv[4], "wb").write(value.replace(lon, struct.pack("<d", float("inf"))))
 PY
-kcat -P -b "$DP_KAFKA_BROKERS" -t dronedelivery.drone.telemetry -k "$z" "$logdir/delivery-nan.bin"
-kcat -P -b "$DP_KAFKA_BROKERS" -t dronedelivery.drone.telemetry -k "$z" "$logdir/delivery-inf.bin"
+kcat -P -b "$DP_KAFKA_BROKERS" -X partitioner=murmur2_random -t dronedelivery.drone.telemetry \
+	-k "$z" "$logdir/delivery-nan.bin" "$logdir/delivery-inf.bin"
 tmline 2 | "$feed" >/dev/null
 expect "feed: 10 absurd telemetry records, a lifecycle event with a 513-byte deliveryId, then Z's good seq 2"
 wait_until 30 dlq_reached $((dlq_before + 11))
@@ -124,9 +125,9 @@ for want in 'telemetry latitude 91 is outside [-90, 90]' 'telemetry latitude -90
 	'telemetry longitude 180.5 is outside [-180, 180]' 'telemetry longitude -181 is outside' \
 	'telemetry altitude 1000000000 is outside' 'telemetry seq -1 is negative' \
 	'telemetry seq 1000000000000000 is beyond any plausible flight' \
-	'is more than 24 h ahead of this service' 'telemetry latitude nan is not a finite number' \
-	'telemetry longitude inf is not a finite number'; do
-	check "dead letter with the reason '$want'" grep -qF "dp_error=$want" "$logdir/delivery-dlq-absurd.txt"
+	'is more than 24 h ahead of this service' 'undecodable record: latitude: nan cannot be' \
+	'undecodable record: longitude: inf cannot be'; do
+	check "dead letter with the reason '$want'" grep -qF -- "$want" "$logdir/delivery-dlq-absurd.txt"
 done
 kcat -C -b "$DP_KAFKA_BROKERS" -t dronedelivery.delivery.events.dlq -o beginning -e -q \
 	-f '%k %h\n' 2>/dev/null | grep "^$long " >"$logdir/delivery-dlq-long.txt"
@@ -179,12 +180,12 @@ if [ -n "$redis_pid" ] && [ -d "/proc/$redis_pid" ]; then
 		hc=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$base/healthz") || slow=$((slow + 1))
 		r=$(curl -s -m 1 -w '|%{http_code}' "$base/readyz") || slow=$((slow + 1))
 		[ "$hc" = 200 ] || slow=$((slow + 1))
-		[[ "$r" == *'|503' && "$r" == *Redis* ]] && saw503=${r%|*}
+		[[ "$r" == *'|503' && "$r" == *Redis* && "$r" == *"timed out"* ]] && saw503=${r%|*}
 		sleep 0.2
 	done
 	kill -CONT "$redis_pid"
 	check "Redis frozen 6 s: every /healthz (200) and /readyz answered within 1 s ($slow late or wrong)" [ "$slow" = 0 ]
-	check "Redis frozen: /readyz 503 naming Redis after a call timed out ($saw503)" [ -n "$saw503" ]
+	check "Redis frozen: /readyz 503 naming Redis and the timed-out call ($saw503)" [ -n "$saw503" ]
 	wait_until 10 ready200
 	expect "Redis thawed: /readyz 200 again"
 else
