@@ -349,6 +349,26 @@ static void test_expiry(dlv_store_t *st)
 	      pexpiretime(kdel), pexpiretime(khist), pexpiretime(ktm), want);
 	ops_free(ops, 3);
 
+	/* telemetry first (the lifecycle partition lagging), then older lifecycle events: the
+	 * telemetry hash keeps its later expiry, and the new keys take it */
+	char c[64], kc[160], kchist[160], kctm[160];
+	id_of(c, sizeof(c), "ttl-tm-first");
+	key_of(kc, sizeof(kc), c, "");
+	key_of(kchist, sizeof(kchist), c, ":history");
+	key_of(kctm, sizeof(kctm), c, ":tm");
+	store_op_t late[2];
+	op_telemetry(&late[0], c, 600); /* T0 + 600 s */
+	store_apply(st, late, 1);
+	op_lifecycle(&late[1], c, 1); /* T0 + 60 s */
+	store_apply(st, late + 1, 1);
+	want = T0 + 600000 + RETENTION_S * 1000;
+	CHECK(late[1].applied && pexpiretime(kc) == want && pexpiretime(kchist) == want &&
+	          pexpiretime(kctm) == want,
+	      "telemetry before the lifecycle: every key at the later update + retention: %lld "
+	      "%lld %lld, want %lld",
+	      pexpiretime(kc), pexpiretime(kchist), pexpiretime(kctm), want);
+	ops_free(late, 2);
+
 	/* older than the retention: not applied, nothing written (no partial resurrection) */
 	char b[64], kb[160], kbtm[160];
 	id_of(b, sizeof(b), "expired");
