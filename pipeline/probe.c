@@ -11,8 +11,8 @@
 
 typedef struct record {
 	bool known, ok;
-	int64_t last_ms;         /* the last outcome */
-	int64_t last_ok_ms;      /* the last success (0: none) */
+	int64_t last_ms;          /* the last outcome */
+	int64_t last_ok_ms;       /* the last success (0: none) */
 	int64_t failing_since_ms; /* the first failure after a success (when !ok) */
 	char err[256];
 } record_t;

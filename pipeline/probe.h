@@ -24,7 +24,11 @@
 
 typedef struct pl_probe pl_probe_t;
 
-typedef enum pl_probe_record { PL_PROBE_CALLS = 0, PL_PROBE_WRITES, PL_PROBE__COUNT } pl_probe_record_t;
+typedef enum pl_probe_record {
+	PL_PROBE_CALLS = 0,
+	PL_PROBE_WRITES,
+	PL_PROBE__COUNT
+} pl_probe_record_t;
 
 /* One cheap round trip to the store (it records its own outcome through pl_probe_note). */
 typedef void (*pl_probe_ping_fn)(void *arg);

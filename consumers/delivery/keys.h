@@ -18,8 +18,8 @@
 #include "err.h"
 
 /* 128 characters of up to 4 UTF-8 bytes: the ingress's limit on an id. */
-#define KEYS_ID_MAX    512
-#define KEYS_NAME_MAX  (KEYS_ID_MAX + 32)
+#define KEYS_ID_MAX         512
+#define KEYS_NAME_MAX       (KEYS_ID_MAX + 32)
 #define KEYS_CHANNEL_PREFIX "dp:dlv-events:"
 
 /* The names of one delivery's keys and channel. */
@@ -30,8 +30,7 @@ typedef struct dlv_keys {
 
 /* Fills out for delivery_id. PL_ERR_INVALID with the reason in errstr (naming the length and
  * the limit) when the id is empty or longer than KEYS_ID_MAX bytes; out is then unusable. */
-pl_err_t keys_delivery(const char *delivery_id, dlv_keys_t *out, char *errstr,
-                       size_t errstr_size);
+pl_err_t keys_delivery(const char *delivery_id, dlv_keys_t *out, char *errstr, size_t errstr_size);
 /* The summary set of owner_id's deliveries requested in year-month (UTC); the same refusals as
  * keys_delivery for the ownerId. */
 pl_err_t keys_summary(const char *owner_id, int year, int month, char out[KEYS_NAME_MAX],
