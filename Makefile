@@ -115,7 +115,7 @@ $(B)/tests/it/test_stores: $(B)/obj/tests/it/test_stores.o $(B)/obj/consumers/pa
 
 # The Redis store integration test exercises the delivery store module directly.
 $(B)/tests/it/test_redis_store: $(B)/obj/tests/it/test_redis_store.o \
-		$(B)/obj/consumers/delivery/store.o $(LIB)
+		$(B)/obj/consumers/delivery/store.o $(B)/obj/consumers/delivery/keys.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 

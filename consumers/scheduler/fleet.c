@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mem.h"
 #include "mongo.h"
+#include "probe.h"
 
 #define ERRMSG_MAX 256
 
@@ -42,9 +43,11 @@ struct fleet {
 	fleet_candidate_t *cache;
 	size_t cache_n, cache_cap;
 	int64_t cache_at_ms; /* monotonic ms of the last read; 0 = never read */
+	pl_probe_t *probe;   /* what the calls recorded, for readiness */
 };
 
 static _Thread_local char last_errmsg[ERRMSG_MAX];
+static _Thread_local bool call_failed; /* a server round trip of this thread's call failed */
 
 const char *fleet_errmsg(void)
 {
@@ -63,15 +66,23 @@ static void set_errmsg(const char *fmt, ...)
 static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 {
 	set_errmsg("%s: %s (domain %u, code %u)", op, error->message, error->domain, error->code);
+	call_failed = true;
 	return PL_ERR_TRANSIENT;
 }
 
-fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size_t errstr_size)
+static void probe_ping(void *fleet)
+{
+	fleet_ping(fleet); /* notes its outcome */
+}
+
+fleet_t *fleet_new(const char *uri_text, const char *db_name, int timeout_ms, int connect_timeout_ms,
+                   char *errstr, size_t errstr_size)
 {
 	fleet_t *fleet;
 	mongoc_uri_t *uri = NULL;
 	mongoc_client_pool_t *pool =
-	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-scheduler", &uri, errstr, errstr_size);
+	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-scheduler", timeout_ms,
+	                      connect_timeout_ms, &uri, errstr, errstr_size);
 	if (!pool)
 		return NULL;
 	fleet = pl_calloc(1, sizeof *fleet);
@@ -79,6 +90,9 @@ fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size
 	fleet->pool = pool;
 	fleet->db_name = pl_strdup(db_name);
 	pthread_mutex_init(&fleet->cache_lock, NULL);
+	int socket_ms = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+	fleet->probe = pl_probe_new("FerretDB/MongoDB", 1000, 2000 + 2 * (int64_t)socket_ms);
+	pl_probe_start(fleet->probe, probe_ping, fleet);
 	return fleet;
 }
 
@@ -86,6 +100,7 @@ void fleet_destroy(fleet_t *fleet)
 {
 	if (!fleet)
 		return;
+	pl_probe_destroy(fleet->probe); /* joins the ping thread */
 	mongoc_client_pool_destroy(fleet->pool);
 	mongoc_uri_destroy(fleet->uri);
 	pl_free(fleet->db_name);
@@ -103,6 +118,7 @@ typedef struct conn {
 static conn_t conn_open(fleet_t *fleet)
 {
 	conn_t c;
+	call_failed = false;
 	c.client = mongoc_client_pool_pop(fleet->pool);
 	c.drones = mongoc_client_get_collection(c.client, fleet->db_name, "drones");
 	c.claims = mongoc_client_get_collection(c.client, fleet->db_name, "claims");
@@ -120,12 +136,20 @@ static void conn_close(fleet_t *fleet, conn_t *c)
 	mongoc_collection_destroy(c->holds);
 	mongoc_collection_destroy(c->releases);
 	mongoc_client_pool_push(fleet->pool, c->client);
+	pl_probe_note(fleet->probe, PL_PROBE_CALLS, !call_failed, last_errmsg);
 }
 
 pl_err_t fleet_ping(fleet_t *fleet)
 {
 	bson_error_t error;
-	return pl_mongo_ping(fleet->pool, &error) ? PL_OK : mongo_fail("ping", &error);
+	pl_err_t e = pl_mongo_ping(fleet->pool, &error) ? PL_OK : mongo_fail("ping", &error);
+	pl_probe_note(fleet->probe, PL_PROBE_CALLS, e == PL_OK, last_errmsg);
+	return e;
+}
+
+bool fleet_ready(fleet_t *fleet, char *reason, size_t reason_size)
+{
+	return pl_probe_ready(fleet->probe, reason, reason_size);
 }
 
 static pl_err_t create_index(mongoc_collection_t *coll, const char *name, bson_t *keys)

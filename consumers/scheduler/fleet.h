@@ -157,14 +157,19 @@ bool fleet_assignment_usage(const fleet_assignment_t *assignment, int64_t now_ms
 
 /* ---- the store ------------------------------------------------------------------------- */
 
-/* Creates the fleet store for uri and db_name. Does not connect. Unless the URI sets them,
- * serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=10000. NULL with a
- * message in errstr when the URI or name is invalid. */
-fleet_t *fleet_new(const char *uri, const char *db_name, char *errstr, size_t errstr_size);
+/* Creates the fleet store for uri and db_name. Does not connect (but for a background ping each
+ * second while no call runs: fleet_ready). Unless the URI sets them, serverSelectionTimeoutMS
+ * and connectTimeoutMS = connect_timeout_ms, socketTimeoutMS = timeout_ms (0: 2000 and 10000).
+ * NULL with a message in errstr when the URI or name is invalid. */
+fleet_t *fleet_new(const char *uri, const char *db_name, int timeout_ms, int connect_timeout_ms,
+                   char *errstr, size_t errstr_size);
 /* NULL is a no-op. No call may be running. */
 void fleet_destroy(fleet_t *fleet);
 
 pl_err_t fleet_ping(fleet_t *fleet);
+/* Readiness from what the fleet's calls recorded (pipeline/probe.h): the latest call answered;
+ * else false and why. No I/O. */
+bool fleet_ready(fleet_t *fleet, char *reason, size_t reason_size);
 /* Secondary indexes (idempotent): drones {status}, assignments {ownerId, assignedAt}. */
 pl_err_t fleet_ensure_indexes(fleet_t *fleet);
 

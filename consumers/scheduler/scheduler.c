@@ -23,6 +23,12 @@ const pl_cfg_opt_t scheduler_cfg[] = {
     {"DP_HTTP_PORT", PL_CFG_INT, "8083", 0, 65535, .help = "drone assignment read API port"},
     {"DP_MONGO_URI", PL_CFG_STR, "mongodb://127.0.0.1:27017/", 1, 4096, .secret = true,
      .help = "MongoDB-API server (MongoDB or FerretDB)"},
+    {"DP_MONGO_TIMEOUT_MS", PL_CFG_INT, "10000", 100, 600000,
+     .help = "MongoDB-API socket timeout: a call on a server that stops answering fails after "
+             "it (retried; /readyz answers 503)"},
+    {"DP_MONGO_CONNECT_TIMEOUT_MS", PL_CFG_INT, "2000", 100, 600000,
+     .help = "MongoDB-API connect and server selection timeout: a call finding no server "
+             "fails after it"},
     {"DP_SCHEDULER_DB", PL_CFG_STR, "dronescheduler", 1, 63, .help = "database of the fleet"},
     {"DP_FLEET_SIZE", PL_CFG_INT, "1000", 1, FLEET_SIZE_MAX,
      .help = "drones seeded at start (drone-0001..); an existing fleet is kept"},
@@ -66,7 +72,10 @@ void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_si
                      bool *config_error)
 {
 	fleet_t *fleet = fleet_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
-	                           pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"), errstr, errstr_size);
+	                           pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"),
+	                           (int)pl_cfg_int(env->cfg, "DP_MONGO_TIMEOUT_MS"),
+	                           (int)pl_cfg_int(env->cfg, "DP_MONGO_CONNECT_TIMEOUT_MS"), errstr,
+	                           errstr_size);
 	if (!fleet) {
 		*config_error = true;
 		return NULL;
@@ -262,8 +271,9 @@ size_t scheduler_routes(void *state, pl_http_route_t *out, size_t max)
 bool scheduler_ready(void *state, char *reason, size_t reason_size)
 {
 	scheduler_svc_t *svc = state;
-	if (fleet_ping(svc->fleet) == PL_OK)
+	char why[400];
+	if (fleet_ready(svc->fleet, why, sizeof(why)))
 		return true;
-	snprintf(reason, reason_size, "fleet store unreachable: %s", fleet_errmsg());
+	snprintf(reason, reason_size, "fleet store: %s", why);
 	return false;
 }
