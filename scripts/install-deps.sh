@@ -278,7 +278,8 @@ install_ferretdb() {
 
 # node_major -> the major version of the machine's node, empty without node
 node_major() {
-	node --version 2>/dev/null | sed -n 's/^v\([0-9]*\)\..*/\1/p'
+	if command -v node >/dev/null; then node --version | sed -n 's/^v\([0-9]*\)\..*/\1/p'; fi
+	return 0
 }
 
 # install_browser [optional]: with `optional` (the `all` step, so `make up`), a machine without
@@ -290,9 +291,14 @@ install_browser() {
 	# tests/browser/node_modules; Playwright's own browser download is never used.
 	local major
 	major=$(node_major)
-	if [ "${1:-}" = optional ] && { ! command -v npm >/dev/null || [ "${major:-0}" -lt 20 ]; }; then
-		log "browser test: skipped (npm and node >= 20 needed, found node ${major:-none}$(command -v npm >/dev/null || echo ', no npm')); make up does not need it, tests/it/test_track_browser.sh does: install node 20 and run scripts/install-deps.sh browser"
-		return
+	if ! command -v npm >/dev/null || [ "${major:-0}" -lt 20 ]; then
+		local found="node ${major:-none}$(command -v npm >/dev/null || echo ', no npm')"
+		if [ "${1:-}" = optional ]; then
+			log "browser test: skipped (npm and node >= 20 needed, found $found); make up does not need it, tests/it/test_track_browser.sh does: install node 20 and run scripts/install-deps.sh browser"
+			return
+		fi
+		log "browser: npm and node >= 20 needed (playwright-core), found $found: install node 20 / npm"
+		return 1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
 	if [ -x /usr/bin/chromium ] && /usr/bin/chromium --version >/dev/null 2>&1; then
@@ -310,10 +316,6 @@ install_browser() {
 			return 1
 		}
 	fi
-	command -v npm >/dev/null || {
-		log "browser: npm is missing (install node 20 / npm)"
-		return 1
-	}
 	local dir="$root/tests/browser" want have
 	want=$PLAYWRIGHT_CORE_VERSION
 	have=$(node -p 'require(process.argv[1]).version' "$dir/node_modules/playwright-core/package.json" 2>/dev/null || true)
