@@ -85,6 +85,7 @@ else
 fi
 mkdir -p "$cache/apt" "$cache/gomod" "$cache/gobuild" "$cache/m2"
 failed_reason=
+runner=
 
 # ---- clean-up: runs on every exit (pass, failure, Ctrl-C, TERM) ----------------------------------
 
@@ -121,8 +122,16 @@ stop_chroot_processes() {
 
 cleanup() {
 	local rc=$? m left
-	trap - EXIT INT TERM
+	# the clean-up itself is never cut short: a second Ctrl-C must not leave /dev mounted
+	trap - EXIT
+	trap '' INT TERM
 	set +e
+	if [ -n "${runner:-}" ]; then
+		# interrupted while the chroot ran: stop all of it (TERM, then KILL after 10 s)
+		say "stopping the processes of the chroot"
+		stop_chroot_processes
+		wait "$runner" 2>/dev/null
+	fi
 	if [ -d "$rootfs/root/dronepipe/.run/pids" ] && [ -n "$(chroot_pids)$(ls "$rootfs/root/dronepipe/.run/pids" 2>/dev/null)" ]; then
 		# a failure or an interrupt while the stack ran: stop it the way a user would
 		timeout 120 chroot "$rootfs" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
@@ -262,13 +271,18 @@ chmod 755 "$rootfs/root/fresh-run.sh"
 
 say "clone of $commit: make up in the chroot (ports: ${STACK_ENV[*]})"
 t0=$SECONDS
-set +e
-chroot "$rootfs" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-	LANG=C.UTF-8 TERM=dumb "${proxy_env[@]}" "${STACK_ENV[@]}" /root/fresh-run.sh 2>&1 |
-	tee -a "$log" | grep -E '^(step |delivery |status: |FAIL|\[install\]|\[stack\] (error|.*ready)|make: \*\*\*)' |
-	sed 's/^/  | /'
-rc=${PIPESTATUS[0]}
-set -e
+# In the background, so that a signal to this script runs its trap at once (bash defers traps
+# while a foreground command runs); the clean-up then stops every process of the chroot.
+{
+	chroot "$rootfs" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		LANG=C.UTF-8 TERM=dumb "${proxy_env[@]}" "${STACK_ENV[@]}" /root/fresh-run.sh 2>&1
+	echo $? >"$work/rc"
+} | tee -a "$log" | grep --line-buffered -E '^(step |delivery |status: |FAIL|\[install\]|\[stack\] (error|.*ready)|make: \*\*\*)' |
+	sed -u 's/^/  | /' &
+runner=$!
+wait $runner || true
+runner=
+rc=$(cat "$work/rc" 2>/dev/null || echo 1)
 t_run=$((SECONDS - t0))
 [ $rc -eq 0 ] || {
 	tail -n 30 "$log" | sed 's/^/  > /' >&2
