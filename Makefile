@@ -153,6 +153,14 @@ it-san:
 deploy-check: bins
 	@scripts/validate-deploy.sh
 
+# README's `make up` on a bare Debian 12 (mmdebstrap + chroot, a clone of HEAD, its own ports),
+# then one delivery to Scheduled: proves the install steps (scripts/test-fresh.sh; needs root).
+# Not part of `make test`: run it after changing install-deps.sh, versions.env or the set-up.
+.PHONY: test-fresh
+test-fresh:
+	@scripts/install-deps.sh test-fresh
+	@scripts/test-fresh.sh
+
 # The whole suite. Each part prints a closing "N passed, N failed" line.
 test: deps
 	$(MAKE) all
