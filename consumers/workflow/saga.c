@@ -507,6 +507,14 @@ static saga_outcome_t on_drone_unavailable(apply_t *a, saga_status_t s)
 	if (attempt < current)
 		return ignore(a, "stale: answer to attempt %lld, attempt %lld is out",
 		              (long long)attempt, (long long)current);
+	if (json_is_true(json_object_get(a->in, "permanent"))) {
+		/* the scheduler will never fly it (service area, drone range): no retry */
+		const char *why = jstr(a->in, "reason");
+		char reason[400];
+		snprintf(reason, sizeof(reason), "drone assignment refused: %s",
+		         why && *why ? why : "no reason given");
+		return fail(a, reason, true);
+	}
 	if (json_is_integer(json_object_get(a->st, "nextAssignAt")))
 		return ignore(a, "retry already scheduled");
 	int64_t deadline = assign_deadline(a->st, a->opts);

@@ -623,6 +623,51 @@ static void test_assign_retry_until_timeout(void **unused __attribute__((unused)
 	json_decref(st);
 }
 
+/* A permanent DroneUnavailable (outside the service area, over the range) fails the saga at
+ * once with the scheduler's reason, even with a retry already due; stale or late ones do not. */
+static void test_assign_refused_permanently(void **unused __attribute__((unused)))
+{
+	saga_result_t r;
+	json_t *st = fixture(SAGA_AWAITING_DRONE, "None");
+	const char *why = "route from pickup to drop-off is 41000 m, over the drone range of 30000 m "
+	                  "(DP_DRONE_RANGE_M)";
+	/* a transient refusal first: a retry is scheduled */
+	step(&st, "DroneUnavailable", unavailable(1), T0 + 100, &r);
+	assert_int_equal(r.output_count, 0);
+	saga_result_clear(&r);
+	/* an answer to an older attempt is stale, permanent or not */
+	json_t *in = input("{s:i, s:s, s:I, s:b}", "attempt", 0, "reason", why, "time", T0,
+	                   "permanent", 1);
+	apply(st, "DroneUnavailable", in, T0 + 150, &r);
+	assert_int_equal(r.outcome, SAGA_IGNORED);
+	json_decref(in);
+	step(&st, "DroneUnavailable",
+	     input("{s:i, s:s, s:I, s:b}", "attempt", 1, "reason", why, "time", T0, "permanent", 1),
+	     T0 + 200, &r);
+	assert_outputs(&r, "Failed ReleaseDrone");
+	const char *reason = sval(r.outputs[0].event, "reason");
+	assert_non_null(strstr(reason, "drone assignment refused: route from pickup to drop-off"));
+	assert_non_null(strstr(reason, "DP_DRONE_RANGE_M"));
+	assert_true(json_is_null(json_object_get(r.outputs[1].event, "droneId")));
+	assert_string_equal(sval(r.outputs[1].event, "reason"), "failed");
+	assert_int_equal(saga_status(st), SAGA_FAILED);
+	assert_int_equal(saga_next_due_ms(st, &opts), SAGA_NEVER);
+	saga_result_clear(&r);
+	/* once failed, another refusal is ignored */
+	in = input("{s:i, s:s, s:I, s:b}", "attempt", 1, "reason", why, "time", T0, "permanent", 1);
+	apply(st, "DroneUnavailable", in, T0 + 300, &r);
+	assert_int_equal(r.outcome, SAGA_IGNORED);
+	json_decref(in);
+	json_decref(st);
+	/* after assignment a refusal is stale: the drone flies */
+	st = fixture(SAGA_HEADED_TO_PICKUP, "None");
+	in = input("{s:i, s:s, s:I, s:b}", "attempt", 1, "reason", why, "time", T0, "permanent", 1);
+	apply(st, "DroneUnavailable", in, T0 + 300, &r);
+	assert_int_equal(r.outcome, SAGA_IGNORED);
+	json_decref(in);
+	json_decref(st);
+}
+
 /* The scheduler never answers: the deadline timer alone fails the saga. */
 static void test_assign_timeout_without_answer(void **unused __attribute__((unused)))
 {
@@ -845,6 +890,7 @@ int main(void)
 	    cmocka_unit_test(test_cancel_before_assignment),
 	    cmocka_unit_test(test_cancel_after_assignment),
 	    cmocka_unit_test(test_assign_retry_until_timeout),
+	    cmocka_unit_test(test_assign_refused_permanently),
 	    cmocka_unit_test(test_assign_timeout_without_answer),
 	    cmocka_unit_test(test_timer_outputs_from_the_outbox),
 	    cmocka_unit_test(test_reschedule_values_applied),
