@@ -399,6 +399,17 @@ static saga_outcome_t on_reschedule(apply_t *a, saga_status_t s)
 	}
 	if (!changed)
 		return ignore(a, "reschedule changes nothing");
+	/* A reschedule past the ingress (another producer) or one that moved only one end: the
+	 * drone must still be able to fly it (area.h), else the delivery keeps its points. */
+	const json_t *p = json_object_get(a->st, "pickup"), *d = json_object_get(a->st, "dropoff");
+	char why[200];
+	if (a->opts->area && is_point(p) && is_point(d) &&
+	    pl_area_check(a->opts->area, json_number_value(json_object_get(p, "latitude")),
+	                  json_number_value(json_object_get(p, "longitude")),
+	                  json_number_value(json_object_get(d, "latitude")),
+	                  json_number_value(json_object_get(d, "longitude")), why,
+	                  sizeof(why)) != PL_AREA_OK)
+		return ignore(a, "reschedule refused, the delivery keeps its points: %s", why);
 	if (s == SAGA_HEADED_TO_PICKUP)
 		plan_etas(a, jint_or(a->st, "assignedAt", a->now),
 		          json_object_get(a->st, "dronePosition"));

@@ -8,6 +8,8 @@
 #     with the scheduler's reason, never Scheduled, and no drone is claimed for them;
 #   - an AssignDrone for a delivery no saga knows, its drop-off outside the area, gets a permanent
 #     DroneUnavailable naming the drop-off and claims nothing;
+#   - a reschedule of a flying delivery to a drop-off outside, written past the ingress, is
+#     ignored by the workflow (no Rescheduled event: the drone is not sent away);
 #   - a good delivery still gets its drone, and every drone is free at the end.
 set -uo pipefail
 . "$(dirname "$0")/lib/common.sh"
@@ -105,6 +107,21 @@ wait_until 60 refused
 check "raw AssignDrone: answered DroneUnavailable, permanent, naming the drop-off" [ $? -eq 0 ]
 check "raw AssignDrone: no claim and no assignment" [ "$(mongo_count "$db" claims "{\"deliveryId\": \"$cmd\"}")" = 0 ] &&
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$scheduler_port/api/dronedeliveries/$cmd")" = 404 ]
+
+# --- a raw reschedule of the good (flying) delivery to a drop-off 230 km away: ignored ---
+resched=$(python3 -c '
+import json, sys, time, uuid
+print(json.dumps({"eventId": str(uuid.uuid4()), "deliveryId": sys.argv[1], "requestedAt": int(time.time() * 1000),
+    "pickupLocation": None, "pickup": None, "dropOffLocation": "45.52,-122.68",
+    "dropoff": {"latitude": 45.52, "longitude": -122.68, "altitude": 0.0}, "pickupTime": None, "deadline": None}))' "$good")
+since=$(now_ms)
+check "raw reschedule of the flying delivery to Portland produced" \
+	"$build/tests/it/dronesim_feed" dronedelivery.requests "$good" DeliveryRescheduleRequested "$resched"
+wait_until 60 grep -q "reschedule refused, the delivery keeps its points: dropoff 45.52000,-122.68000 is outside" \
+	"$logdir/wf-area-workflow.log"
+check "raw reschedule: the workflow refuses it, naming the drop-off" [ $? -eq 0 ]
+! has_stage "$good" "$since" Rescheduled
+expect "raw reschedule: no Rescheduled event; the delivery keeps its points"
 
 # --- the good delivery's drone is the only one ever taken; cancelled, every drone is free ---
 check "the good delivery is cancelled" [ "$(http_code -X DELETE "$ingress/api/deliveryrequests/$good")" = 204 ]

@@ -727,6 +727,52 @@ static void test_timer_outputs_from_the_outbox(void **unused __attribute__((unus
 	json_decref(st);
 }
 
+/* With the service-area rule (25 km around 47.61,-122.33, range 30 km), a reschedule whose new
+ * points break it is ignored and the delivery keeps its points, in every state before pickup;
+ * one that keeps to it applies as usual. */
+static void test_reschedule_outside_area_ignored(void **unused __attribute__((unused)))
+{
+	pl_area_t area;
+	char err[200];
+	assert_int_equal(pl_area_parse("47.61,-122.33,25000", 30000, &area, err, sizeof(err)),
+	                 PL_OK);
+	saga_opts_t with_area = opts;
+	with_area.area = &area;
+	static const saga_status_t before_pickup[] = {SAGA_AWAITING_PACKAGE, SAGA_AWAITING_DRONE,
+	                                              SAGA_HEADED_TO_PICKUP};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *st = fixture(before_pickup[i], "None");
+		saga_result_t r;
+		/* a drop-off 230 km away */
+		json_t *in = input("{s:I, s:s, s:o}", "requestedAt", T0, "dropOffLocation",
+		                   "45.52,-122.68", "dropoff", geo(45.52, -122.68));
+		saga_apply(st, "DeliveryRescheduleRequested", in, T0 + 40000, &with_area, &r);
+		assert_int_equal(r.outcome, SAGA_IGNORED);
+		assert_null(r.state);
+		assert_non_null(strstr(r.reason, "reschedule refused"));
+		assert_non_null(strstr(r.reason, "dropoff 45.52000,-122.68000 is outside"));
+		saga_result_clear(&r);
+		json_decref(in);
+		/* a pickup inside but 33 km from the drop-off (47.70,-122.30): over the range */
+		in = input("{s:I, s:s, s:o}", "requestedAt", T0, "pickupLocation", "47.40,-122.33",
+		           "pickup", geo(47.40, -122.33));
+		saga_apply(st, "DeliveryRescheduleRequested", in, T0 + 40000, &with_area, &r);
+		assert_int_equal(r.outcome, SAGA_IGNORED);
+		assert_non_null(strstr(r.reason, "route from pickup to drop-off"));
+		saga_result_clear(&r);
+		json_decref(in);
+		/* inside and in range: applied */
+		in = input("{s:I, s:s, s:o}", "requestedAt", T0, "pickupLocation", "47.65,-122.33",
+		           "pickup", geo(47.65, -122.33));
+		saga_apply(st, "DeliveryRescheduleRequested", in, T0 + 40000, &with_area, &r);
+		assert_int_equal(r.outcome, SAGA_OK);
+		assert_non_null(r.state);
+		saga_result_clear(&r);
+		json_decref(in);
+		json_decref(st);
+	}
+}
+
 static void test_reschedule_values_applied(void **unused __attribute__((unused)))
 {
 	saga_result_t r;
@@ -894,6 +940,7 @@ int main(void)
 	    cmocka_unit_test(test_assign_timeout_without_answer),
 	    cmocka_unit_test(test_timer_outputs_from_the_outbox),
 	    cmocka_unit_test(test_reschedule_values_applied),
+	    cmocka_unit_test(test_reschedule_outside_area_ignored),
 	    cmocka_unit_test(test_out_of_order),
 	    cmocka_unit_test(test_duplicates_and_bounded_memory),
 	    cmocka_unit_test(test_malformed_inputs),
