@@ -63,9 +63,10 @@ pl_err_t pl_area_parse(const char *text, double range_m, pl_area_t *out, char *e
 	memcpy(centre, text, len);
 	centre[len] = '\0';
 	if (pl_geo_parse_point(centre, &lat, &lon) != PL_OK) {
-		snprintf(errstr, errstr_size,
-		         "DP_SERVICE_AREA: the centre must be 'lat,lon' in degrees (latitude -90..90, "
-		         "longitude -180..180) before ',radius_m', e.g. 47.61,-122.33,25000");
+		snprintf(
+		    errstr, errstr_size,
+		    "DP_SERVICE_AREA: the centre must be 'lat,lon' in degrees (latitude -90..90, "
+		    "longitude -180..180) before ',radius_m', e.g. 47.61,-122.33,25000");
 		return PL_ERR_CONFIG;
 	}
 	if (!parse_radius(comma + 1, &radius) || !(radius > 0.0) ||
@@ -77,7 +78,8 @@ pl_err_t pl_area_parse(const char *text, double range_m, pl_area_t *out, char *e
 		return PL_ERR_CONFIG;
 	}
 	if (!isfinite(range_m) || !(range_m > 0.0)) {
-		snprintf(errstr, errstr_size, "DP_DRONE_RANGE_M: must be a number of metres above 0");
+		snprintf(errstr, errstr_size,
+		         "DP_DRONE_RANGE_M: must be a number of metres above 0");
 		return PL_ERR_CONFIG;
 	}
 	*out = (pl_area_t){.lat = lat, .lon = lon, .radius_m = radius, .range_m = range_m};

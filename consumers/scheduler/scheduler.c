@@ -135,10 +135,10 @@ static pl_stage_outcome_t refuse(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, pl_a
 	       "%s", why);
 	char id[37];
 	reply_id(cmd_id, "DroneUnavailable", id);
-	json_t *reply = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:b}", "eventId", id,
-	                          "deliveryId", delivery_id, "causationId", cmd_id, "attempt",
-	                          attempt, "reason", why, "time", (json_int_t)pl_now_ms(),
-	                          "permanent", 1);
+	json_t *reply =
+	    json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:b}", "eventId", id, "deliveryId",
+	              delivery_id, "causationId", cmd_id, "attempt", attempt, "reason", why, "time",
+	              (json_int_t)pl_now_ms(), "permanent", 1);
 	pl_err_t pe =
 	    pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, "DroneUnavailable", reply, id);
 	json_decref(reply);
@@ -187,10 +187,12 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 	} else {
 		type = "DroneUnavailable";
 		reply_id(cmd_id, type, id);
-		snprintf(why, sizeof(why), "no drone available within %.0f m of the pickup", reach_m);
-		reply = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:b}", "eventId", id, "deliveryId",
-		                  delivery_id, "causationId", cmd_id, "attempt", attempt, "reason",
-		                  why, "time", (json_int_t)pl_now_ms(), "permanent", 0);
+		snprintf(why, sizeof(why), "no drone available within %.0f m of the pickup",
+		         reach_m);
+		reply =
+		    json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:b}", "eventId", id, "deliveryId",
+		              delivery_id, "causationId", cmd_id, "attempt", attempt, "reason", why,
+		              "time", (json_int_t)pl_now_ms(), "permanent", 0);
 	}
 	pl_err_t pe = pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, type, reply, id);
 	json_decref(reply);

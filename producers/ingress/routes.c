@@ -406,11 +406,12 @@ typedef pl_err_t (*validate_fn)(const char *body, size_t len, json_t **event,
                                 ingress_problem_t *problem);
 
 /* The routes on /api/deliveryrequests/{deliveryId}...: validate the body (validate NULL = no
- * body; check_area: then the service-area rule on its locations), then produce the event of schema; the answer is ok_status with ok_body (taken over;
- * NULL = empty, and freed here when the request is refused before producing). */
+ * body; check_area: then the service-area rule on its locations), then produce the event of schema;
+ * the answer is ok_status with ok_body (taken over; NULL = empty, and freed here when the request
+ * is refused before producing). */
 static void on_delivery_route(ingress_t *ing, pl_http_req_t *req, validate_fn validate,
-                              bool check_area, const pl_avro_schema_t *schema,
-                              unsigned ok_status, char *ok_body)
+                              bool check_area, const pl_avro_schema_t *schema, unsigned ok_status,
+                              char *ok_body)
 {
 	const char *id = NULL;
 	json_t *ev = NULL;

@@ -40,11 +40,25 @@ static void test_bad_settings_are_refused(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-	    "",         "47.61,-122.33",     "47.61,-122.33,",       "47.61,-122.33,0",
-	    "Seattle,25000", "91,0,1000",    "0,181,1000",           "47.61,-122.33,-5",
-	    "1,2,nan",  "1,2,inf",           "1,2,1e5",              "1,2,0x10",
-	    "1,2,20015116", "1,2,3,4",       "1,2,1000 m",           "1,2,.",
-	    "1,2,99999999999999999999999999999999999999",           ",,5", "nan,nan,5",
+	    "",
+	    "47.61,-122.33",
+	    "47.61,-122.33,",
+	    "47.61,-122.33,0",
+	    "Seattle,25000",
+	    "91,0,1000",
+	    "0,181,1000",
+	    "47.61,-122.33,-5",
+	    "1,2,nan",
+	    "1,2,inf",
+	    "1,2,1e5",
+	    "1,2,0x10",
+	    "1,2,20015116",
+	    "1,2,3,4",
+	    "1,2,1000 m",
+	    "1,2,.",
+	    "1,2,99999999999999999999999999999999999999",
+	    ",,5",
+	    "nan,nan,5",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		pl_area_t a = {.lat = 7};
@@ -88,8 +102,8 @@ static void test_config_table(void **state)
 	pl_cfg_destroy(cfg);
 
 	FILE *sink = fopen("/dev/null", "w");
-	cfg = pl_cfg_load("x", tables, 1, argv, (char *[]){"DP_DRONE_RANGE_M=0", NULL}, sink,
-	                  &code);
+	cfg =
+	    pl_cfg_load("x", tables, 1, argv, (char *[]){"DP_DRONE_RANGE_M=0", NULL}, sink, &code);
 	assert_null(cfg);
 	assert_int_equal(code, 1);
 	fclose(sink);
@@ -164,7 +178,7 @@ static void test_antimeridian_and_poles(void **state)
 
 	pl_area_t north = area_of("90,0,100000", 300000);
 	for (double lon = -180; lon <= 180; lon += 45) {
-		assert_true(pl_area_contains(&north, 89.5, lon, NULL)); /* 55.6 km from the pole */
+		assert_true(pl_area_contains(&north, 89.5, lon, NULL));  /* 55.6 km from the pole */
 		assert_false(pl_area_contains(&north, 89.0, lon, NULL)); /* 111 km */
 	}
 	/* a route over the pole: 89.5,0 -> 89.5,180 is 111 km, not half the earth */
@@ -182,8 +196,9 @@ static void test_bad_numbers_are_never_inside(void **state)
 {
 	(void)state;
 	pl_area_t a = area_of("0,0,20015115", 40000000); /* the whole earth */
-	static const double bad[] = {NAN, -NAN, INFINITY, -INFINITY, 1e300, -1e300, DBL_MAX,
-	                             90.0000001, -90.0000001, 180.0000001, -180.0000001};
+	static const double bad[] = {NAN,         -NAN,        INFINITY,    -INFINITY,
+	                             1e300,       -1e300,      DBL_MAX,     90.0000001,
+	                             -90.0000001, 180.0000001, -180.0000001};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		double d = 0;
 		if (fabs(bad[i]) > 90.0 || isnan(bad[i])) {

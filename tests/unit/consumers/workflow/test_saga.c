@@ -629,15 +629,16 @@ static void test_assign_refused_permanently(void **unused __attribute__((unused)
 {
 	saga_result_t r;
 	json_t *st = fixture(SAGA_AWAITING_DRONE, "None");
-	const char *why = "route from pickup to drop-off is 41000 m, over the drone range of 30000 m "
-	                  "(DP_DRONE_RANGE_M)";
+	const char *why =
+	    "route from pickup to drop-off is 41000 m, over the drone range of 30000 m "
+	    "(DP_DRONE_RANGE_M)";
 	/* a transient refusal first: a retry is scheduled */
 	step(&st, "DroneUnavailable", unavailable(1), T0 + 100, &r);
 	assert_int_equal(r.output_count, 0);
 	saga_result_clear(&r);
 	/* an answer to an older attempt is stale, permanent or not */
-	json_t *in = input("{s:i, s:s, s:I, s:b}", "attempt", 0, "reason", why, "time", T0,
-	                   "permanent", 1);
+	json_t *in =
+	    input("{s:i, s:s, s:I, s:b}", "attempt", 0, "reason", why, "time", T0, "permanent", 1);
 	apply(st, "DroneUnavailable", in, T0 + 150, &r);
 	assert_int_equal(r.outcome, SAGA_IGNORED);
 	json_decref(in);

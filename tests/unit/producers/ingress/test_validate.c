@@ -808,8 +808,8 @@ static void test_area(void **state UNUSED)
 	assert_int_equal(create_in_area("48.61,-122.33", "47.63,-122.30", &problem),
 	                 PL_ERR_INVALID);
 	assert_int_equal(problem.error_count, 1);
-	assert_non_null(strstr(reason_of(&problem, "pickupLocation"),
-	                       "is outside the service area: 111"));
+	assert_non_null(
+	    strstr(reason_of(&problem, "pickupLocation"), "is outside the service area: 111"));
 	assert_non_null(strstr(reason_of(&problem, "pickupLocation"),
 	                       "over the radius of 5000 m (DP_SERVICE_AREA)"));
 	assert_non_null(strstr(problem.detail, "pickupLocation"));
@@ -866,8 +866,8 @@ static void test_reschedule_area(void **state UNUSED)
 	    {"{\"pickupLocation\":\"47.62,-122.33\",\"dropOffLocation\":\"47.60,-122.33\"}", NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		json_t *event =
-		    run_text(ingress_validate_reschedule, cases[i].body, strlen(cases[i].body), &problem);
+		json_t *event = run_text(ingress_validate_reschedule, cases[i].body,
+		                         strlen(cases[i].body), &problem);
 		assert_non_null(event);
 		pl_err_t e = ingress_validate_area(&area, event, &problem);
 		json_decref(event);
