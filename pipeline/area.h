@@ -1,7 +1,8 @@
 /* area.h — the service area and the drone's range: which deliveries the fleet can fly.
  *
- * One rule, applied by the ingress (answer 400) and by the scheduler (refuse the AssignDrone), so
- * a record written onto the topic by another producer cannot tie up a drone either:
+ * One rule, applied by the ingress (answer 400), the scheduler (refuse the AssignDrone) and the
+ * workflow (ignore a reschedule that breaks it), so a record written onto the topic by another
+ * producer cannot tie up a drone either:
  *   1. the pickup and the drop-off lie within the area: a circle on the earth's surface, at most
  *      radius_m metres (great-circle, pl_geo_distance_m) from its centre, the edge included;
  *   2. the route pickup -> drop-off (great-circle) is at most range_m metres. The scheduler also
