@@ -650,8 +650,8 @@ static void cache_put(fleet_t *fleet, const fleet_candidate_t *cand)
  * PL_ERR_NOT_FOUND when every candidate was taken; with first, PL_ERR_REJECTED when holds slot
  * 0 was taken already (note_hold). */
 static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t *cands, size_t n,
-                             const char *delivery_id, fleet_point_t pickup, int64_t now_ms,
-                             bool first, unsigned *slot, claim_t *claim)
+                             const char *delivery_id, fleet_point_t pickup, double reach_m,
+                             int64_t now_ms, bool first, unsigned *slot, claim_t *claim)
 {
 	size_t *order = pl_malloc((n ? n : 1) * sizeof *order);
 	size_t ranked = fleet_rank(cands, n, pickup, order);
@@ -660,6 +660,8 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 		const fleet_candidate_t *cand = &cands[order[i]];
 		char key[FLEET_ID_MAX + 24];
 		bson_error_t error;
+		if (!(fleet_route_m(cand->position, pickup, pickup) <= reach_m))
+			break; /* nearest first: every drone after this one is out of reach too */
 		if (!cache_take(fleet, cand->drone_id))
 			continue; /* another thread of this process is claiming it */
 		claim_key(cand->drone_id, cand->gen, key, sizeof key);
@@ -691,11 +693,12 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 	return err;
 }
 
-/* Claims the nearest available drone for delivery_id: from the cache, then once more from a
- * fresh read of the store before answering "no drone available". first: see claim_ranked. */
+/* Claims the nearest available drone for delivery_id within reach_m of the pickup: from the
+ * cache, then once more from a fresh read of the store before answering "no drone available".
+ * first: see claim_ranked. */
 static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id,
-                              fleet_point_t pickup, int64_t now_ms, bool first, unsigned *slot,
-                              claim_t *claim)
+                              fleet_point_t pickup, double reach_m, int64_t now_ms, bool first,
+                              unsigned *slot, claim_t *claim)
 {
 	pl_err_t err = PL_ERR_NOT_FOUND;
 	for (int pass = 0; pass < 2 && err == PL_ERR_NOT_FOUND; pass++) {
@@ -703,8 +706,8 @@ static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id
 		size_t n = 0;
 		err = cached_candidates(fleet, c, pass == 1, &cands, &n);
 		if (err == PL_OK)
-			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, now_ms, first,
-			                   slot, claim);
+			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, reach_m, now_ms,
+			                   first, slot, claim);
 		pl_free(cands);
 	}
 	return err;
@@ -777,6 +780,14 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
                       fleet_point_t pickup, fleet_point_t dropoff, int64_t now_ms,
                       fleet_assignment_t *out)
 {
+	return fleet_assign_within(fleet, delivery_id, owner_id, pickup, dropoff, INFINITY, now_ms,
+	                           out);
+}
+
+pl_err_t fleet_assign_within(fleet_t *fleet, const char *delivery_id, const char *owner_id,
+                             fleet_point_t pickup, fleet_point_t dropoff, double reach_m,
+                             int64_t now_ms, fleet_assignment_t *out)
+{
 	fleet_assignment_t a;
 	claim_t held[HELD_MAX], claim;
 	size_t n_held = 0;
@@ -793,7 +804,7 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 	/* Fast path: the first attempt for a delivery notes its first claim in holds slot 0, so a
 	 * slot 0 that is free proves there was no attempt before (no assignment with a drone, no
 	 * claim left by a crash). A taken slot 0, or no drone at hand, takes the careful path. */
-	err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, true, &slots, &claim);
+	err = claim_nearest(fleet, &c, delivery_id, pickup, reach_m, now_ms, true, &slots, &claim);
 	if (err == PL_ERR_REJECTED || err == PL_ERR_NOT_FOUND) {
 		err = read_assignment(&c, delivery_id, &a);
 		if (err ==
@@ -806,8 +817,8 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 		if (err == PL_OK && n_held)
 			claim = held[0];
 		else if (err == PL_OK)
-			err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, false, &slots,
-			                    &claim);
+			err = claim_nearest(fleet, &c, delivery_id, pickup, reach_m, now_ms, false,
+			                    &slots, &claim);
 	}
 	if (err != PL_OK)
 		goto out;

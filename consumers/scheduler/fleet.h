@@ -196,6 +196,15 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
                       fleet_point_t pickup, fleet_point_t dropoff, int64_t now_ms,
                       fleet_assignment_t *out);
 
+/* fleet_assign that claims only a drone within reach_m metres (great-circle) of the pickup:
+ * PL_ERR_NOT_FOUND when every available drone is farther. The scheduler passes the drone range
+ * minus the route pickup -> dropoff, so the whole flight position -> pickup -> dropoff fits the
+ * range. Repeats and crash leftovers (I3, I4) keep their drone whatever its distance. NaN or a
+ * negative reach claims nothing; INFINITY is fleet_assign. */
+pl_err_t fleet_assign_within(fleet_t *fleet, const char *delivery_id, const char *owner_id,
+                             fleet_point_t pickup, fleet_point_t dropoff, double reach_m,
+                             int64_t now_ms, fleet_assignment_t *out);
+
 /* Ends the assignment of delivery_id and frees every drone claimed for it (I3). The stored
  * status becomes "completed" when reason is "completed" and a drone was held, else
  * "released"; releasedAt and releaseReason are those of the FIRST release (repeats change

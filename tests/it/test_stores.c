@@ -278,6 +278,20 @@ static void test_fleet_big(const char *uri)
 	      "get");
 	CHECK(fleet_get_assignment(fleet, "d-unknown", &b) == PL_ERR_NOT_FOUND, "unknown");
 
+	/* a pickup in Portland, 230 km from the fleet: no drone within 1 km, none claimed */
+	fleet_point_t far = {45.52, -122.68};
+	err = fleet_assign_within(fleet, "d-far", "owner-n", far, far, 1000.0, T0, &b);
+	CHECK(err == PL_ERR_NOT_FOUND, "out of reach: %s %s", pl_err_str(err), fleet_errmsg());
+	CHECK(fleet_get_assignment(fleet, "d-far", &b) == PL_ERR_NOT_FOUND &&
+	          fleet_count(fleet, &total, &available) == PL_OK && available == 999,
+	      "out of reach claims nothing: %zu available", available);
+	/* within reach: the nearest drone, as fleet_assign */
+	fleet_point_t home = fleet_drone_home("drone-0042");
+	err = fleet_assign_within(fleet, "d-reach", "owner-n", home, dropoff, 10.0, T0, &b);
+	CHECK(err == PL_OK && strcmp(b.drone_id, "drone-0042") == 0, "within reach: %s %s",
+	      pl_err_str(err), b.drone_id);
+	CHECK(fleet_release(fleet, "d-reach", "cancelled", T0, NULL) == PL_OK, "release d-reach");
+
 	/* the same delivery from 8 threads at once: one drone, the same for all */
 	assign_job_t jobs[8];
 	pthread_t threads[8];
