@@ -14,7 +14,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
-COPY scripts/embed-schemas.sh scripts/
+COPY scripts/embed-schemas.sh scripts/embed-topics.sh scripts/topics.txt scripts/
 COPY schemas/ schemas/
 COPY pipeline/ pipeline/
 COPY producers/ producers/

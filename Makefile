@@ -12,8 +12,10 @@ CSTD      := -std=c11 -D_GNU_SOURCE
 # make. (`lazy` evaluates once and keeps the result.)
 lazy = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
+# (The libraries after the pkg-config answer stay outside the lazy variable: it is redefined to
+# the bare answer on first use, and a later link would lose them.)
 PKG_LIBS_PC = $(call lazy,PKG_LIBS_PC,pkg-config --libs $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(PKG_LIBS_PC) -lgnutls -lpthread -lm
+PKG_LIBS    = $(PKG_LIBS_PC) -lgnutls -lpthread -lm
 CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,pkg-config --libs cmocka 2>/dev/null)
 # Apache avro-c: the tests' reference encoder only (tests/oracle); the product does not link it.
 AVRO_C_LIBS = $(call lazy,AVRO_C_LIBS,pkg-config --libs avro-c 2>/dev/null)
@@ -32,7 +34,7 @@ CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ipipeline -I$(B)/gen -MMD -MP
 LDFLAGS_ALL := $(LDSAN)
 
 PIPE_SRC := $(sort $(wildcard pipeline/*.c))
-PIPE_OBJ := $(PIPE_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/schemas.o
+PIPE_OBJ := $(PIPE_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/schemas.o $(B)/obj/gen/topics.o
 SCHEMAS  := $(sort $(wildcard schemas/*.avsc))
 LIB      := $(B)/libpipeline.a
 
@@ -62,6 +64,15 @@ $(B)/gen/schemas.c: $(SCHEMAS) scripts/embed-schemas.sh
 	scripts/embed-schemas.sh $@ $(SCHEMAS)
 
 $(B)/obj/gen/schemas.o: $(B)/gen/schemas.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The pipeline's topics (scripts/topics.txt), the only ones `dronepipe dlq redrive` writes to.
+$(B)/gen/topics.c: scripts/topics.txt scripts/embed-topics.sh
+	@mkdir -p $(@D)
+	scripts/embed-topics.sh $@ scripts/topics.txt
+
+$(B)/obj/gen/topics.o: $(B)/gen/topics.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -104,7 +115,7 @@ $(B)/tests/it/test_stores: $(B)/obj/tests/it/test_stores.o $(B)/obj/consumers/pa
 
 # The Redis store integration test exercises the delivery store module directly.
 $(B)/tests/it/test_redis_store: $(B)/obj/tests/it/test_redis_store.o \
-		$(B)/obj/consumers/delivery/store.o $(LIB)
+		$(B)/obj/consumers/delivery/store.o $(B)/obj/consumers/delivery/keys.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(PKG_LIBS)
 
@@ -141,6 +152,14 @@ it-san:
 # config tables (builds helm and a validator venv into .tools/ on first use).
 deploy-check: bins
 	@scripts/validate-deploy.sh
+
+# README's `make up` on a bare Debian 12 (mmdebstrap + chroot, a clone of HEAD, its own ports),
+# then one delivery to Scheduled: proves the install steps (scripts/test-fresh.sh; needs root).
+# Not part of `make test`: run it after changing install-deps.sh, versions.env or the set-up.
+.PHONY: test-fresh
+test-fresh:
+	@scripts/install-deps.sh test-fresh
+	@scripts/test-fresh.sh
 
 # The whole suite. Each part prints a closing "N passed, N failed" line.
 test: deps

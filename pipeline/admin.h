@@ -115,6 +115,12 @@ typedef struct pl_admin_cursor pl_admin_cursor_t;
 pl_err_t pl_admin_cursor_new(const pl_cfg_t *cfg, const char *group, const char *topic,
                              int timeout_ms, pl_admin_cursor_t **out, char *errstr,
                              size_t errstr_size);
+/* The same records from the same committed offsets, without joining the group (a running cursor
+ * of the group keeps its partitions) and without ever committing (commit: PL_ERR_REJECTED): what
+ * a dry run reads. */
+pl_err_t pl_admin_cursor_peek(const pl_cfg_t *cfg, const char *group, const char *topic,
+                              int timeout_ms, pl_admin_cursor_t **out, char *errstr,
+                              size_t errstr_size);
 void pl_admin_cursor_destroy(pl_admin_cursor_t *cursor);
 int pl_admin_cursor_partitions(const pl_admin_cursor_t *cursor);
 /* The committed offset (-1 none) and its metadata ("" none; owned by the cursor) at start. */

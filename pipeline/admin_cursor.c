@@ -1,6 +1,8 @@
 /* admin_cursor.c — the explicit-commit group cursor of admin.h (pl_admin_cursor_*): a subscribed
  * consumer that reads a topic from the group's committed offsets up to the end offsets it saw
- * once it owned every partition, and commits synchronously with metadata.
+ * once it owned every partition, and commits synchronously with metadata. A peeking cursor reads
+ * the same records from the same committed offsets without joining the group (assigned, not
+ * subscribed) and never commits: it changes nothing a real run would see.
  * Owns: its consumer handle, the current and the stashed message, per-partition start/end
  * offsets and the committed metadata read at start. */
 #include <stdio.h>
@@ -17,6 +19,7 @@ struct pl_admin_cursor {
 	int nparts;
 	int assigned;       /* partitions of topic in the current assignment */
 	bool revoked;       /* partitions were taken away after the first full assignment */
+	bool peek;          /* assigned without joining; commit refuses */
 	int64_t *end;       /* end offset per partition once assigned */
 	int64_t *pos;       /* next offset per partition */
 	int64_t *committed; /* at start, -1 = none */
@@ -63,14 +66,15 @@ void pl_admin_cursor_destroy(pl_admin_cursor_t *c)
 	pl_free(c);
 }
 
-pl_err_t pl_admin_cursor_new(const pl_cfg_t *cfg, const char *group, const char *topic,
-                             int timeout_ms, pl_admin_cursor_t **out, char *errstr,
-                             size_t errstr_size)
+static pl_err_t cursor_open(const pl_cfg_t *cfg, const char *group, const char *topic,
+                            int timeout_ms, bool peek, pl_admin_cursor_t **out, char *errstr,
+                            size_t errstr_size)
 {
 	*out = NULL;
 	pl_err_t rc = PL_ERR_TRANSIENT;
 	pl_admin_cursor_t *c = pl_calloc(1, sizeof(*c));
 	c->topic = pl_strdup(topic);
+	c->peek = peek;
 	/* A run killed mid-way holds its partitions until its session times out: keep that short
 	 * (the broker's minimum by default) so a re-run can take over within seconds. */
 	const char *props[] = {"group.id",
@@ -118,16 +122,19 @@ pl_err_t pl_admin_cursor_new(const pl_cfg_t *cfg, const char *group, const char 
 		rc = PL_ERR_NOT_FOUND;
 		goto fail;
 	}
-	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
-	err = rd_kafka_subscribe(c->rk, sub);
-	rd_kafka_topic_partition_list_destroy(sub);
-	if (err) {
-		snprintf(errstr, errstr_size, "subscribe to %s: %s", topic, rd_kafka_err2str(err));
-		goto fail;
+	if (!peek) {
+		rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+		err = rd_kafka_subscribe(c->rk, sub);
+		rd_kafka_topic_partition_list_destroy(sub);
+		if (err) {
+			snprintf(errstr, errstr_size, "subscribe to %s: %s", topic,
+			         rd_kafka_err2str(err));
+			goto fail;
+		}
 	}
 	int64_t deadline = pl_now_ms() + timeout_ms;
-	while (c->assigned < c->nparts) {
+	while (!peek && c->assigned < c->nparts) {
 		if (pl_now_ms() > deadline) {
 			snprintf(errstr, errstr_size,
 			         "group %s did not get all %d partitions of %s in %d ms (another "
@@ -181,11 +188,39 @@ pl_err_t pl_admin_cursor_new(const pl_cfg_t *cfg, const char *group, const char 
 		rd_kafka_message_destroy(c->stash);
 		c->stash = NULL;
 	}
+	if (peek) {
+		rd_kafka_topic_partition_list_t *a = rd_kafka_topic_partition_list_new(c->nparts);
+		for (int p = 0; p < c->nparts; p++)
+			rd_kafka_topic_partition_list_add(a, topic, p)->offset = c->pos[p];
+		err = rd_kafka_assign(c->rk, a);
+		rd_kafka_topic_partition_list_destroy(a);
+		if (err) {
+			snprintf(errstr, errstr_size, "assign %s: %s", topic,
+			         rd_kafka_err2str(err));
+			rc = pl_kafka_err(err);
+			goto fail;
+		}
+		c->assigned = c->nparts;
+	}
 	*out = c;
 	return PL_OK;
 fail:
 	pl_admin_cursor_destroy(c);
 	return rc;
+}
+
+pl_err_t pl_admin_cursor_new(const pl_cfg_t *cfg, const char *group, const char *topic,
+                             int timeout_ms, pl_admin_cursor_t **out, char *errstr,
+                             size_t errstr_size)
+{
+	return cursor_open(cfg, group, topic, timeout_ms, false, out, errstr, errstr_size);
+}
+
+pl_err_t pl_admin_cursor_peek(const pl_cfg_t *cfg, const char *group, const char *topic,
+                              int timeout_ms, pl_admin_cursor_t **out, char *errstr,
+                              size_t errstr_size)
+{
+	return cursor_open(cfg, group, topic, timeout_ms, true, out, errstr, errstr_size);
 }
 
 int pl_admin_cursor_partitions(const pl_admin_cursor_t *c)
@@ -254,6 +289,10 @@ pl_err_t pl_admin_cursor_commit(pl_admin_cursor_t *c, const int32_t *partitions,
                                 const int64_t *offsets, const char *const *metadata, size_t count,
                                 char *errstr, size_t errstr_size)
 {
+	if (c->peek) {
+		snprintf(errstr, errstr_size, "a peeking cursor on %s does not commit", c->topic);
+		return PL_ERR_REJECTED;
+	}
 	if (c->revoked) {
 		snprintf(errstr, errstr_size,
 		         "another member joined the group: partitions of %s "

@@ -144,6 +144,13 @@ pl_err_t pl_geo_resolve(const char *location, double *lat, double *lon)
 	return PL_OK;
 }
 
+pl_err_t pl_geo_parse_point(const char *text, double *lat, double *lon)
+{
+	if (!text || !lat || !lon)
+		return PL_ERR_INVALID;
+	return parse_coordinates(text, lat, lon) > 0 ? PL_OK : PL_ERR_INVALID;
+}
+
 double pl_geo_distance_m(double lat1, double lon1, double lat2, double lon2)
 {
 	double phi1 = lat1 * DEG2RAD, phi2 = lat2 * DEG2RAD;

@@ -39,6 +39,11 @@
  * coordinate, not a place name, and is never mapped into the service area. */
 pl_err_t pl_geo_resolve(const char *location, double *lat, double *lon);
 
+/* Reads only the "lat,lon" form described above (numbers as there, latitude -90..90, longitude
+ * -180..180) into *lat / *lon. PL_ERR_INVALID (outputs untouched) for anything else, free text
+ * included: for settings, where a place name would silently become a hashed point. */
+pl_err_t pl_geo_parse_point(const char *text, double *lat, double *lon);
+
 /* FNV-1a 64-bit hash of the normalised text (see above), before the fmix64 step. Exposed so
  * tests and tools can pin the mapping. */
 uint64_t pl_geo_text_hash(const char *text);

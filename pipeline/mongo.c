@@ -49,8 +49,9 @@ static void uri_default(mongoc_uri_t *uri, const char *option, int32_t value)
 }
 
 mongoc_client_pool_t *pl_mongo_pool_new(const char *uri_text, const char *db_name,
-                                        const char *appname, mongoc_uri_t **uri_out, char *errstr,
-                                        size_t errstr_size)
+                                        const char *appname, int socket_timeout_ms,
+                                        int connect_timeout_ms, mongoc_uri_t **uri_out,
+                                        char *errstr, size_t errstr_size)
 {
 	pthread_once(&once, setup);
 	*uri_out = NULL;
@@ -64,9 +65,10 @@ mongoc_client_pool_t *pl_mongo_pool_new(const char *uri_text, const char *db_nam
 		snprintf(errstr, errstr_size, "invalid MongoDB URI: %s", error.message);
 		return NULL;
 	}
-	uri_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
-	uri_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
-	uri_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+	int connect_ms = connect_timeout_ms > 0 ? connect_timeout_ms : 2000;
+	uri_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, connect_ms);
+	uri_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, connect_ms);
+	uri_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, socket_timeout_ms > 0 ? socket_timeout_ms : 10000);
 	if (!mongoc_uri_get_appname(uri))
 		mongoc_uri_set_appname(uri, appname);
 	mongoc_client_pool_t *pool = mongoc_client_pool_new(uri);

@@ -119,7 +119,8 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &r.sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, pl_stage_cfg, def->cfg, NULL};
+	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, pl_stage_cfg, def->cfg, def->extra_cfg,
+	                                      NULL};
 	int code = 0;
 	pl_cfg_t *cfg = pl_cfg_load(def->name, tables, argc, argv, NULL, stderr, &code);
 	if (!cfg)

@@ -21,11 +21,12 @@ typedef struct pl_service_env {
 } pl_service_env_t;
 
 typedef struct pl_service_def {
-	const char *name;          /* binary name, e.g. "dronepipe-package" */
-	const char *svc;           /* log/metrics name, e.g. "package" */
-	const pl_cfg_opt_t *cfg;   /* the service's own options (must include DP_HTTP_PORT) */
-	const char *group;         /* consumer group */
-	const char *const *topics; /* NULL-terminated */
+	const char *name;              /* binary name, e.g. "dronepipe-package" */
+	const char *svc;               /* log/metrics name, e.g. "package" */
+	const pl_cfg_opt_t *cfg;       /* the service's own options (must include DP_HTTP_PORT) */
+	const pl_cfg_opt_t *extra_cfg; /* NULL, or a shared table more (e.g. pl_area_cfg) */
+	const char *group;             /* consumer group */
+	const char *const *topics;     /* NULL-terminated */
 	/* Builds the service state. Return NULL + errstr to fail; *config_error = true makes the
 	 * exit code 1 instead of 2. */
 	void *(*init)(const pl_service_env_t *env, char *errstr, size_t errstr_size,

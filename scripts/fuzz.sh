@@ -18,9 +18,9 @@ flags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 
 # One line per target: name, include folders, sources (besides tests/fuzz/fuzz_<name>.c), libs.
 targets=(
-	"validate|-Iproducers/ingress|producers/ingress/validate.c pipeline/geo.c pipeline/timefmt.c pipeline/mem.c pipeline/err.c pipeline/text.c|-ljansson -lm"
+	"validate|-Iproducers/ingress|producers/ingress/validate.c pipeline/area.c pipeline/cfg.c pipeline/geo.c pipeline/timefmt.c pipeline/mem.c pipeline/err.c pipeline/text.c|-ljansson -lm"
 	"http|-Ipipeline|pipeline/http_route.c pipeline/jsonw.c pipeline/text.c pipeline/mem.c|-ljansson -lm"
-	"avro|-Ibuild/gen -Itests|pipeline/avro.c pipeline/avro_view.c pipeline/avro_walk.c pipeline/avro_canon.c pipeline/jsonw.c pipeline/mem.c build/gen/schemas.c tests/oracle/avro_oracle.c|-lavro -ljansson -lm -lpthread"
+	"avro|-Ibuild/gen -Itests|pipeline/avro.c pipeline/avro_view.c pipeline/avro_walk.c pipeline/avro_canon.c pipeline/jsonw.c pipeline/text.c pipeline/mem.c build/gen/schemas.c tests/oracle/avro_oracle.c|-lavro -ljansson -lm -lpthread"
 )
 
 wanted=("$@")

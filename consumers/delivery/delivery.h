@@ -30,10 +30,11 @@ typedef struct live_sub live_sub_t;
 typedef struct dlv {
 	dlv_store_t *store;
 	double default_speed_mps;
+	int64_t seq_max; /* DP_TELEMETRY_SEQ_MAX */
 	pthread_mutex_t live_lock;
 	live_sub_t *subs; /* registered streams (live_lock) */
 	int64_t next_sweep_ms;
-	pl_metric_family_t *m_applied, *m_reads;
+	pl_metric_family_t *m_applied, *m_reads, *m_store_failures;
 	/* records are read through Avro views: the two input schemas and their fields' indexes */
 	const pl_avro_registry_t *registry;
 	const pl_avro_schema_t *lc_schema, *tm_schema;
@@ -63,7 +64,7 @@ void live_sweep(dlv_t *dlv);
 /* Ends and releases every stream (shutdown). */
 void live_close_all(dlv_t *dlv);
 
-/* track.c: the self-contained tracking page served at /track/{id}. */
-extern const char track_html[];
+/* track.c: the tracking page served at /track/{id}, its style sheet and its script. */
+extern const char track_html[], track_css[], track_js[];
 
 #endif

@@ -9,6 +9,7 @@
  *   GET /api/deliveries/{id}/events                     text/event-stream of the status
  *   GET /track/{id}                                     the tracking page (always 200: the page
  *                                                       itself waits for an unknown delivery)
+ *   GET /assets/track.css, /assets/track.js             its style sheet and script (track.c)
  * Unknown delivery -> 404; Redis unreachable -> 503 with the reason and Retry-After.
  *
  * Stream protocol: "retry: 3000", then `event: status` frames (id = status_event_id, data = the
@@ -48,11 +49,12 @@ static void respond_json(pl_http_req_t *req, unsigned status, json_t *doc)
 	free(text);
 }
 
-/* Answers a store error: 404 for an unknown delivery, 503 (Retry-After) otherwise. */
+/* Answers a store error: 404 for an unknown delivery, 400 for an id no key can have (keys.h),
+ * 503 (Retry-After) otherwise. */
 static void respond_store_error(pl_http_req_t *req, pl_err_t e, const char *err)
 {
-	if (e == PL_ERR_NOT_FOUND) {
-		pl_http_problem(req, 404, err, NULL);
+	if (e == PL_ERR_NOT_FOUND || e == PL_ERR_INVALID) {
+		pl_http_problem(req, e == PL_ERR_NOT_FOUND ? 404 : 400, err, NULL);
 		return;
 	}
 	char detail[320];
@@ -196,14 +198,38 @@ static void on_summary(pl_http_req_t *req, void *arg)
 	respond_json(req, 200, json_pack("{s:I}", "count", (json_int_t)count));
 }
 
+/* The page and its files: only this service's own script, style and API; no inline script or
+ * style, no frame may embed it (clickjacking), no MIME sniffing, no referrer (its URL holds the
+ * deliveryId). */
+#define TRACK_CSP                                                                                  \
+	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src "   \
+	"data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+static void track_respond(pl_http_req_t *req, const char *type, const char *body)
+{
+	pl_http_add_header(req, "Content-Security-Policy", TRACK_CSP);
+	pl_http_add_header(req, "X-Content-Type-Options", "nosniff");
+	pl_http_add_header(req, "Referrer-Policy", "no-referrer");
+	pl_http_add_header(req, "Cache-Control", "no-cache");
+	pl_http_respond(req, 200, type, body, strlen(body));
+}
+
 static void on_track(pl_http_req_t *req, void *arg)
 {
 	(void)arg;
-	pl_http_add_header(req, "Content-Security-Policy",
-	                   "default-src 'none'; script-src 'unsafe-inline'; style-src "
-	                   "'unsafe-inline'; connect-src 'self'; img-src data:");
-	pl_http_add_header(req, "Cache-Control", "no-cache");
-	pl_http_respond(req, 200, "text/html; charset=utf-8", track_html, strlen(track_html));
+	track_respond(req, "text/html; charset=utf-8", track_html);
+}
+
+static void on_track_css(pl_http_req_t *req, void *arg)
+{
+	(void)arg;
+	track_respond(req, "text/css; charset=utf-8", track_css);
+}
+
+static void on_track_js(pl_http_req_t *req, void *arg)
+{
+	(void)arg;
+	track_respond(req, "text/javascript; charset=utf-8", track_js);
 }
 
 /* ---- live streams ------------------------------------------------------------------------- */
@@ -366,6 +392,8 @@ size_t delivery_routes(void *arg, pl_http_route_t *out, size_t max)
 	    {"GET", "/api/deliveries/{id}/history", on_history, arg},
 	    {"GET", "/api/deliveries/{id}/events", on_events, arg},
 	    {"GET", "/track/{id}", on_track, arg},
+	    {"GET", "/assets/track.css", on_track_css, arg},
+	    {"GET", "/assets/track.js", on_track_js, arg},
 	};
 	return pl_http_routes_copy(out, max, routes, sizeof(routes) / sizeof(routes[0]));
 }

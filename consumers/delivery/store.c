@@ -1,6 +1,7 @@
 /* store.c — the Redis store of dronepipe-delivery over hiredis (see store.h for the key layout
- * and the apply rules). Owns: the connection pool, the apply script's SHA1, the subscription
- * thread and its connection. */
+ * and the apply rules; keys.h builds every key name). Owns: the connection pool, the apply
+ * script's SHA1, the subscription thread and its connection, the probe (readiness) and its ping
+ * thread. Every call records its outcome in the probe. */
 #include <errno.h>
 #include <hiredis.h>
 #include <inttypes.h>
@@ -14,74 +15,117 @@
 #include <strings.h>
 
 #include "jsonw.h"
+#include "keys.h"
 #include "log.h"
 #include "mem.h"
+#include "probe.h"
 #include "store.h"
 #include "timefmt.h"
 
-#define CHANNEL_PREFIX "dp:dlv-events:"
-
-/* Applies a batch of records in order, one script call for all. Per op, KEYS and ARGV in turn:
- *   lifecycle: KEYS delivery hash, history list, summary set;
+/* Applies a batch of records in order, one script call for all. ARGV[1] is the retention in ms,
+ * ARGV[2] the history cap; then per op, KEYS and ARGV in turn:
+ *   lifecycle: KEYS delivery hash, history list, telemetry hash, summary set;
  *              ARGV 'L', version, eventId, stage, event JSON, history entry JSON, deliveryId,
- *              channel
- *   telemetry: KEYS telemetry hash;
+ *              channel, time
+ *   telemetry: KEYS delivery hash, history list, telemetry hash;
  *              ARGV 'T', channel, seq, time, updatedAt, latitude, longitude, altitude, speedMps,
  *              phase, droneId, eventId
- * Returns one integer per op (1 applied, 0 not newer). An op whose command fails gets its error
- * in its place and the script stops there: no later op of the batch takes effect. Each changed
- * delivery's channel gets one PUBLISH per call, with its last change, when the call ends: a
- * subscriber reads the delivery's state when told, so the messages in between told it nothing
- * (in a replay, where a batch holds several versions of a delivery, 400k PUBLISHes became 85k,
- * and the subscription thread wakes that much less). */
+ * Returns one integer per op (1 applied, 0 not newer, 2 older than the retention). An op whose
+ * command fails gets its error in its place and the script stops there: no later op of the
+ * batch takes effect. When the call ends, each changed delivery's keys get one expiry (the
+ * latest update's time, at most now, plus the retention; never earlier than an expiry they
+ * have) and its channel one PUBLISH with its last change: a subscriber reads the delivery's
+ * state when told, so the messages in between told it nothing (in a replay, where a batch holds
+ * several versions of a delivery, 400k PUBLISHes became 85k, and the subscription thread wakes
+ * that much less). */
 static const char apply_lua[] =
+    "local retention, history_max = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local clock = redis.call('TIME')\n"
+    "local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)\n"
     "local changed, order = {}, {}\n"
-    "local function note(channel, what)\n"
-    "  if not changed[channel] then order[#order + 1] = channel end\n"
-    "  changed[channel] = what\n"
+    "local function note(channel, what, k, time)\n"
+    "  local c = changed[channel]\n"
+    "  if not c then\n"
+    "    c = {keys = {KEYS[k], KEYS[k+1], KEYS[k+2]}, time = time}\n"
+    "    changed[channel] = c\n"
+    "    order[#order + 1] = channel\n"
+    "  end\n"
+    "  c.what = what\n"
+    "  if time > c.time then c.time = time end\n"
     "end\n"
+    /* keys: the delivery hash, its history (written with it, so sharing its expiry) and the
+     * telemetry hash; or one summary set. PEXPIRETIME: -2 no key, -1 no expiry. */
+    "local function expire(keys, time)\n"
+    "  local at = math.min(time, now) + retention\n"
+    "  local t1 = redis.call('PEXPIRETIME', keys[1])\n"
+    "  local t3 = keys[3] and redis.call('PEXPIRETIME', keys[3]) or -2\n"
+    "  if t1 > at then at = t1 end\n"
+    "  if t3 > at then at = t3 end\n"
+    "  local text = string.format('%.0f', at)\n"
+    "  if t1 ~= -2 and t1 ~= at then\n"
+    "    redis.call('PEXPIREAT', keys[1], text)\n"
+    "    if keys[2] then redis.call('PEXPIREAT', keys[2], text) end\n"
+    "  end\n"
+    "  if t3 ~= -2 and t3 ~= at then redis.call('PEXPIREAT', keys[3], text) end\n"
+    "end\n"
+    "local function expired(time) return time + retention <= now end\n"
     "local function lifecycle(k, a)\n"
+    "  local time = tonumber(ARGV[a+7])\n"
+    "  if expired(time) then return 2 end\n"
     "  local cur = tonumber(redis.call('HGET', KEYS[k], 'version') or '0')\n"
     "  if tonumber(ARGV[a]) <= cur then return 0 end\n"
     "  redis.call('HSET', KEYS[k], 'version', ARGV[a], 'eventId', ARGV[a+1], 'stage', ARGV[a+2],"
     " 'event', ARGV[a+3])\n"
-    "  redis.call('RPUSH', KEYS[k+1], ARGV[a+4])\n"
-    "  if ARGV[a+2] == 'Created' then redis.call('SADD', KEYS[k+2], ARGV[a+5]) end\n"
-    "  note(ARGV[a+6], 'lifecycle ' .. ARGV[a])\n"
+    "  if redis.call('RPUSH', KEYS[k+1], ARGV[a+4]) > history_max then\n"
+    "    redis.call('LTRIM', KEYS[k+1], -history_max, -1)\n"
+    "  end\n"
+    "  if ARGV[a+2] == 'Created' then\n"
+    "    redis.call('SADD', KEYS[k+3], ARGV[a+5])\n"
+    "    expire({KEYS[k+3]}, time)\n"
+    "  end\n"
+    "  note(ARGV[a+6], 'lifecycle ' .. ARGV[a], k, time)\n"
     "  return 1\n"
     "end\n"
     "local function telemetry(k, a)\n"
-    "  local cur = redis.call('HMGET', KEYS[k], 'seq', 'time')\n"
+    "  local time = tonumber(ARGV[a+2])\n"
+    "  if expired(time) then return 2 end\n"
+    "  local cur = redis.call('HMGET', KEYS[k+2], 'seq', 'time')\n"
     "  if cur[1] and (tonumber(ARGV[a+1]) <= tonumber(cur[1])"
-    " or tonumber(ARGV[a+2]) < tonumber(cur[2])) then return 0 end\n"
-    "  redis.call('HSET', KEYS[k], 'seq', ARGV[a+1], 'time', ARGV[a+2], 'updatedAt', ARGV[a+3],"
+    " or time < tonumber(cur[2])) then return 0 end\n"
+    "  redis.call('HSET', KEYS[k+2], 'seq', ARGV[a+1], 'time', ARGV[a+2], 'updatedAt', ARGV[a+3],"
     " 'latitude', ARGV[a+4], 'longitude', ARGV[a+5], 'altitude', ARGV[a+6],"
     " 'speedMps', ARGV[a+7], 'phase', ARGV[a+8], 'droneId', ARGV[a+9], 'eventId', ARGV[a+10])\n"
-    "  note(ARGV[a], 'telemetry ' .. ARGV[a+1])\n"
+    "  note(ARGV[a], 'telemetry ' .. ARGV[a+1], k, time)\n"
     "  return 1\n"
     "end\n"
-    "local function publish()\n"
-    "  for _, channel in ipairs(order) do redis.call('PUBLISH', channel, changed[channel]) end\n"
+    "local function finish()\n"
+    "  for _, channel in ipairs(order) do\n"
+    "    expire(changed[channel].keys, changed[channel].time)\n"
+    "    redis.call('PUBLISH', channel, changed[channel].what)\n"
+    "  end\n"
     "end\n"
-    "local out, k, a = {}, 1, 1\n"
+    "local out, k, a = {}, 1, 3\n"
     "while a <= #ARGV do\n"
     "  local ok, r\n"
-    "  if ARGV[a] == 'L' then ok, r = pcall(lifecycle, k, a + 1); k = k + 3; a = a + 8\n"
-    "  else ok, r = pcall(telemetry, k, a + 1); k = k + 1; a = a + 12 end\n"
+    "  if ARGV[a] == 'L' then ok, r = pcall(lifecycle, k, a + 1); k = k + 4; a = a + 9\n"
+    "  else ok, r = pcall(telemetry, k, a + 1); k = k + 3; a = a + 12 end\n"
     "  if not ok then\n"
     "    out[#out + 1] = redis.error_reply(type(r) == 'table' and tostring(r.err) or tostring(r))\n"
-    "    publish()\n"
+    "    finish()\n"
     "    return out\n"
     "  end\n"
     "  out[#out + 1] = r\n"
     "end\n"
-    "publish()\n"
+    "finish()\n"
     "return out\n";
 
 struct dlv_store {
 	char *host, *user, *password;
 	int port, db;
 	struct timeval timeout;
+	int64_t retention_ms;
+	long history_max;
+	pl_probe_t *probe; /* what the calls recorded, for readiness */
 	/* pool: idle connections, count of open ones (idle + in use), bound */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -148,16 +192,6 @@ static bool parse_url(dlv_store_t *st, const char *url, char *errstr, size_t err
 	return true;
 }
 
-void store_key_delivery(const char *delivery_id, char *out, size_t out_size)
-{
-	snprintf(out, out_size, "dp:dlv:{%s}", delivery_id);
-}
-
-void store_key_summary(const char *owner_id, int year, int month, char *out, size_t out_size)
-{
-	snprintf(out, out_size, "dp:summary:%04d-%02d:%s", year, month, owner_id);
-}
-
 /* ---- connections -------------------------------------------------------------------------- */
 
 static bool transient_reply(const char *msg)
@@ -170,13 +204,23 @@ static bool transient_reply(const char *msg)
 	return false;
 }
 
+/* A broken link in words: hiredis 0.14 reports its socket timeout as the read's EAGAIN. */
+static void link_error(const redisContext *c, char *errstr, size_t errstr_size)
+{
+	if (c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily unavailable"))
+		snprintf(errstr, errstr_size,
+		         "redis: no answer within DP_REDIS_TIMEOUT_MS (command timed out)");
+	else
+		snprintf(errstr, errstr_size, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+}
+
 /* Runs a command; on failure fills errstr and returns the error class. *reply on PL_OK. */
 static pl_err_t run(redisContext *c, redisReply **reply, char *errstr, size_t errstr_size, int argc,
                     const char **argv, const size_t *argvlen)
 {
 	*reply = redisCommandArgv(c, argc, argv, argvlen);
 	if (!*reply) {
-		snprintf(errstr, errstr_size, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+		link_error(c, errstr, errstr_size);
 		return PL_ERR_TRANSIENT;
 	}
 	if ((*reply)->type == REDIS_REPLY_ERROR) {
@@ -287,6 +331,12 @@ static void release(dlv_store_t *st, redisContext *c)
 	pthread_mutex_unlock(&st->lock);
 }
 
+static void probe_ping(void *arg)
+{
+	char errstr[256];
+	store_ping(arg, errstr, sizeof(errstr)); /* notes its outcome */
+}
+
 dlv_store_t *store_new(const dlv_store_opts_t *opts, char *errstr, size_t errstr_size)
 {
 	dlv_store_t *st = pl_calloc(1, sizeof(*st));
@@ -296,10 +346,15 @@ dlv_store_t *store_new(const dlv_store_opts_t *opts, char *errstr, size_t errstr
 	st->idle = pl_calloc(st->max, sizeof(*st->idle));
 	int ms = opts->timeout_ms > 0 ? opts->timeout_ms : 2000;
 	st->timeout = (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	st->retention_ms = (opts->retention_s > 0 ? opts->retention_s : 7 * 86400) * 1000;
+	st->history_max = opts->history_max > 0 ? opts->history_max : 100;
+	/* idle ping each second; an answer older than two timeouts and two pings is stale */
+	st->probe = pl_probe_new("Redis", 1000, 2000 + 2 * (int64_t)ms);
 	if (!parse_url(st, opts->url, errstr, errstr_size)) {
 		store_destroy(st);
 		return NULL;
 	}
+	pl_probe_start(st->probe, probe_ping, st);
 	return st;
 }
 
@@ -311,6 +366,7 @@ void store_destroy(dlv_store_t *st)
 		st->stopping = true;
 		pthread_join(st->sub_thread, NULL);
 	}
+	pl_probe_destroy(st->probe); /* joins the ping thread */
 	for (unsigned i = 0; i < st->nidle; i++)
 		redisFree(st->idle[i]);
 	pthread_mutex_destroy(&st->lock);
@@ -327,28 +383,33 @@ void store_destroy(dlv_store_t *st)
 /* One op's script keys and arguments; they point into its own buffers and the op's strings. */
 typedef struct op_args {
 	int nkeys, nargs;
-	const char *keys[3];
+	const char *keys[4];
 	const char *args[12];
-	char key[3][700], channel[600], num[2][24], when[32], real[4][40];
+	dlv_keys_t key;
+	char summary[KEYS_NAME_MAX], num[2][24], when[32], real[4][40];
 } op_args_t;
 
 static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr,
                                 size_t errstr_size)
 {
+	char time[32];
 	if (!op->delivery_id || !op->event_id || !op->stage || !op->owner_id || !op->event_json ||
-	    !op->entry_json || pl_time_format(op->requested_at, a->when) != PL_OK) {
+	    !op->entry_json || pl_time_format(op->requested_at, a->when) != PL_OK ||
+	    pl_time_format(op->time, time) != PL_OK) {
 		snprintf(errstr, errstr_size, "lifecycle event lacks a field the store needs");
 		return PL_ERR_SCHEMA;
 	}
-	store_key_delivery(op->delivery_id, a->key[0], sizeof(a->key[0]));
-	snprintf(a->key[1], sizeof(a->key[1]), "%s:history", a->key[0]);
-	store_key_summary(op->owner_id, atoi(a->when), atoi(a->when + 5), a->key[2],
-	                  sizeof(a->key[2]));
-	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", op->delivery_id);
+	pl_err_t e = keys_delivery(op->delivery_id, &a->key, errstr, errstr_size);
+	if (e == PL_OK)
+		e = keys_summary(op->owner_id, atoi(a->when), atoi(a->when + 5), a->summary, errstr,
+		                 errstr_size);
+	if (e != PL_OK)
+		return e;
 	pl_json_integer_text(op->version, a->num[0]);
-	a->nkeys = 3;
-	for (int i = 0; i < 3; i++)
-		a->keys[i] = a->key[i];
+	pl_json_integer_text(op->time, a->num[1]);
+	const char *keys[] = {a->key.delivery, a->key.history, a->key.telemetry, a->summary};
+	a->nkeys = 4;
+	memcpy(a->keys, keys, sizeof(keys));
 	const char *args[] = {"L",
 	                      a->num[0],
 	                      op->event_id,
@@ -356,8 +417,9 @@ static pl_err_t build_lifecycle(const store_op_t *op, op_args_t *a, char *errstr
 	                      op->event_json,
 	                      op->entry_json,
 	                      op->delivery_id,
-	                      a->channel};
-	a->nargs = 8;
+	                      a->key.channel,
+	                      a->num[1]};
+	a->nargs = 9;
 	memcpy(a->args, args, sizeof(args));
 	return PL_OK;
 }
@@ -371,9 +433,9 @@ static pl_err_t build_telemetry(const store_op_t *op, op_args_t *a, char *errstr
 		snprintf(errstr, errstr_size, "telemetry lacks a field the store needs");
 		return PL_ERR_SCHEMA;
 	}
-	store_key_delivery(op->delivery_id, a->key[0], sizeof(a->key[0]));
-	strncat(a->key[0], ":tm", sizeof(a->key[0]) - strlen(a->key[0]) - 1);
-	snprintf(a->channel, sizeof(a->channel), CHANNEL_PREFIX "%s", op->delivery_id);
+	pl_err_t e = keys_delivery(op->delivery_id, &a->key, errstr, errstr_size);
+	if (e != PL_OK)
+		return e;
 	pl_json_integer_text(op->seq, a->num[0]);
 	pl_json_integer_text(op->time, a->num[1]);
 	/* the shortest text that reads back as the same double (strtod in telemetry_from_hash) */
@@ -381,10 +443,11 @@ static pl_err_t build_telemetry(const store_op_t *op, op_args_t *a, char *errstr
 	pl_json_real_text(op->longitude, a->real[1]);
 	pl_json_real_text(op->altitude, a->real[2]);
 	pl_json_real_text(op->speed_mps, a->real[3]);
-	a->nkeys = 1;
-	a->keys[0] = a->key[0];
+	const char *keys[] = {a->key.delivery, a->key.history, a->key.telemetry};
+	a->nkeys = 3;
+	memcpy(a->keys, keys, sizeof(keys));
 	const char *args[] = {"T",
-	                      a->channel,
+	                      a->key.channel,
 	                      a->num[0],
 	                      a->num[1],
 	                      a->when,
@@ -410,7 +473,7 @@ static pl_err_t eval_batch(dlv_store_t *st, redisContext *c, store_op_t *ops, co
 {
 	*done = 0;
 	*whole = true;
-	size_t nkeys = 0, argc = 3;
+	size_t nkeys = 0, argc = 3 + 2; /* EVALSHA sha numkeys, keys, retention history_max, args */
 	for (size_t i = 0; i < n; i++) {
 		nkeys += (size_t)a[idx[i]].nkeys;
 		argc += (size_t)(a[idx[i]].nkeys + a[idx[i]].nargs);
@@ -421,6 +484,11 @@ static pl_err_t eval_batch(dlv_store_t *st, redisContext *c, store_op_t *ops, co
 	for (size_t i = 0; i < n; i++)
 		for (int j = 0; j < a[idx[i]].nkeys; j++)
 			argv[k++] = a[idx[i]].keys[j];
+	char retention[24], history_max[24];
+	pl_json_integer_text(st->retention_ms, retention);
+	pl_json_integer_text(st->history_max, history_max);
+	argv[k++] = retention;
+	argv[k++] = history_max;
 	for (size_t i = 0; i < n; i++)
 		for (int j = 0; j < a[idx[i]].nargs; j++)
 			argv[k++] = a[idx[i]].args[j];
@@ -458,6 +526,7 @@ static pl_err_t eval_batch(dlv_store_t *st, redisContext *c, store_op_t *ops, co
 			if (el->type == REDIS_REPLY_INTEGER) {
 				ops[idx[i]].err = PL_OK;
 				ops[idx[i]].applied = el->integer == 1;
+				ops[idx[i]].expired = el->integer == 2;
 				(*done)++;
 			} else {
 				snprintf(errstr, errstr_size, "redis: %s",
@@ -484,7 +553,7 @@ static pl_err_t eval_batch(dlv_store_t *st, redisContext *c, store_op_t *ops, co
 static void op_fail(store_op_t *op, pl_err_t e, const char *errstr)
 {
 	op->err = e;
-	op->applied = false;
+	op->applied = op->expired = false;
 	snprintf(op->errstr, sizeof(op->errstr), "%s", errstr);
 }
 
@@ -500,17 +569,20 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 		    ops[i].telemetry
 		        ? build_telemetry(&ops[i], &a[i], ops[i].errstr, sizeof(ops[i].errstr))
 		        : build_lifecycle(&ops[i], &a[i], ops[i].errstr, sizeof(ops[i].errstr));
-		ops[i].applied = false;
+		ops[i].applied = ops[i].expired = false;
 		if (ops[i].err == PL_OK)
 			runnable[nrunnable++] = i;
 	}
 	char errstr[256];
 	redisContext *c = NULL;
 	bool single = false; /* a failed call named no op: go on one op per call to find it */
+	bool refused = false, answered = true; /* a write refused for now; Redis answered it */
 	for (size_t next = 0; next < nrunnable;) {
 		if (!c && !(c = acquire(st, errstr, sizeof(errstr)))) {
 			for (; next < nrunnable; next++)
 				op_fail(&ops[runnable[next]], PL_ERR_TRANSIENT, errstr);
+			refused = true;
+			answered = false;
 			break;
 		}
 		size_t count = single ? 1 : nrunnable - next, done;
@@ -523,6 +595,8 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 		if (e == PL_ERR_TRANSIENT) {
 			for (; next < nrunnable; next++)
 				op_fail(&ops[runnable[next]], PL_ERR_TRANSIENT, errstr);
+			refused = true;
+			answered = c->err == 0; /* an error reply (OOM, BUSY), not a broken link */
 			break;
 		}
 		if (whole && count > 1) {
@@ -535,6 +609,10 @@ void store_apply(dlv_store_t *st, store_op_t *ops, size_t n)
 	}
 	if (c)
 		release(st, c);
+	if (nrunnable > 0) {
+		pl_probe_note(st->probe, PL_PROBE_CALLS, answered, errstr);
+		pl_probe_note(st->probe, PL_PROBE_WRITES, !refused, errstr);
+	}
 	pl_free(a);
 	pl_free(runnable);
 }
@@ -562,25 +640,43 @@ static json_t *telemetry_from_hash(const redisReply *r)
 	return tm;
 }
 
+/* Records a read's outcome: one that got no answer (unreachable, timed out) fails the calls. */
+static pl_err_t noted(dlv_store_t *st, pl_err_t e, const char *errstr)
+{
+	pl_probe_note(st->probe, PL_PROBE_CALLS, e != PL_ERR_TRANSIENT, errstr);
+	return e;
+}
+
+/* The keys of a delivery for a read; an id no key can have is an unknown delivery. */
+static bool read_keys(const char *id, dlv_keys_t *keys, char *errstr, size_t errstr_size)
+{
+	char why[160];
+	if (keys_delivery(id, keys, why, sizeof(why)) == PL_OK)
+		return true;
+	snprintf(errstr, errstr_size, "no delivery: %s", why);
+	return false;
+}
+
 pl_err_t store_get(dlv_store_t *st, const char *id, json_t **lifecycle, json_t **telemetry,
                    char *errstr, size_t errstr_size)
 {
 	*lifecycle = NULL;
 	if (telemetry)
 		*telemetry = NULL;
+	dlv_keys_t keys;
+	if (!read_keys(id, &keys, errstr, errstr_size))
+		return PL_ERR_NOT_FOUND;
 	redisContext *c = acquire(st, errstr, errstr_size);
 	if (!c)
-		return PL_ERR_TRANSIENT;
-	char kdel[600], ktm[620];
-	store_key_delivery(id, kdel, sizeof(kdel));
-	snprintf(ktm, sizeof(ktm), "%s:tm", kdel);
-	redisAppendCommand(c, "HGET %s event", kdel);
-	redisAppendCommand(c, "HGETALL %s", ktm);
+		return noted(st, PL_ERR_TRANSIENT, errstr);
+	const char *a1[] = {"HGET", keys.delivery, "event"}, *a2[] = {"HGETALL", keys.telemetry};
+	redisAppendCommandArgv(c, 3, a1, NULL);
+	redisAppendCommandArgv(c, 2, a2, NULL);
 	redisReply *r1 = NULL, *r2 = NULL;
 	pl_err_t e = PL_OK;
 	if (redisGetReply(c, (void **)&r1) != REDIS_OK ||
 	    redisGetReply(c, (void **)&r2) != REDIS_OK) {
-		snprintf(errstr, errstr_size, "redis: %s", c->errstr);
+		link_error(c, errstr, errstr_size);
 		e = PL_ERR_TRANSIENT;
 	} else if (r1->type == REDIS_REPLY_ERROR || r2->type == REDIS_REPLY_ERROR) {
 		snprintf(errstr, errstr_size, "redis: %s",
@@ -605,20 +701,20 @@ pl_err_t store_get(dlv_store_t *st, const char *id, json_t **lifecycle, json_t *
 	if (r2)
 		freeReplyObject(r2);
 	release(st, c);
-	return e;
+	return noted(st, e, errstr);
 }
 
 pl_err_t store_history(dlv_store_t *st, const char *id, json_t **entries, char *errstr,
                        size_t errstr_size)
 {
 	*entries = NULL;
+	dlv_keys_t keys;
+	if (!read_keys(id, &keys, errstr, errstr_size))
+		return PL_ERR_NOT_FOUND;
 	redisContext *c = acquire(st, errstr, errstr_size);
 	if (!c)
-		return PL_ERR_TRANSIENT;
-	char key[620];
-	store_key_delivery(id, key, sizeof(key));
-	strncat(key, ":history", sizeof(key) - strlen(key) - 1);
-	const char *argv[] = {"LRANGE", key, "0", "-1"};
+		return noted(st, PL_ERR_TRANSIENT, errstr);
+	const char *argv[] = {"LRANGE", keys.history, "0", "-1"};
 	redisReply *r;
 	pl_err_t e = run(c, &r, errstr, errstr_size, 4, argv, NULL);
 	if (e == PL_OK) {
@@ -639,38 +735,45 @@ pl_err_t store_history(dlv_store_t *st, const char *id, json_t **entries, char *
 		freeReplyObject(r);
 	}
 	release(st, c);
-	return e;
+	return noted(st, e, errstr);
 }
 
 pl_err_t store_summary(dlv_store_t *st, const char *owner_id, int year, int month, long long *count,
                        char *errstr, size_t errstr_size)
 {
 	*count = 0;
+	char key[KEYS_NAME_MAX];
+	pl_err_t e = keys_summary(owner_id, year, month, key, errstr, errstr_size);
+	if (e != PL_OK)
+		return e;
 	redisContext *c = acquire(st, errstr, errstr_size);
 	if (!c)
-		return PL_ERR_TRANSIENT;
-	char key[700];
-	store_key_summary(owner_id, year, month, key, sizeof(key));
+		return noted(st, PL_ERR_TRANSIENT, errstr);
 	const char *argv[] = {"SCARD", key};
 	redisReply *r;
-	pl_err_t e = run(c, &r, errstr, errstr_size, 2, argv, NULL);
+	e = run(c, &r, errstr, errstr_size, 2, argv, NULL);
 	if (e == PL_OK) {
 		*count = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 		freeReplyObject(r);
 	}
 	release(st, c);
-	return e;
+	return noted(st, e, errstr);
 }
 
 pl_err_t store_ping(dlv_store_t *st, char *errstr, size_t errstr_size)
 {
 	redisContext *c = acquire(st, errstr, errstr_size);
 	if (!c)
-		return PL_ERR_TRANSIENT;
+		return noted(st, PL_ERR_TRANSIENT, errstr);
 	const char *argv[] = {"PING"};
 	pl_err_t e = run_simple(c, errstr, errstr_size, 1, argv);
 	release(st, c);
-	return e;
+	return noted(st, e, errstr);
+}
+
+bool store_ready(dlv_store_t *st, char *reason, size_t reason_size)
+{
+	return pl_probe_ready(st->probe, reason, reason_size);
 }
 
 /* ---- subscription ------------------------------------------------------------------------- */
@@ -682,8 +785,8 @@ static void handle_message(dlv_store_t *st, const redisReply *r)
 	    strcmp(r->element[0]->str, "pmessage") != 0 || !r->element[2]->str)
 		return;
 	const char *channel = r->element[2]->str;
-	size_t plen = strlen(CHANNEL_PREFIX);
-	if (strncmp(channel, CHANNEL_PREFIX, plen) == 0 && channel[plen])
+	size_t plen = strlen(KEYS_CHANNEL_PREFIX);
+	if (strncmp(channel, KEYS_CHANNEL_PREFIX, plen) == 0 && channel[plen])
 		st->sub_fn(channel + plen, st->sub_arg);
 }
 
@@ -718,7 +821,7 @@ static void *subscription_main(void *arg)
 		char err[256] = "";
 		redisContext *c = connect_one(st, false, err, sizeof(err));
 		if (c) {
-			redisReply *r = redisCommand(c, "PSUBSCRIBE %s*", CHANNEL_PREFIX);
+			redisReply *r = redisCommand(c, "PSUBSCRIBE %s*", KEYS_CHANNEL_PREFIX);
 			bool ok = r && r->type == REDIS_REPLY_ARRAY;
 			if (r)
 				freeReplyObject(r);

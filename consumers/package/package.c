@@ -20,6 +20,12 @@ const pl_cfg_opt_t package_cfg[] = {
     {"DP_HTTP_PORT", PL_CFG_INT, "8082", 0, 65535, .help = "package read API port"},
     {"DP_MONGO_URI", PL_CFG_STR, "mongodb://127.0.0.1:27017/", 1, 4096, .secret = true,
      .help = "MongoDB-API server (MongoDB or FerretDB)"},
+    {"DP_MONGO_TIMEOUT_MS", PL_CFG_INT, "10000", 100, 600000,
+     .help = "MongoDB-API socket timeout: a call on a server that stops answering fails after "
+             "it (retried; /readyz answers 503)"},
+    {"DP_MONGO_CONNECT_TIMEOUT_MS", PL_CFG_INT, "2000", 100, 600000,
+     .help = "MongoDB-API connect and server selection timeout: a call finding no server "
+             "fails after it"},
     {"DP_PACKAGE_DB", PL_CFG_STR, "packages", 1, 63, .help = "database of the packages"},
     {NULL},
 };
@@ -35,7 +41,10 @@ void *package_init(const pl_service_env_t *env, char *errstr, size_t errstr_size
 {
 	package_store_t *store =
 	    package_store_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
-	                      pl_cfg_str(env->cfg, "DP_PACKAGE_DB"), errstr, errstr_size);
+	                      pl_cfg_str(env->cfg, "DP_PACKAGE_DB"),
+	                      (int)pl_cfg_int(env->cfg, "DP_MONGO_TIMEOUT_MS"),
+	                      (int)pl_cfg_int(env->cfg, "DP_MONGO_CONNECT_TIMEOUT_MS"), errstr,
+	                      errstr_size);
 	if (!store) {
 		*config_error = true;
 		return NULL;
@@ -199,8 +208,9 @@ size_t package_routes(void *state, pl_http_route_t *out, size_t max)
 bool package_ready(void *state, char *reason, size_t reason_size)
 {
 	package_svc_t *svc = state;
-	if (package_store_ping(svc->store) == PL_OK)
+	char why[400];
+	if (package_store_ready(svc->store, why, sizeof(why)))
 		return true;
-	snprintf(reason, reason_size, "package store unreachable: %s", package_store_errmsg());
+	snprintf(reason, reason_size, "package store: %s", why);
 	return false;
 }

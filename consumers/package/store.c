@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mem.h"
 #include "mongo.h"
+#include "probe.h"
 #include "store.h"
 #include "timefmt.h"
 
@@ -32,9 +33,11 @@ struct package_store {
 	mongoc_uri_t *uri;
 	mongoc_client_pool_t *pool;
 	char *db_name;
+	pl_probe_t *probe; /* what the calls recorded, for readiness */
 };
 
 static _Thread_local char last_errmsg[ERRMSG_MAX];
+static _Thread_local bool call_failed; /* a server round trip of this thread's call failed */
 
 static const char *const size_names[PACKAGE_SIZE__COUNT] = {"Small", "Medium", "Large"};
 
@@ -83,22 +86,32 @@ static void set_reason(char *reason, size_t reason_size, const char *fmt, ...)
 static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 {
 	set_errmsg("%s: %s (domain %u, code %u)", op, error->message, error->domain, error->code);
+	call_failed = true;
 	return PL_ERR_TRANSIENT;
 }
 
-package_store_t *package_store_new(const char *uri_text, const char *db_name, char *errstr,
-                                   size_t errstr_size)
+static void probe_ping(void *store)
+{
+	package_store_ping(store); /* notes its outcome */
+}
+
+package_store_t *package_store_new(const char *uri_text, const char *db_name, int timeout_ms,
+                                   int connect_timeout_ms, char *errstr, size_t errstr_size)
 {
 	package_store_t *store = NULL;
 	mongoc_uri_t *uri = NULL;
 	mongoc_client_pool_t *pool =
-	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-package", &uri, errstr, errstr_size);
+	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-package", timeout_ms,
+	                      connect_timeout_ms, &uri, errstr, errstr_size);
 	if (!pool)
 		return NULL;
 	store = pl_calloc(1, sizeof *store);
 	store->uri = uri;
 	store->pool = pool;
 	store->db_name = pl_strdup(db_name);
+	int socket_ms = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+	store->probe = pl_probe_new("FerretDB/MongoDB", 1000, 2000 + 2 * (int64_t)socket_ms);
+	pl_probe_start(store->probe, probe_ping, store);
 	return store;
 }
 
@@ -106,6 +119,7 @@ void package_store_destroy(package_store_t *store)
 {
 	if (!store)
 		return;
+	pl_probe_destroy(store->probe); /* joins the ping thread */
 	mongoc_client_pool_destroy(store->pool);
 	mongoc_uri_destroy(store->uri);
 	pl_free(store->db_name);
@@ -121,6 +135,7 @@ typedef struct conn {
 static conn_t conn_open(package_store_t *store)
 {
 	conn_t conn;
+	call_failed = false;
 	conn.client = mongoc_client_pool_pop(store->pool);
 	conn.coll = mongoc_client_get_collection(conn.client, store->db_name, COLL);
 	return conn;
@@ -130,12 +145,20 @@ static void conn_close(package_store_t *store, conn_t *conn)
 {
 	mongoc_collection_destroy(conn->coll);
 	mongoc_client_pool_push(store->pool, conn->client);
+	pl_probe_note(store->probe, PL_PROBE_CALLS, !call_failed, last_errmsg);
 }
 
 pl_err_t package_store_ping(package_store_t *store)
 {
 	bson_error_t error;
-	return pl_mongo_ping(store->pool, &error) ? PL_OK : mongo_fail("ping", &error);
+	pl_err_t e = pl_mongo_ping(store->pool, &error) ? PL_OK : mongo_fail("ping", &error);
+	pl_probe_note(store->probe, PL_PROBE_CALLS, e == PL_OK, last_errmsg);
+	return e;
+}
+
+bool package_store_ready(package_store_t *store, char *reason, size_t reason_size)
+{
+	return pl_probe_ready(store->probe, reason, reason_size);
 }
 
 pl_err_t package_store_ensure_indexes(package_store_t *store)

@@ -64,19 +64,24 @@ const char *package_size_name(package_size_t size);
 int package_size_parse(const char *name);
 
 /* Creates the store for uri (e.g. "mongodb://127.0.0.1:27017/") and database db_name. Does not
- * connect: the first call that needs the server does. Unless the URI sets them,
- * serverSelectionTimeoutMS=2000, connectTimeoutMS=2000 and socketTimeoutMS=10000, so a down
- * server fails a call in about two seconds. Returns NULL with a message in errstr when the URI
- * or the name is invalid. Not thread-safe against other _new/_destroy calls of this module. */
-package_store_t *package_store_new(const char *uri, const char *db_name, char *errstr,
-                                   size_t errstr_size);
+ * connect: the first call that needs the server does, and a background ping each second while
+ * no call runs (package_store_ready). Unless the URI sets them, serverSelectionTimeoutMS and
+ * connectTimeoutMS = connect_timeout_ms, socketTimeoutMS = timeout_ms (0: 2000 and 10000), so
+ * a down server fails a call in about connect_timeout_ms and a frozen one in timeout_ms.
+ * Returns NULL with a message in errstr when the URI or the name is invalid. Not thread-safe
+ * against other _new/_destroy calls of this module. */
+package_store_t *package_store_new(const char *uri, const char *db_name, int timeout_ms,
+                                   int connect_timeout_ms, char *errstr, size_t errstr_size);
 /* NULL is a no-op. No call may be running on the store. */
 void package_store_destroy(package_store_t *store);
 
 /* Creates the secondary index {ownerId, createdAt} (idempotent). PL_OK or PL_ERR_TRANSIENT. */
 pl_err_t package_store_ensure_indexes(package_store_t *store);
-/* Round trip to the server ("ping"): PL_OK or PL_ERR_TRANSIENT. For readiness checks. */
+/* Round trip to the server ("ping"): PL_OK or PL_ERR_TRANSIENT. */
 pl_err_t package_store_ping(package_store_t *store);
+/* Readiness from what the store's calls recorded (pipeline/probe.h): the latest call answered
+ * (a ping runs each second while no other call does); else false and why. No I/O. */
+bool package_store_ready(package_store_t *store, char *reason, size_t reason_size);
 
 /* Stores pkg unless its packageId exists (see the conflict rule above).
  *   PL_OK            stored now, or already stored with the same attributes;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mem.h"
 #include "mongo.h"
+#include "probe.h"
 
 #define ERRMSG_MAX 256
 
@@ -42,9 +43,11 @@ struct fleet {
 	fleet_candidate_t *cache;
 	size_t cache_n, cache_cap;
 	int64_t cache_at_ms; /* monotonic ms of the last read; 0 = never read */
+	pl_probe_t *probe;   /* what the calls recorded, for readiness */
 };
 
 static _Thread_local char last_errmsg[ERRMSG_MAX];
+static _Thread_local bool call_failed; /* a server round trip of this thread's call failed */
 
 const char *fleet_errmsg(void)
 {
@@ -63,15 +66,23 @@ static void set_errmsg(const char *fmt, ...)
 static pl_err_t mongo_fail(const char *op, const bson_error_t *error)
 {
 	set_errmsg("%s: %s (domain %u, code %u)", op, error->message, error->domain, error->code);
+	call_failed = true;
 	return PL_ERR_TRANSIENT;
 }
 
-fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size_t errstr_size)
+static void probe_ping(void *fleet)
+{
+	fleet_ping(fleet); /* notes its outcome */
+}
+
+fleet_t *fleet_new(const char *uri_text, const char *db_name, int timeout_ms, int connect_timeout_ms,
+                   char *errstr, size_t errstr_size)
 {
 	fleet_t *fleet;
 	mongoc_uri_t *uri = NULL;
 	mongoc_client_pool_t *pool =
-	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-scheduler", &uri, errstr, errstr_size);
+	    pl_mongo_pool_new(uri_text, db_name, "dronepipe-scheduler", timeout_ms,
+	                      connect_timeout_ms, &uri, errstr, errstr_size);
 	if (!pool)
 		return NULL;
 	fleet = pl_calloc(1, sizeof *fleet);
@@ -79,6 +90,9 @@ fleet_t *fleet_new(const char *uri_text, const char *db_name, char *errstr, size
 	fleet->pool = pool;
 	fleet->db_name = pl_strdup(db_name);
 	pthread_mutex_init(&fleet->cache_lock, NULL);
+	int socket_ms = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+	fleet->probe = pl_probe_new("FerretDB/MongoDB", 1000, 2000 + 2 * (int64_t)socket_ms);
+	pl_probe_start(fleet->probe, probe_ping, fleet);
 	return fleet;
 }
 
@@ -86,6 +100,7 @@ void fleet_destroy(fleet_t *fleet)
 {
 	if (!fleet)
 		return;
+	pl_probe_destroy(fleet->probe); /* joins the ping thread */
 	mongoc_client_pool_destroy(fleet->pool);
 	mongoc_uri_destroy(fleet->uri);
 	pl_free(fleet->db_name);
@@ -103,6 +118,7 @@ typedef struct conn {
 static conn_t conn_open(fleet_t *fleet)
 {
 	conn_t c;
+	call_failed = false;
 	c.client = mongoc_client_pool_pop(fleet->pool);
 	c.drones = mongoc_client_get_collection(c.client, fleet->db_name, "drones");
 	c.claims = mongoc_client_get_collection(c.client, fleet->db_name, "claims");
@@ -120,12 +136,20 @@ static void conn_close(fleet_t *fleet, conn_t *c)
 	mongoc_collection_destroy(c->holds);
 	mongoc_collection_destroy(c->releases);
 	mongoc_client_pool_push(fleet->pool, c->client);
+	pl_probe_note(fleet->probe, PL_PROBE_CALLS, !call_failed, last_errmsg);
 }
 
 pl_err_t fleet_ping(fleet_t *fleet)
 {
 	bson_error_t error;
-	return pl_mongo_ping(fleet->pool, &error) ? PL_OK : mongo_fail("ping", &error);
+	pl_err_t e = pl_mongo_ping(fleet->pool, &error) ? PL_OK : mongo_fail("ping", &error);
+	pl_probe_note(fleet->probe, PL_PROBE_CALLS, e == PL_OK, last_errmsg);
+	return e;
+}
+
+bool fleet_ready(fleet_t *fleet, char *reason, size_t reason_size)
+{
+	return pl_probe_ready(fleet->probe, reason, reason_size);
 }
 
 static pl_err_t create_index(mongoc_collection_t *coll, const char *name, bson_t *keys)
@@ -626,8 +650,8 @@ static void cache_put(fleet_t *fleet, const fleet_candidate_t *cand)
  * PL_ERR_NOT_FOUND when every candidate was taken; with first, PL_ERR_REJECTED when holds slot
  * 0 was taken already (note_hold). */
 static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t *cands, size_t n,
-                             const char *delivery_id, fleet_point_t pickup, int64_t now_ms,
-                             bool first, unsigned *slot, claim_t *claim)
+                             const char *delivery_id, fleet_point_t pickup, double reach_m,
+                             int64_t now_ms, bool first, unsigned *slot, claim_t *claim)
 {
 	size_t *order = pl_malloc((n ? n : 1) * sizeof *order);
 	size_t ranked = fleet_rank(cands, n, pickup, order);
@@ -636,6 +660,8 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 		const fleet_candidate_t *cand = &cands[order[i]];
 		char key[FLEET_ID_MAX + 24];
 		bson_error_t error;
+		if (!(fleet_route_m(cand->position, pickup, pickup) <= reach_m))
+			break; /* nearest first: every drone after this one is out of reach too */
 		if (!cache_take(fleet, cand->drone_id))
 			continue; /* another thread of this process is claiming it */
 		claim_key(cand->drone_id, cand->gen, key, sizeof key);
@@ -667,11 +693,12 @@ static pl_err_t claim_ranked(fleet_t *fleet, conn_t *c, const fleet_candidate_t 
 	return err;
 }
 
-/* Claims the nearest available drone for delivery_id: from the cache, then once more from a
- * fresh read of the store before answering "no drone available". first: see claim_ranked. */
+/* Claims the nearest available drone for delivery_id within reach_m of the pickup: from the
+ * cache, then once more from a fresh read of the store before answering "no drone available".
+ * first: see claim_ranked. */
 static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id,
-                              fleet_point_t pickup, int64_t now_ms, bool first, unsigned *slot,
-                              claim_t *claim)
+                              fleet_point_t pickup, double reach_m, int64_t now_ms, bool first,
+                              unsigned *slot, claim_t *claim)
 {
 	pl_err_t err = PL_ERR_NOT_FOUND;
 	for (int pass = 0; pass < 2 && err == PL_ERR_NOT_FOUND; pass++) {
@@ -679,8 +706,8 @@ static pl_err_t claim_nearest(fleet_t *fleet, conn_t *c, const char *delivery_id
 		size_t n = 0;
 		err = cached_candidates(fleet, c, pass == 1, &cands, &n);
 		if (err == PL_OK)
-			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, now_ms, first,
-			                   slot, claim);
+			err = claim_ranked(fleet, c, cands, n, delivery_id, pickup, reach_m, now_ms,
+			                   first, slot, claim);
 		pl_free(cands);
 	}
 	return err;
@@ -753,6 +780,14 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
                       fleet_point_t pickup, fleet_point_t dropoff, int64_t now_ms,
                       fleet_assignment_t *out)
 {
+	return fleet_assign_within(fleet, delivery_id, owner_id, pickup, dropoff, INFINITY, now_ms,
+	                           out);
+}
+
+pl_err_t fleet_assign_within(fleet_t *fleet, const char *delivery_id, const char *owner_id,
+                             fleet_point_t pickup, fleet_point_t dropoff, double reach_m,
+                             int64_t now_ms, fleet_assignment_t *out)
+{
 	fleet_assignment_t a;
 	claim_t held[HELD_MAX], claim;
 	size_t n_held = 0;
@@ -769,7 +804,7 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 	/* Fast path: the first attempt for a delivery notes its first claim in holds slot 0, so a
 	 * slot 0 that is free proves there was no attempt before (no assignment with a drone, no
 	 * claim left by a crash). A taken slot 0, or no drone at hand, takes the careful path. */
-	err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, true, &slots, &claim);
+	err = claim_nearest(fleet, &c, delivery_id, pickup, reach_m, now_ms, true, &slots, &claim);
 	if (err == PL_ERR_REJECTED || err == PL_ERR_NOT_FOUND) {
 		err = read_assignment(&c, delivery_id, &a);
 		if (err ==
@@ -782,8 +817,8 @@ pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner
 		if (err == PL_OK && n_held)
 			claim = held[0];
 		else if (err == PL_OK)
-			err = claim_nearest(fleet, &c, delivery_id, pickup, now_ms, false, &slots,
-			                    &claim);
+			err = claim_nearest(fleet, &c, delivery_id, pickup, reach_m, now_ms, false,
+			                    &slots, &claim);
 	}
 	if (err != PL_OK)
 		goto out;

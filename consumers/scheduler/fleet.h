@@ -157,14 +157,19 @@ bool fleet_assignment_usage(const fleet_assignment_t *assignment, int64_t now_ms
 
 /* ---- the store ------------------------------------------------------------------------- */
 
-/* Creates the fleet store for uri and db_name. Does not connect. Unless the URI sets them,
- * serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, socketTimeoutMS=10000. NULL with a
- * message in errstr when the URI or name is invalid. */
-fleet_t *fleet_new(const char *uri, const char *db_name, char *errstr, size_t errstr_size);
+/* Creates the fleet store for uri and db_name. Does not connect (but for a background ping each
+ * second while no call runs: fleet_ready). Unless the URI sets them, serverSelectionTimeoutMS
+ * and connectTimeoutMS = connect_timeout_ms, socketTimeoutMS = timeout_ms (0: 2000 and 10000).
+ * NULL with a message in errstr when the URI or name is invalid. */
+fleet_t *fleet_new(const char *uri, const char *db_name, int timeout_ms, int connect_timeout_ms,
+                   char *errstr, size_t errstr_size);
 /* NULL is a no-op. No call may be running. */
 void fleet_destroy(fleet_t *fleet);
 
 pl_err_t fleet_ping(fleet_t *fleet);
+/* Readiness from what the fleet's calls recorded (pipeline/probe.h): the latest call answered;
+ * else false and why. No I/O. */
+bool fleet_ready(fleet_t *fleet, char *reason, size_t reason_size);
 /* Secondary indexes (idempotent): drones {status}, assignments {ownerId, assignedAt}. */
 pl_err_t fleet_ensure_indexes(fleet_t *fleet);
 
@@ -190,6 +195,15 @@ pl_err_t fleet_count(fleet_t *fleet, size_t *total, size_t *available);
 pl_err_t fleet_assign(fleet_t *fleet, const char *delivery_id, const char *owner_id,
                       fleet_point_t pickup, fleet_point_t dropoff, int64_t now_ms,
                       fleet_assignment_t *out);
+
+/* fleet_assign that claims only a drone within reach_m metres (great-circle) of the pickup:
+ * PL_ERR_NOT_FOUND when every available drone is farther. The scheduler passes the drone range
+ * minus the route pickup -> dropoff, so the whole flight position -> pickup -> dropoff fits the
+ * range. Repeats and crash leftovers (I3, I4) keep their drone whatever its distance. NaN or a
+ * negative reach claims nothing; INFINITY is fleet_assign. */
+pl_err_t fleet_assign_within(fleet_t *fleet, const char *delivery_id, const char *owner_id,
+                             fleet_point_t pickup, fleet_point_t dropoff, double reach_m,
+                             int64_t now_ms, fleet_assignment_t *out);
 
 /* Ends the assignment of delivery_id and frees every drone claimed for it (I3). The stored
  * status becomes "completed" when reason is "completed" and a drone was held, else

@@ -1,4 +1,5 @@
 /* main.c — dronepipe-scheduler: wiring only (see scheduler.h). */
+#include "area.h"
 #include "scheduler.h"
 
 int main(int argc, char **argv)
@@ -7,6 +8,7 @@ int main(int argc, char **argv)
 	    .name = "dronepipe-scheduler",
 	    .svc = "scheduler",
 	    .cfg = scheduler_cfg,
+	    .extra_cfg = pl_area_cfg,
 	    .group = "scheduler",
 	    .topics = scheduler_topics,
 	    .init = scheduler_init,

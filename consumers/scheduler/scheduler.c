@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "area.h"
 #include "fleet.h"
 #include "httpq.h"
 #include "log.h"
@@ -23,6 +24,12 @@ const pl_cfg_opt_t scheduler_cfg[] = {
     {"DP_HTTP_PORT", PL_CFG_INT, "8083", 0, 65535, .help = "drone assignment read API port"},
     {"DP_MONGO_URI", PL_CFG_STR, "mongodb://127.0.0.1:27017/", 1, 4096, .secret = true,
      .help = "MongoDB-API server (MongoDB or FerretDB)"},
+    {"DP_MONGO_TIMEOUT_MS", PL_CFG_INT, "10000", 100, 600000,
+     .help = "MongoDB-API socket timeout: a call on a server that stops answering fails after "
+             "it (retried; /readyz answers 503)"},
+    {"DP_MONGO_CONNECT_TIMEOUT_MS", PL_CFG_INT, "2000", 100, 600000,
+     .help = "MongoDB-API connect and server selection timeout: a call finding no server "
+             "fails after it"},
     {"DP_SCHEDULER_DB", PL_CFG_STR, "dronescheduler", 1, 63, .help = "database of the fleet"},
     {"DP_FLEET_SIZE", PL_CFG_INT, "1000", 1, FLEET_SIZE_MAX,
      .help = "drones seeded at start (drone-0001..); an existing fleet is kept"},
@@ -35,6 +42,8 @@ const char *const scheduler_topics[] = {"dronedelivery.drone.commands", NULL};
  * under seed_lock, by whichever lane seeds first. */
 typedef struct scheduler_svc {
 	fleet_t *fleet;
+	pl_area_t area; /* read-only after init */
+	pl_metric_family_t *m_refused;
 	unsigned fleet_size;
 	pthread_mutex_t seed_lock;
 	atomic_bool seeded;
@@ -65,14 +74,27 @@ out:
 void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
                      bool *config_error)
 {
+	pl_area_t area;
+	if (pl_area_from_cfg(env->cfg, &area, errstr, errstr_size) != PL_OK) {
+		*config_error = true;
+		return NULL;
+	}
 	fleet_t *fleet = fleet_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
-	                           pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"), errstr, errstr_size);
+	                           pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"),
+	                           (int)pl_cfg_int(env->cfg, "DP_MONGO_TIMEOUT_MS"),
+	                           (int)pl_cfg_int(env->cfg, "DP_MONGO_CONNECT_TIMEOUT_MS"), errstr,
+	                           errstr_size);
 	if (!fleet) {
 		*config_error = true;
 		return NULL;
 	}
 	scheduler_svc_t *svc = pl_calloc(1, sizeof(*svc));
 	svc->fleet = fleet;
+	svc->area = area;
+	svc->m_refused = pl_metrics_family(
+	    pl_metrics_default(), "dronepipe_scheduler_assignments_refused_total",
+	    "AssignDrone commands refused by the service-area rule (no drone claimed)",
+	    PL_METRIC_COUNTER, "fault", NULL, 0);
 	svc->fleet_size = (unsigned)pl_cfg_int(env->cfg, "DP_FLEET_SIZE");
 	pthread_mutex_init(&svc->seed_lock, NULL);
 	seed(svc); /* a server down now: the handler seeds before its first command */
@@ -107,6 +129,31 @@ static json_t *geo(fleet_point_t p)
 	return json_pack("{s:f, s:f, s:f}", "latitude", p.lat, "longitude", p.lon, "altitude", 0.0);
 }
 
+/* Answers an AssignDrone the fleet can never fly (area.h) with a permanent DroneUnavailable
+ * carrying the reason, before anything is claimed: the saga fails with it. */
+static pl_stage_outcome_t refuse(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, pl_area_fault_t fault,
+                                 const char *why, const char *cmd_id, const char *delivery_id,
+                                 json_int_t attempt)
+{
+	static const char *const faults[] = {"", "pickup_outside", "dropoff_outside",
+	                                     "route_too_long"};
+	const char *l[] = {faults[fault]};
+	pl_metric_inc(pl_metric_get(svc->m_refused, l));
+	pl_log(PL_LOG_WARN, "assignment_refused",
+	       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id), PL_LS("fault", faults[fault])),
+	       "%s", why);
+	char id[37];
+	reply_id(cmd_id, "DroneUnavailable", id);
+	json_t *reply =
+	    json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:b}", "eventId", id, "deliveryId",
+	              delivery_id, "causationId", cmd_id, "attempt", attempt, "reason", why, "time",
+	              (json_int_t)pl_now_ms(), "permanent", 1);
+	pl_err_t pe =
+	    pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, "DroneUnavailable", reply, id);
+	json_decref(reply);
+	return pe == PL_OK ? PL_STAGE_OK : PL_STAGE_RETRY;
+}
+
 static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, const json_t *ev,
                                     const char *cmd_id, const char *delivery_id)
 {
@@ -116,10 +163,17 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 		return PL_STAGE_DEAD;
 	}
 	json_int_t attempt = json_integer_value(json_object_get(ev, "attempt"));
+	char why[320];
+	pl_area_fault_t fault = pl_area_check(&svc->area, pickup.lat, pickup.lon, dropoff.lat,
+	                                      dropoff.lon, why, sizeof(why));
+	if (fault != PL_AREA_OK)
+		return refuse(ctx, svc, fault, why, cmd_id, delivery_id, attempt);
+	/* the drone's way to the pickup must fit what the route leaves of the range */
+	double reach_m = svc->area.range_m - fleet_route_m(pickup, pickup, dropoff);
 	fleet_assignment_t a;
-	pl_err_t e =
-	    fleet_assign(svc->fleet, delivery_id, json_string_value(json_object_get(ev, "ownerId")),
-	                 pickup, dropoff, pl_now_ms(), &a);
+	pl_err_t e = fleet_assign_within(svc->fleet, delivery_id,
+	                                 json_string_value(json_object_get(ev, "ownerId")), pickup,
+	                                 dropoff, reach_m, pl_now_ms(), &a);
 	if (e == PL_ERR_TRANSIENT) {
 		pl_stage_set_reason(ctx, e, "fleet store: %s", fleet_errmsg());
 		return PL_STAGE_RETRY;
@@ -142,9 +196,12 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 	} else {
 		type = "DroneUnavailable";
 		reply_id(cmd_id, type, id);
-		reply = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "eventId", id, "deliveryId",
-		                  delivery_id, "causationId", cmd_id, "attempt", attempt, "reason",
-		                  "no drone available", "time", (json_int_t)pl_now_ms());
+		snprintf(why, sizeof(why), "no drone available within %.0f m of the pickup",
+		         reach_m);
+		reply =
+		    json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:b}", "eventId", id, "deliveryId",
+		              delivery_id, "causationId", cmd_id, "attempt", attempt, "reason", why,
+		              "time", (json_int_t)pl_now_ms(), "permanent", 0);
 	}
 	pl_err_t pe = pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, type, reply, id);
 	json_decref(reply);
@@ -262,8 +319,9 @@ size_t scheduler_routes(void *state, pl_http_route_t *out, size_t max)
 bool scheduler_ready(void *state, char *reason, size_t reason_size)
 {
 	scheduler_svc_t *svc = state;
-	if (fleet_ping(svc->fleet) == PL_OK)
+	char why[400];
+	if (fleet_ready(svc->fleet, why, sizeof(why)))
 		return true;
-	snprintf(reason, reason_size, "fleet store unreachable: %s", fleet_errmsg());
+	snprintf(reason, reason_size, "fleet store: %s", why);
 	return false;
 }

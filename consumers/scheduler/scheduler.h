@@ -1,6 +1,8 @@
 /* scheduler.h — dronepipe-scheduler's stage and read API: AssignDrone and ReleaseDrone commands
  * (dronedelivery.drone.commands) applied to the fleet (fleet.h), answered on
- * dronedelivery.drone.events with DroneAssigned / DroneUnavailable / DroneReleased;
+ * dronedelivery.drone.events with DroneAssigned / DroneUnavailable / DroneReleased (an
+ * AssignDrone outside the service area or over the drone range, area.h, gets a permanent
+ * DroneUnavailable with the reason and claims nothing);
  * GET /api/dronedeliveries/{deliveryId} and /api/dronedeliveries/utilization.
  * Ownership: the service state owns the fleet. Thread rules: handler on the stage thread,
  * routes on HTTP threads; the fleet is thread-safe. */

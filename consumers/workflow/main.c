@@ -1,4 +1,5 @@
 /* main.c — dronepipe-workflow: wiring only (see workflow.h). */
+#include "area.h"
 #include "workflow.h"
 
 int main(int argc, char **argv)
@@ -7,6 +8,7 @@ int main(int argc, char **argv)
 	    .name = "dronepipe-workflow",
 	    .svc = "workflow",
 	    .cfg = workflow_cfg,
+	    .extra_cfg = pl_area_cfg,
 	    .group = "workflow",
 	    .topics = workflow_topics,
 	    .init = workflow_init,

@@ -401,6 +401,17 @@ static saga_outcome_t on_reschedule(apply_t *a, saga_status_t s)
 	}
 	if (!changed)
 		return ignore(a, "reschedule changes nothing");
+	/* A reschedule past the ingress (another producer) or one that moved only one end: the
+	 * drone must still be able to fly it (area.h), else the delivery keeps its points. */
+	const json_t *p = json_object_get(a->st, "pickup"), *d = json_object_get(a->st, "dropoff");
+	char why[200];
+	if (a->opts->area && is_point(p) && is_point(d) &&
+	    pl_area_check(a->opts->area, json_number_value(json_object_get(p, "latitude")),
+	                  json_number_value(json_object_get(p, "longitude")),
+	                  json_number_value(json_object_get(d, "latitude")),
+	                  json_number_value(json_object_get(d, "longitude")), why,
+	                  sizeof(why)) != PL_AREA_OK)
+		return ignore(a, "reschedule refused, the delivery keeps its points: %s", why);
 	if (s == SAGA_HEADED_TO_PICKUP)
 		plan_etas(a, jint_or(a->st, "assignedAt", a->now),
 		          json_object_get(a->st, "dronePosition"));
@@ -510,6 +521,14 @@ static saga_outcome_t on_drone_unavailable(apply_t *a, saga_status_t s)
 	if (attempt < current)
 		return ignore(a, "stale: answer to attempt %lld, attempt %lld is out",
 		              (long long)attempt, (long long)current);
+	if (json_is_true(json_object_get(a->in, "permanent"))) {
+		/* the scheduler will never fly it (service area, drone range): no retry */
+		const char *why = jstr(a->in, "reason");
+		char reason[400];
+		snprintf(reason, sizeof(reason), "drone assignment refused: %s",
+		         why && *why ? why : "no reason given");
+		return fail(a, reason, true);
+	}
 	if (json_is_integer(json_object_get(a->st, "nextAssignAt")))
 		return ignore(a, "retry already scheduled");
 	int64_t deadline = assign_deadline(a->st, a->opts);

@@ -43,6 +43,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "area.h"
+
 #define SAGA_TOPIC_REQUESTS         "dronedelivery.requests"
 #define SAGA_TOPIC_PACKAGE_COMMANDS "dronedelivery.package.commands"
 #define SAGA_TOPIC_PACKAGE_EVENTS   "dronedelivery.package.events"
@@ -87,6 +89,8 @@ typedef struct saga_opts {
 	int64_t assign_backoff_min_ms; /* delay before the 2nd attempt; doubles per attempt */
 	int64_t assign_backoff_max_ms; /* cap of that delay (plus up to 20% jitter) */
 	double drone_speed_mps;        /* cruise speed for ETAs; <= 0: no ETAs */
+	const pl_area_t *area;         /* DP_SERVICE_AREA, DP_DRONE_RANGE_M: a reschedule whose new
+	                                * points break the rule is IGNORED; NULL: not checked */
 } saga_opts_t;
 
 /* One event to produce. topic and schema are static strings; event is owned by the result. */

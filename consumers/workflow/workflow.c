@@ -54,6 +54,7 @@ typedef struct wf {
 	const pl_cfg_t *cfg;
 	const pl_avro_registry_t *registry;
 	pl_producer_t *producer;
+	pl_area_t area; /* read-only after init; opts.area points here */
 	saga_opts_t opts;
 	json_t *states[MAX_PARTITIONS]; /* deliveryId -> encoded SagaState (a json string of its
 	                                 * bytes); NULL = not restored */
@@ -99,11 +100,17 @@ void *workflow_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 		pl_free(wf);
 		return NULL;
 	}
+	if (pl_area_from_cfg(env->cfg, &wf->area, errstr, errstr_size) != PL_OK) {
+		*config_error = true;
+		pl_free(wf);
+		return NULL;
+	}
 	wf->opts = (saga_opts_t){
 	    .assign_timeout_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_TIMEOUT_S") * 1000,
 	    .assign_backoff_min_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS"),
 	    .assign_backoff_max_ms = pl_cfg_int(env->cfg, "DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS"),
 	    .drone_speed_mps = (double)pl_cfg_int(env->cfg, "DP_DRONE_SPEED_MPS"),
+	    .area = &wf->area,
 	};
 	pl_metrics_t *m = pl_metrics_default();
 	wf->m_outcomes = pl_metrics_family(m, "dronepipe_workflow_saga_inputs_total",

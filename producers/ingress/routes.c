@@ -367,7 +367,9 @@ static void on_create(pl_http_req_t *req, void *arg)
 	const char *body = pl_http_body(req, &len);
 	json_t *ev = NULL;
 	ingress_problem_t problem = {0};
-	if (ingress_validate_create(body, len, &ev, &problem) != PL_OK) {
+	if (ingress_validate_create(body, len, &ev, &problem) != PL_OK ||
+	    ingress_validate_area(&ing->area, ev, &problem) != PL_OK) {
+		json_decref(ev);
 		answer_invalid(req, &problem);
 		ingress_problem_free(&problem);
 		return;
@@ -430,10 +432,12 @@ typedef pl_err_t (*validate_fn)(const char *body, size_t len, json_t **event,
                                 ingress_problem_t *problem);
 
 /* The routes on /api/deliveryrequests/{deliveryId}...: validate the body (validate NULL = no
- * body), then produce the event of schema; the answer is ok_status with ok_body (taken over;
- * NULL = empty, and freed here when the request is refused before producing). */
+ * body; check_area: then the service-area rule on its locations), then produce the event of schema;
+ * the answer is ok_status with ok_body (taken over; NULL = empty, and freed here when the request
+ * is refused before producing). */
 static void on_delivery_route(ingress_t *ing, pl_http_req_t *req, validate_fn validate,
-                              const pl_avro_schema_t *schema, unsigned ok_status, char *ok_body)
+                              bool check_area, const pl_avro_schema_t *schema, unsigned ok_status,
+                              char *ok_body)
 {
 	const char *id = NULL;
 	json_t *ev = NULL;
@@ -444,11 +448,15 @@ static void on_delivery_route(ingress_t *ing, pl_http_req_t *req, validate_fn va
 		const char *body = pl_http_body(req, &len);
 		ingress_problem_t problem = {0};
 		pl_err_t e = validate(body, len, &ev, &problem);
+		if (e == PL_OK && check_area)
+			e = ingress_validate_area(&ing->area, ev, &problem);
 		if (e != PL_OK)
 			answer_invalid(req, &problem);
 		ingress_problem_free(&problem);
-		if (e != PL_OK)
+		if (e != PL_OK) {
+			json_decref(ev);
 			goto refused;
+		}
 	} else {
 		ev = json_object();
 	}
@@ -465,14 +473,14 @@ static void on_reschedule(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
 	const char *id = pl_http_param(req, "deliveryId");
-	on_delivery_route(ing, req, ingress_validate_reschedule, ing->s_reschedule, 200,
+	on_delivery_route(ing, req, ingress_validate_reschedule, true, ing->s_reschedule, 200,
 	                  pl_asprintf("\"%s\"", id));
 }
 
 static void on_cancel(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
-	on_delivery_route(ing, req, NULL, ing->s_cancel, 204, NULL);
+	on_delivery_route(ing, req, NULL, false, ing->s_cancel, 204, NULL);
 }
 
 static void on_confirm(pl_http_req_t *req, void *arg)
@@ -480,7 +488,7 @@ static void on_confirm(pl_http_req_t *req, void *arg)
 	ingress_t *ing = arg;
 	const char *id = pl_http_param(req, "deliveryId");
 	on_delivery_route(
-	    ing, req, ingress_validate_confirmation, ing->s_confirmed, 202,
+	    ing, req, ingress_validate_confirmation, false, ing->s_confirmed, 202,
 	    pl_asprintf("{\"deliveryId\":\"%s\",\"status\":\"ConfirmationReceived\"}", id));
 }
 
@@ -569,6 +577,8 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 		snprintf(errstr, errstr_size, "a request schema is missing from the build");
 		return false;
 	}
+	if (pl_area_from_cfg(cfg, &ing->area, errstr, errstr_size) != PL_OK)
+		return false;
 	const char *keys = pl_cfg_str(cfg, "DP_INGRESS_API_KEYS_FILE");
 	if (keys && *keys && !load_keys(ing, keys, errstr, errstr_size))
 		return false;

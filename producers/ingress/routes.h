@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "area.h"
 #include "avro.h"
 #include "cfg.h"
 #include "http.h"
@@ -29,6 +30,7 @@ typedef struct ingress {
 	char **api_keys; /* NULL = no client auth */
 	size_t napi_keys;
 	int retry_after_s;
+	pl_area_t area;      /* DP_SERVICE_AREA, DP_DRONE_RANGE_M: deliveries the fleet can fly */
 	atomic_int inflight; /* requests between validation and their answer */
 	atomic_bool draining;
 	/* Requests waiting for their delivery report, oldest first (one timeout for all, so the

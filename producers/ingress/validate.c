@@ -600,6 +600,48 @@ pl_err_t ingress_validate_reschedule(const char *body, size_t len, json_t **even
 	return finish(problem, out, event);
 }
 
+/* The point event[name] as lat/lon; false when it is null or absent. */
+static bool event_point(const json_t *event, const char *name, double *lat, double *lon)
+{
+	const json_t *p = json_object_get(event, name);
+	if (!json_is_object(p))
+		return false;
+	*lat = json_number_value(json_object_get(p, "latitude"));
+	*lon = json_number_value(json_object_get(p, "longitude"));
+	return true;
+}
+
+pl_err_t ingress_validate_area(const pl_area_t *area, const json_t *event,
+                               ingress_problem_t *problem)
+{
+	ingress_problem_reset(problem);
+	double plat, plon, dlat, dlon, d;
+	char why[256];
+	bool pickup = event_point(event, "pickup", &plat, &plon);
+	bool dropoff = event_point(event, "dropoff", &dlat, &dlon);
+	bool inside = pickup && dropoff;
+	if (pickup && !pl_area_contains(area, plat, plon, &d)) {
+		pl_area_outside_reason(area, d, why, sizeof(why));
+		ingress_problem_add(problem, "pickupLocation", "%s", why);
+		inside = false;
+	}
+	if (dropoff && !pl_area_contains(area, dlat, dlon, &d)) {
+		pl_area_outside_reason(area, d, why, sizeof(why));
+		ingress_problem_add(problem, "dropOffLocation", "%s", why);
+		inside = false;
+	}
+	if (inside && !pl_area_route_fits(area, plat, plon, dlat, dlon, &d)) {
+		pl_area_range_reason(area, d, why, sizeof(why));
+		ingress_problem_add(problem, "route", "%s", why);
+	}
+	if (problem->error_count == 0)
+		return PL_OK;
+	json_t *none = json_object();
+	json_t *dropped = NULL;
+	finish(problem, none, &dropped);
+	return PL_ERR_INVALID;
+}
+
 pl_err_t ingress_validate_confirmation(const char *body, size_t len, json_t **event,
                                        ingress_problem_t *problem)
 {

@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "area.h"
 #include "err.h"
 
 #define INGRESS_MAX_DEPTH 32
@@ -83,6 +84,18 @@ pl_err_t ingress_validate_reschedule(const char *body, size_t len, json_t **even
  * confirmationBlob. Same contract as ingress_validate_create. */
 pl_err_t ingress_validate_confirmation(const char *body, size_t len, json_t **event,
                                        ingress_problem_t *problem);
+
+/* The service-area rule (area.h) on an event from ingress_validate_create or
+ * ingress_validate_reschedule: each of "pickup" / "dropoff" that is a point
+ * must lie inside the area (else an error on field pickupLocation /
+ * dropOffLocation naming the limit), and when both are points and inside, the
+ * route between them must fit the range (else an error on field "route").
+ * A reschedule that gives one location is checked for that location only: the
+ * other end is not known here (the scheduler checks the whole rule before it
+ * claims a drone). PL_OK, or PL_ERR_INVALID with problem (reset first) holding
+ * status 400, the errors and the detail. event and area are borrowed. */
+pl_err_t ingress_validate_area(const pl_area_t *area, const json_t *event,
+                               ingress_problem_t *problem);
 
 /* Appends an error (printf-style reason) and sets status to 400 if it was 0.
  * For routes that find problems of their own. Bytes outside printable ASCII in

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "escape.h"
 #include "mem.h"
 #include "ops.h"
 #include "plan.h"
@@ -37,25 +38,35 @@ static const char replay_usage[] =
     "Exit: 0 done (or dry run), 1 bad arguments or unknown topic, 2 Kafka unreachable or failed,\n"
     "3 refused: the group has active members (stop them, or --wait).\n";
 
-static char *members_text(const pl_admin_group_t *g)
+#define MEMBER_TEXT_MAX OPS_MEMBER_TEXT_MAX
+
+char *ops_members_text(const pl_admin_group_t *g)
 {
-	size_t cap = 64 + g->member_count * 200, n = 0;
-	char *s = pl_malloc(cap);
-	s[0] = '\0';
-	for (size_t i = 0; i < g->member_count; i++)
-		n += (size_t)snprintf(s + n, cap - n, "%s%s (host %s, member %s)", i ? ", " : "",
-		                      g->members[i].client_id, g->members[i].host,
-		                      g->members[i].member_id);
-	return s;
+	ops_buf_t b = {0};
+	for (size_t i = 0; i < g->member_count; i++) {
+		const pl_admin_member_t *m = &g->members[i];
+		if (i)
+			ops_buf_append(&b, ", ", 2);
+		ops_escape_append(&b, m->client_id, m->client_id ? strlen(m->client_id) : 0,
+		                  MEMBER_TEXT_MAX);
+		ops_buf_append(&b, " (host ", 7);
+		ops_escape_append(&b, m->host, m->host ? strlen(m->host) : 0, MEMBER_TEXT_MAX);
+		ops_buf_append(&b, ", member ", 9);
+		ops_escape_append(&b, m->member_id, m->member_id ? strlen(m->member_id) : 0,
+		                  MEMBER_TEXT_MAX);
+		ops_buf_append(&b, ")", 1);
+	}
+	return ops_buf_take(&b);
 }
 
 static json_t *members_json(const pl_admin_group_t *g)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; i < g->member_count; i++)
-		json_array_append_new(
-		    a, json_pack("{s:s,s:s,s:s}", "client_id", g->members[i].client_id, "host",
-		                 g->members[i].host, "member_id", g->members[i].member_id));
+		json_array_append_new(a, json_pack("{s:o,s:o,s:o}", "client_id",
+		                                   ops_json_str(g->members[i].client_id), "host",
+		                                   ops_json_str(g->members[i].host), "member_id",
+		                                   ops_json_str(g->members[i].member_id)));
 	return a;
 }
 
@@ -86,10 +97,10 @@ static void print_plan(const ops_replay_args_t *a, const ops_plan_part_t *parts,
 	char how[80];
 	reset_name(a, how, sizeof(how));
 	if (a->json) {
-		json_t *doc =
-		    json_pack("{s:s,s:s,s:s,s:b,s:b,s:s,s:o}", "group", a->group, "topic", a->topic,
-		              "reset", how, "dry_run", a->dry_run, "applied", applied,
-		              "group_state", g->state, "members", members_json(g));
+		json_t *doc = json_pack(
+		    "{s:o,s:o,s:s,s:b,s:b,s:o,s:o}", "group", ops_json_str(a->group), "topic",
+		    ops_json_str(a->topic), "reset", how, "dry_run", a->dry_run, "applied", applied,
+		    "group_state", ops_json_str(g->state), "members", members_json(g));
 		json_t *arr = json_array();
 		for (int i = 0; i < n; i++)
 			json_array_append_new(
@@ -105,13 +116,13 @@ static void print_plan(const ops_replay_args_t *a, const ops_plan_part_t *parts,
 		                    json_pack("{s:i,s:I,s:I}", "partitions_changed", t->changed,
 		                              "reprocess", (json_int_t)t->reprocess, "skip",
 		                              (json_int_t)t->skip));
-		char *line = json_dumps(doc, JSON_COMPACT);
-		puts(line);
-		free(line);
+		ops_json_print(stdout, doc);
 		json_decref(doc);
 		return;
 	}
-	printf("replay plan: group %s, topic %s, %s\n", a->group, a->topic, how);
+	char *group = ops_escape_str(a->group, MEMBER_TEXT_MAX);
+	printf("replay plan: group %s, topic %s, %s\n", group, a->topic, how);
+	pl_free(group);
 	printf("%-9s %12s    %-12s %12s %12s %10s\n", "PARTITION", "CURRENT", "NEW", "END",
 	       "REPROCESS", "SKIP");
 	for (int i = 0; i < n; i++) {
@@ -128,38 +139,45 @@ static void print_plan(const ops_replay_args_t *a, const ops_plan_part_t *parts,
 	       t->changed, (long long)t->reprocess, (long long)t->skip);
 }
 
-/* 0 when the group is (or became) empty; 3 when it has members. */
+/* 0 when the group is (or became) empty; 3 when it has members, with *refusal the whole
+ * sentence naming them (caller frees); 2 + err when the group cannot be described. */
 static int wait_empty(pl_admin_t *admin, const ops_replay_args_t *a, pl_admin_group_t *g, char *err,
-                      size_t err_size)
+                      size_t err_size, char **refusal)
 {
+	char *group = ops_escape_str(a->group, MEMBER_TEXT_MAX);
 	int64_t deadline = pl_now_ms() + a->wait_timeout_ms;
 	bool told = false;
 	for (;;) {
 		pl_admin_group_clear(g);
-		if (pl_admin_group_describe(admin, a->group, g, err, err_size) != PL_OK)
+		if (pl_admin_group_describe(admin, a->group, g, err, err_size) != PL_OK) {
+			pl_free(group);
 			return 2;
-		if (g->member_count == 0 || a->dry_run)
+		}
+		if (g->member_count == 0 || a->dry_run) {
+			pl_free(group);
 			return 0;
+		}
 		if (!a->wait || pl_now_ms() >= deadline)
 			break;
 		if (!told && !a->json) {
-			char *m = members_text(g);
+			char *m = ops_members_text(g);
 			fprintf(stderr,
 			        "dronepipe replay: waiting up to %llds for group %s to empty "
 			        "(members: %s)\n",
-			        (long long)(a->wait_timeout_ms / 1000), a->group, m);
+			        (long long)(a->wait_timeout_ms / 1000), group, m);
 			pl_free(m);
 			told = true;
 		}
 		struct timespec ts = {0, 500 * 1000000};
 		nanosleep(&ts, NULL);
 	}
-	char *m = members_text(g);
-	snprintf(err, err_size,
-	         "refusing to reset group %s: it has %zu active member(s)%s: %s. Stop them first, "
-	         "or pass --wait to wait until the group is empty",
-	         a->group, g->member_count, a->wait ? " after waiting" : "", m);
+	char *m = ops_members_text(g);
+	*refusal =
+	    pl_asprintf("refusing to reset group %s: it has %zu active member(s)%s: %s. Stop "
+	                "them first, or pass --wait to wait until the group is empty",
+	                group, g->member_count, a->wait ? " after waiting" : "", m);
 	pl_free(m);
+	pl_free(group);
 	return 3;
 }
 
@@ -182,6 +200,7 @@ int ops_replay(ops_t *ops, int argc, char **argv)
 	size_t ncommitted = 0;
 	ops_plan_part_t *parts = NULL;
 	int64_t *times = NULL, *targets = NULL;
+	char *refusal = NULL;
 	int rc = 2, n = 0;
 	pl_err_t e = pl_admin_new(ops->cfg, 10000, &admin, err, sizeof(err));
 	if (e != PL_OK)
@@ -197,7 +216,7 @@ int ops_replay(ops_t *ops, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	rc = wait_empty(admin, &a, &g, err, sizeof(err));
+	rc = wait_empty(admin, &a, &g, err, sizeof(err), &refusal);
 	if (rc != 0)
 		goto out;
 	rc = 2;
@@ -235,24 +254,29 @@ int ops_replay(ops_t *ops, int argc, char **argv)
 	print_plan(&a, parts, n, &totals, &g, applied);
 	if (!a.json) {
 		if (a.dry_run && g.member_count > 0) {
-			char *m = members_text(&g);
+			char *m = ops_members_text(&g);
+			char *group = ops_escape_str(a.group, MEMBER_TEXT_MAX);
 			printf("note: group %s has %zu active member(s) (%s): applying would be "
 			       "refused\n",
-			       a.group, g.member_count, m);
+			       group, g.member_count, m);
+			pl_free(group);
 			pl_free(m);
 		}
 		if (a.dry_run)
 			printf("dry run: nothing changed (run without --dry-run to apply)\n");
-		else if (applied)
-			printf("applied: group %s now starts %s at the new offsets\n", a.group,
+		else if (applied) {
+			char *group = ops_escape_str(a.group, MEMBER_TEXT_MAX);
+			printf("applied: group %s now starts %s at the new offsets\n", group,
 			       a.topic);
-		else
+			pl_free(group);
+		} else
 			printf("nothing to change\n");
 	}
 	rc = 0;
 out:
 	if (rc != 0)
-		fprintf(stderr, "dronepipe replay: %s\n", err);
+		fprintf(stderr, "dronepipe replay: %s\n", refusal ? refusal : err);
+	pl_free(refusal);
 	pl_free(targets);
 	pl_free(times);
 	pl_free(parts);

@@ -1,12 +1,14 @@
 /* tail.c — `dronepipe tail`: records of a topic as JSON lines, decoded by fingerprint.
  * A record that does not decode is printed with "error" and its bytes in hex, and the tail
- * goes on. */
+ * goes on. Keys and headers that are not UTF-8 stay valid JSON (escape.h), with their exact bytes
+ * in "key_hex" / "headers_hex". */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "mem.h"
 #include "ops.h"
 #include "reader.h"
@@ -49,14 +51,58 @@ bool ops_parse_partition_offset(const char *text, int32_t *partition, int64_t *o
 	return true;
 }
 
+const void *ops_header_bytes(const pl_record_t *r, const char *name, size_t *len)
+{
+	for (size_t i = 0; i < r->header_count; i++)
+		if (strcmp(r->headers[i].name, name) == 0) {
+			*len = r->headers[i].len;
+			return r->headers[i].value ? r->headers[i].value : "";
+		}
+	*len = 0;
+	return NULL;
+}
+
+static char *hex_of(const void *bytes, size_t n)
+{
+	char *hex = pl_malloc(2 * n + 1);
+	for (size_t i = 0; i < n; i++)
+		sprintf(hex + 2 * i, "%02x", ((const unsigned char *)bytes)[i]);
+	hex[2 * n] = '\0';
+	return hex;
+}
+
+void ops_record_key(const pl_record_t *r, json_t *doc)
+{
+	json_object_set_new(doc, "key", ops_json_text(r->key ? r->key : "", r->key_len));
+	if (r->key && !ops_utf8_valid(r->key, r->key_len)) {
+		char *hex = hex_of(r->key, r->key_len);
+		json_object_set_new(doc, "key_hex", json_string(hex));
+		pl_free(hex);
+	}
+}
+
 void ops_record_body(ops_t *ops, const pl_record_t *r, json_t *doc, const char *error_key)
 {
-	json_t *hdrs = json_object();
-	for (size_t i = 0; i < r->header_count; i++)
-		json_object_set_new(
-		    hdrs, r->headers[i].name,
-		    json_stringn((const char *)r->headers[i].value, r->headers[i].len));
+	/* Header names and values are whatever a producer sent: not UTF-8 maybe (replaced, see
+	 * escape.h), so that the line stays JSON; "headers_hex" keeps such values exactly. */
+	json_t *hdrs = json_object(), *hex = NULL;
+	for (size_t i = 0; i < r->header_count; i++) {
+		json_t *name = ops_json_str(r->headers[i].name);
+		const char *v = r->headers[i].value ? r->headers[i].value : "";
+		json_object_set_new(hdrs, json_string_value(name),
+		                    ops_json_text(v, r->headers[i].len));
+		if (!ops_utf8_valid(v, r->headers[i].len)) {
+			char *h = hex_of(v, r->headers[i].len);
+			if (!hex)
+				hex = json_object();
+			json_object_set_new(hex, json_string_value(name), json_string(h));
+			pl_free(h);
+		}
+		json_decref(name);
+	}
 	json_object_set_new(doc, "headers", hdrs);
+	if (hex)
+		json_object_set_new(doc, "headers_hex", hex);
 	json_t *value = NULL;
 	const pl_avro_schema_t *schema = NULL;
 	char err[256];
@@ -65,12 +111,11 @@ void ops_record_body(ops_t *ops, const pl_record_t *r, json_t *doc, const char *
 		json_object_set_new(doc, "type", json_string(pl_avro_schema_name(schema)));
 		json_object_set_new(doc, "value", value);
 	} else {
-		json_object_set_new(doc, error_key, json_sprintf("undecodable: %s", err));
+		char *why = pl_asprintf("undecodable: %s", err);
+		json_object_set_new(doc, error_key, ops_json_str(why));
+		pl_free(why);
 		size_t n = r->value_len < 512 ? r->value_len : 512;
-		char *hex = pl_malloc(2 * n + 1);
-		for (size_t i = 0; i < n; i++)
-			sprintf(hex + 2 * i, "%02x", ((const unsigned char *)r->value)[i]);
-		hex[2 * n] = '\0';
+		char *hex = hex_of(r->value ? r->value : "", r->value ? n : 0);
 		json_object_set_new(doc, "value_hex", json_string(hex));
 		json_object_set_new(doc, "value_len", json_integer((json_int_t)r->value_len));
 		pl_free(hex);
@@ -81,9 +126,10 @@ static json_t *record_json(ops_t *ops, const pl_record_t *r)
 {
 	char when[32];
 	pl_time_format(r->timestamp_ms, when);
-	json_t *doc = json_pack("{s:s, s:i, s:I, s:s, s:s%}", "topic", r->topic, "partition",
-	                        (int)r->partition, "offset", (json_int_t)r->offset, "timestamp",
-	                        when, "key", r->key ? (const char *)r->key : "", r->key_len);
+	json_t *doc =
+	    json_pack("{s:s, s:i, s:I, s:s}", "topic", r->topic, "partition", (int)r->partition,
+	              "offset", (json_int_t)r->offset, "timestamp", when);
+	ops_record_key(r, doc);
 	ops_record_body(ops, r, doc, "error");
 	return doc;
 }
@@ -195,10 +241,8 @@ int ops_tail(ops_t *ops, int argc, char **argv)
 		if (key && (r.key_len != strlen(key) || memcmp(r.key, key, r.key_len) != 0))
 			continue;
 		json_t *doc = record_json(ops, &r);
-		char *line = json_dumps(doc, JSON_COMPACT);
-		puts(line);
+		ops_json_print(stdout, doc);
 		fflush(stdout);
-		free(line);
 		json_decref(doc);
 		printed++;
 	}

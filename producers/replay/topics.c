@@ -1,6 +1,7 @@
 /* topics.c — `dronepipe topics`: topics with their partitions and end offsets, and per consumer
  * group its state, members, committed offsets and lag in records and in seconds (now minus the
- * timestamp of the oldest record the group has not consumed yet). */
+ * timestamp of the oldest record the group has not consumed yet). Group names, client ids and
+ * hosts come from whoever joined a group: escaped for the terminal, valid in JSON (escape.h). */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "escape.h"
 #include "mem.h"
 #include "ops.h"
 
@@ -199,6 +201,8 @@ int ops_topics(ops_t *ops, int argc, char **argv)
 			goto out;
 		}
 		json_t *jgt = json_array();
+		char *gname = ops_escape_str(g.group_id, 200),
+		     *gstate = ops_escape_str(g.state, 40);
 		for (size_t i = 0; i < nt; i++) {
 			bool has = false;
 			for (size_t k = 0; k < no && !has; k++)
@@ -215,8 +219,8 @@ int ops_topics(ops_t *ops, int argc, char **argv)
 				header = true;
 			}
 			if (!json && !per_partition)
-				printf("%-28s %-40s %-11s %7zu %10lld %10lld %9.1f\n", g.group_id,
-				       t[i].name, g.state, g.member_count, (long long)committed,
+				printf("%-28s %-40s %-11s %7zu %10lld %10lld %9.1f\n", gname,
+				       t[i].name, gstate, g.member_count, (long long)committed,
 				       (long long)lag, lag_s);
 			for (size_t k = 0; !json && per_partition && k < json_array_size(jp); k++) {
 				json_t *r = json_array_get(jp, k);
@@ -224,8 +228,8 @@ int ops_topics(ops_t *ops, int argc, char **argv)
 				snprintf(name, sizeof(name), "%s [%d]", t[i].name,
 				         (int)json_integer_value(json_object_get(r, "partition")));
 				printf(
-				    "%-28s %-40s %-11s %7zu %10lld %10lld %9.1f\n", g.group_id,
-				    name, g.state, g.member_count,
+				    "%-28s %-40s %-11s %7zu %10lld %10lld %9.1f\n", gname, name,
+				    gstate, g.member_count,
 				    (long long)json_integer_value(json_object_get(r, "committed")),
 				    (long long)json_integer_value(json_object_get(r, "lag")),
 				    json_real_value(json_object_get(r, "lag_seconds")));
@@ -235,16 +239,20 @@ int ops_topics(ops_t *ops, int argc, char **argv)
 			                                "lag", (json_int_t)lag, "lag_seconds",
 			                                lag_s, "partitions", jp));
 		}
+		pl_free(gname);
+		pl_free(gstate);
 		json_t *jm = json_array();
 		for (size_t m = 0; m < g.member_count; m++)
-			json_array_append_new(jm, json_pack("{s:s,s:s,s:s}", "client_id",
-			                                    g.members[m].client_id, "host",
-			                                    g.members[m].host, "member_id",
-			                                    g.members[m].member_id));
+			json_array_append_new(jm, json_pack("{s:o,s:o,s:o}", "client_id",
+			                                    ops_json_str(g.members[m].client_id),
+			                                    "host", ops_json_str(g.members[m].host),
+			                                    "member_id",
+			                                    ops_json_str(g.members[m].member_id)));
 		if (json_array_size(jgt) > 0 || only_group)
-			json_array_append_new(jgroups, json_pack("{s:s,s:s,s:o,s:o}", "group",
-			                                         g.group_id, "state", g.state,
-			                                         "members", jm, "topics", jgt));
+			json_array_append_new(jgroups, json_pack("{s:o,s:o,s:o,s:o}", "group",
+			                                         ops_json_str(g.group_id), "state",
+			                                         ops_json_str(g.state), "members",
+			                                         jm, "topics", jgt));
 		else {
 			json_decref(jm);
 			json_decref(jgt);
@@ -255,9 +263,7 @@ int ops_topics(ops_t *ops, int argc, char **argv)
 	if (json) {
 		json_object_set(doc, "topics", jtopics);
 		json_object_set(doc, "groups", jgroups);
-		char *line = json_dumps(doc, JSON_COMPACT);
-		puts(line);
-		free(line);
+		ops_json_print(stdout, doc);
 	}
 	rc = 0;
 out:

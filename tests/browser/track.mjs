@@ -121,6 +121,11 @@ async function run() {
 
     const resp = await page.goto(`${base}/track/${encodeURIComponent(id)}`, { waitUntil: 'load', timeout: 10000 });
     check('GET /track/{id} loads in the browser (200)', resp && resp.status() === 200, resp && resp.status());
+    // Chromium enforces this policy: the page below works only because it needs no more
+    const csp = (resp && (await resp.allHeaders())['content-security-policy']) || '';
+    check('the page came with a CSP without unsafe-inline that forbids framing',
+      /script-src 'self'/.test(csp) && /style-src 'self'/.test(csp) && /frame-ancestors 'none'/.test(csp)
+        && !/unsafe-inline/.test(csp), csp);
 
     // 1: in flight to the pickup
     const s1 = await waitFor(page, 'the page shows "Headed To Pickup", both ETAs, the drone and its marker',

@@ -1,8 +1,10 @@
 /* fuzz_validate.c — libFuzzer driver for the ingress request validator (producers/ingress/
  * validate.c): feeds the same bytes to the create, reschedule and confirmation validators and
  * checks their contract on every input: PL_OK <=> an event and an empty problem; otherwise
- * status 400, a detail, at least one error, safe text (valid UTF-8, no control character), and an errors array that renders
- * as JSON. Everything is freed, so LeakSanitizer catches leaks. Built by scripts/fuzz.sh. */
+ * status 400, a detail, at least one error, safe text (valid UTF-8, no control character), and
+ * an errors array that renders as JSON. A valid event also goes through the service-area rule
+ * (ingress_validate_area), which keeps the same contract. Everything is freed, so
+ * LeakSanitizer catches leaks. Built by scripts/fuzz.sh. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,8 +40,19 @@ static void check(validator_t validator, const uint8_t *data, size_t size,
 		if (!text)
 			abort();
 		free(text);
+		/* the service-area rule on its points keeps the same problem contract; a small area
+		 * so both verdicts occur */
+		static const pl_area_t area = {
+		    .lat = 47.61, .lon = -122.33, .radius_m = 8000, .range_m = 10000};
+		pl_err_t area_err = ingress_validate_area(&area, event, problem);
 		json_decref(event);
-		return;
+		if (area_err == PL_OK) {
+			if (problem->status != 0 || problem->error_count != 0 || problem->detail)
+				abort();
+			return;
+		}
+		event = NULL;
+		err = area_err;
 	}
 	if (err != PL_ERR_INVALID || event || problem->status != 400 || problem->error_count == 0 ||
 	    !problem->detail)

@@ -20,7 +20,10 @@ stack_dir=${DP_TEST_STACK_DIR:-${DP_STACK_DIR:-}}
 rc() { redis-cli -h 127.0.0.1 -p "$rport" --raw "$@"; }
 run=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:8])')
 owner="it-owner-$run"
+# The records have fixed times (2026-11-27, see gen), older than the default retention of 7
+# days: until the bounds section, the service keeps records for 10 years.
 svc_env=(DP_HTTP_PORT=$port DP_REDIS_URL="$redis_url" DP_COMMIT_INTERVAL_MS=200
+	DP_DELIVERY_RETENTION_S=315360000
 	DP_RETRY_BACKOFF_MAX_MS=1000 DP_KAFKA_PROP_session_timeout_ms=6000
 	DP_KAFKA_PROP_heartbeat_interval_ms=1000 DP_LOG_LEVEL=info)
 svc_pid=
@@ -38,13 +41,14 @@ start_delivery() {
 # gen ID STAGES TELEMETRY [SEQ_FROM] -> JSON lines for delivery_feed. STAGES: how many lifecycle
 # events of Created, Scheduled, HeadedToPickup, HeadedToDropoff, Completed; TELEMETRY: records
 # (the first half flies to the pickup, the rest to the drop-off, the last of a completed flight
-# is Arrived). Times are fixed (2026-11-27T10:00Z on), so every run writes the same values.
+# is Arrived). Times are fixed (2026-11-27T10:00Z on), so every run writes the same values;
+# GEN_T0=<epoch ms> sets another start.
 gen() {
 	python3 - "$@" "$owner" <<'PY'
-import json, sys, uuid
+import json, os, sys, uuid
 did, nstages, ntm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 owner = sys.argv[-1]
-t0 = 1795773600000  # 2026-11-27T10:00:00Z
+t0 = int(os.environ.get("GEN_T0", 1795773600000))  # 2026-11-27T10:00:00Z
 pickup = {"latitude": 47.61, "longitude": -122.33, "altitude": 0.0}
 dropoff = {"latitude": 47.66, "longitude": -122.30, "altitude": 0.0}
 start = {"latitude": 47.58, "longitude": -122.38}
@@ -90,12 +94,12 @@ for o in out:
 PY
 }
 
-# snapshot -> every dp:* key with its type and full content, sorted (the state to compare)
+# snapshot -> every dp:* key with its type, expiry and full content, sorted (the state to compare)
 snapshot() {
 	local k t
 	rc --scan --pattern 'dp:*' | sort | while read -r k; do
 		t=$(rc TYPE "$k")
-		printf '== %s %s\n' "$k" "$t"
+		printf '== %s %s expires-at %s\n' "$k" "$t" "$(rc PEXPIRETIME "$k")"
 		case $t in
 		hash) rc HGETALL "$k" | paste - - | sort ;;
 		list) rc LRANGE "$k" 0 -1 ;;
@@ -216,16 +220,37 @@ expect "summary without ownerId, month 13 -> 400 naming ownerId and month"
 
 # --- tracking page --------------------------------------------------------------------------
 r=$(curl -s -D "$logdir/delivery-track.h" "$base/track/$a")
-grep -qi '^Content-Type: text/html' "$logdir/delivery-track.h" && [[ "$r" == *EventSource* && "$r" == *"<svg"* ]]
-expect "GET /track/{id} -> an HTML page with an SVG map and an EventSource"
-! grep -Eqi '(src|href)="?(https?:)?//|@import|url\(' <<<"$r"
+js=$(curl -s -D "$logdir/delivery-track-js.h" "$base/assets/track.js")
+css=$(curl -s -D "$logdir/delivery-track-css.h" "$base/assets/track.css")
+grep -qi '^Content-Type: text/html' "$logdir/delivery-track.h" && [[ "$r" == *'<script src="/assets/track.js">'* && "$r" == *"<svg"* && "$js" == *EventSource* ]]
+expect "GET /track/{id} -> an HTML page with an SVG map, its script (an EventSource) served by the service"
+grep -qi '^Content-Type: text/javascript' "$logdir/delivery-track-js.h" && grep -qi '^Content-Type: text/css' "$logdir/delivery-track-css.h" && [[ "$css" == *".stage"* ]]
+expect "/assets/track.js and /assets/track.css answer with their types"
+! grep -Eqi '(src|href)="?(https?:)?//|@import|url\(' <<<"$r$js$css"
 expect "the page loads nothing from elsewhere (no external script, style or font)"
+! grep -Eqi '<script>|<style|style=' <<<"$r"
+expect "the page holds no inline script, style element or style attribute"
 check "the page's element ids are unique" python3 -c '
 import collections, re, sys
 ids = re.findall(r"\bid=\"([^\"]+)\"", sys.argv[1])
 assert ids and not [i for i, n in collections.Counter(ids).items() if n > 1], ids' "$r"
-grep -qi "^Content-Security-Policy: default-src 'none'" "$logdir/delivery-track.h"
-expect "the page is served with a Content-Security-Policy allowing only itself"
+for h in delivery-track.h delivery-track-js.h delivery-track-css.h; do
+	check "$h: a Content-Security-Policy of 'self' only, no unsafe-inline, no framing; nosniff; no referrer" python3 - "$logdir/$h" <<'PY'
+import sys
+head = {}
+for line in open(sys.argv[1], newline=""):
+    if ":" in line:
+        k, v = line.split(":", 1)
+        head[k.strip().lower()] = v.strip()
+csp = {d.split()[0]: d.split()[1:] for d in head["content-security-policy"].split(";") if d.strip()}
+assert csp["default-src"] == ["'none'"], csp
+assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"], csp
+assert csp["frame-ancestors"] == ["'none'"] and csp["connect-src"] == ["'self'"], csp
+assert "unsafe-inline" not in head["content-security-policy"], head["content-security-policy"]
+assert head["x-content-type-options"] == "nosniff", head
+assert head["referrer-policy"] == "no-referrer", head
+PY
+done
 
 # --- live stream ----------------------------------------------------------------------------
 r=$(curl -s -N -m 5 "$base/api/deliveries/$a/events")
@@ -467,5 +492,7 @@ check "cut short: undecodable, names the schema file" grep -q 'undecodable recor
 check "another schema: 'DroneReleased is not a delivery input'" grep -q 'DroneReleased is not a delivery input' <<<"$(reason_of "$l")"
 check "version 0: 'a version >= 1'" grep -q 'a version >= 1' <<<"$(reason_of "$m")"
 check "no poison record wrote a key" [ "$(rc EXISTS "dp:dlv:{$j}" "dp:dlv:{$k}" "dp:dlv:{$l}" "dp:dlv:{$m}")" = 0 ]
+
+. "$(dirname "$0")/lib/delivery_bounds.sh"
 
 finish test_delivery

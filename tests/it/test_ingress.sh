@@ -155,6 +155,86 @@ metrics=$(curl -s "$base/metrics")
 check "metrics count requests by route and status" grep -q 'dronepipe_ingress_http_requests_total{route="/api/deliveryrequests",status="202"}' <<<"$metrics"
 check "metrics have the produce latency histogram" grep -q 'dronepipe_ingress_produce_seconds_count' <<<"$metrics"
 
+# --- service area and drone range (DP_SERVICE_AREA, DP_DRONE_RANGE_M) ---
+# area_problem CODE_BODY FIELD WORDS... -> the answer is 400, a problem naming exactly FIELD, with
+# a reason holding every WORD
+area_problem() {
+	python3 - "$@" <<'PY'
+import json, sys
+answer, field, words = sys.argv[1], sys.argv[2], sys.argv[3:]
+body, code = answer.rsplit("|", 1)
+assert code == "400", (code, body)
+d = json.loads(body)
+assert d["status"] == 400 and field in d["detail"], d
+errs = {e["field"]: e["reason"] for e in d["errors"]}
+assert list(errs) == [field], errs
+for w in words:
+    assert w in errs[field], (w, errs[field])
+PY
+}
+# create_at PICKUP DROPOFF [BASE] -> POST a delivery between two locations; prints "body|code"
+create_at() {
+	local b
+	b=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["pickupLocation"]=sys.argv[2]; d["dropOffLocation"]=sys.argv[3]; print(json.dumps(d))' "$body" "$1" "$2")
+	curl -s -w '|%{http_code}' -X POST "${3:-$base}/api/deliveryrequests" -H 'Content-Type: application/json' --data-binary "$b"
+}
+# the default area: 25 km around 47.61,-122.33, range 70 km
+r=$(create_at "48.61,-122.33" "47.62,-122.33")
+check "area: pickup 111 km away -> 400 naming pickupLocation and the 25000 m radius" \
+	area_problem "$r" pickupLocation "outside the service area" "radius of 25000 m (DP_SERVICE_AREA)"
+r=$(create_at "47.62,-122.33" "-33.86,151.21")
+check "area: drop-off on another continent -> 400 naming dropOffLocation" \
+	area_problem "$r" dropOffLocation "outside the service area" "25000 m"
+r=$(create_at "90,0" "0,180")
+check "area: the pole and the antimeridian are outside too -> 400 naming both" python3 -c '
+import json,sys; b,c=sys.argv[1].rsplit("|",1); assert c=="400"
+assert sorted(e["field"] for e in json.loads(b)["errors"]) == ["dropOffLocation","pickupLocation"]' "$r"
+r=$(create_at "47.61,-122.33" "Pike Place Market")
+check "area: a good request (coordinates to a place name) is still 202" [ "${r##*|}" = 202 ]
+# a small area (8 km) and range (10 km): free text can land outside, a route can be too long
+sport=18183
+sbase=http://127.0.0.1:$sport
+start_service dronepipe-ingress ingress-area DP_HTTP_PORT=$sport DP_SERVICE_AREA=47.61,-122.33,8000 \
+	DP_DRONE_RANGE_M=10000 >/dev/null
+wait_until 30 curl -sf "$sbase/readyz" || bad "ingress with a small area ready"
+r=$(create_at "47.68,-122.33" "47.54,-122.33" "$sbase")
+check "area: both ends inside, 15.6 km apart -> 400 naming the route and the 10000 m range" \
+	area_problem "$r" route "from pickup to drop-off is 1556" "drone range of 10000 m (DP_DRONE_RANGE_M)"
+r=$(create_at "47.64,-122.33" "47.58,-122.33" "$sbase")
+check "area: a good request inside the small area is still 202" [ "${r##*|}" = 202 ]
+# place names map to stable points over a 25 x 28 km box: some inside the 8 km circle, most not
+inside=0 outside=0 wrong=0
+for i in $(seq 0 29); do
+	r=$(create_at "47.61,-122.33" "place $i" "$sbase")
+	case "${r##*|}" in
+	202) inside=$((inside + 1)) place_in="place $i" ;;
+	400) if area_problem "$r" dropOffLocation "outside the service area" "8000 m"; then
+		outside=$((outside + 1)) place_out="place $i"
+	else wrong=$((wrong + 1)); fi ;;
+	*) wrong=$((wrong + 1)) ;;
+	esac
+done
+check "area: free-text drop-offs inside -> 202, outside -> 400 naming dropOffLocation ($inside in, $outside out)" \
+	[ "$inside" -gt 0 ] && [ "$outside" -gt 0 ] && [ "$wrong" = 0 ]
+rid=$(json_get "$(create_at "47.64,-122.33" "47.58,-122.33" "$sbase" | sed 's/|[0-9]*$//')" 'd["deliveryId"]')
+r=$(curl -s -w '|%{http_code}' -X PATCH "$sbase/api/deliveryrequests/$rid" -H 'Content-Type: application/json' -d '{"pickupLocation":"48.61,-122.33"}')
+check "area: reschedule to a pickup outside -> 400 naming pickupLocation" area_problem "$r" pickupLocation "8000 m"
+r=$(curl -s -w '|%{http_code}' -X PATCH "$sbase/api/deliveryrequests/$rid" -H 'Content-Type: application/json' -d "{\"dropOffLocation\":\"${place_out:-}\"}")
+check "area: reschedule to a place name outside ('${place_out:-}') -> 400 naming dropOffLocation" area_problem "$r" dropOffLocation "8000 m"
+r=$(curl -s -w '|%{http_code}' -X PATCH "$sbase/api/deliveryrequests/$rid" -H 'Content-Type: application/json' -d "{\"dropOffLocation\":\"${place_in:-}\"}")
+check "area: reschedule to a place name inside ('${place_in:-}') -> 200" [ "${r##*|}" = 200 ]
+r=$(curl -s -w '|%{http_code}' -X PATCH "$sbase/api/deliveryrequests/$rid" -H 'Content-Type: application/json' -d '{"pickupLocation":"47.68,-122.33","dropOffLocation":"47.54,-122.33"}')
+check "area: reschedule of both ends too far apart -> 400 naming the route" area_problem "$r" route "10000 m"
+r=$(curl -s -w '|%{http_code}' -X PATCH "$sbase/api/deliveryrequests/$rid" -H 'Content-Type: application/json' -d '{"dropOffLocation":"47.60,-122.32"}')
+check "area: reschedule inside -> 200" [ "${r##*|}" = 200 ]
+# a bad setting stops the start with exit 1 naming it
+for setting in "DP_SERVICE_AREA=Seattle" "DP_SERVICE_AREA=47.61,-122.33" "DP_SERVICE_AREA=47.61,-122.33,-1" \
+	"DP_SERVICE_AREA=91,0,1000" "DP_SERVICE_AREA=1,2,nan" "DP_DRONE_RANGE_M=0"; do
+	out=$(env DP_HTTP_PORT=0 "$setting" timeout 20 "$bin/dronepipe-ingress" 2>&1)
+	rc=$?
+	check "area: $setting -> exit 1 naming ${setting%%=*} (rc $rc)" [ "$rc" = 1 ] && grep -q "${setting%%=*}" <<<"$out"
+done
+
 # --- API keys ---
 keys=$logdir/api-keys.txt
 printf '# test keys\nsecret-key-1\nsecret-key-2\n' >"$keys"

@@ -7,24 +7,44 @@
  *   schema:    a record lacking a field fails alone, nothing written for it;
  *   size:      a call of 300 records;
  *   NOSCRIPT:  after SCRIPT FLUSH the next call loads the script again;
- *   down:      a server that is not there fails every record with PL_ERR_TRANSIENT.
+ *   history:   the history keeps the latest history_max entries;
+ *   expiry:    every key of a delivery (and the summary set) expires retention after the
+ *              latest update's time, all at the same moment; a record older than the retention
+ *              is not applied and writes nothing;
+ *   long id:   a deliveryId over KEYS_ID_MAX bytes is refused alone (PL_ERR_INVALID, its
+ *              length and the limit in the reason), one of exactly KEYS_ID_MAX bytes applies;
+ *   OOM:       with maxmemory reached a write fails PL_ERR_TRANSIENT naming OOM, store_ready
+ *              says so; once memory is there again the same records apply and it is ready;
+ *   down:      a server that is not there fails every record with PL_ERR_TRANSIENT, and
+ *              store_ready says why.
  * Each run uses its own delivery ids. Closing line: "redis_store_it: N passed, M failed"; exit
  * status 1 when a check failed, 2 when DP_REDIS_URL is not set. */
 #include <hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "delivery/keys.h"
 #include "delivery/store.h"
 #include "jsonw.h"
 #include "log.h"
 #include "mem.h"
 #include "check.h"
+#include "timefmt.h"
 
-#define T0 1795773600000LL /* 2026-11-27T10:00:00Z */
+/* an hour ago at the start: records within the retention */
+static int64_t T0;
+#define RETENTION_S (7 * 86400LL)
 
 static char run_id[16];
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 static redisContext *rc; /* the test's own connection, to look at the keys */
 
 static json_t *lifecycle(const char *id, int version)
@@ -50,6 +70,7 @@ static void op_lifecycle(store_op_t *op, const char *id, int version)
 	                   .stage = pl_strdup(json_string_value(json_object_get(e, "stage"))),
 	                   .owner_id = pl_strdup("owner-it"),
 	                   .version = version,
+	                   .time = T0 + version * 60000,
 	                   .requested_at = T0,
 	                   .event_json = pl_json_text(e, PL_JSONW_SORTED, NULL),
 	                   .entry_json = pl_strdup(entry)};
@@ -100,14 +121,48 @@ static int hget_int(const char *key, const char *field)
 	return v;
 }
 
-static dlv_store_t *store_open(const char *url)
+static dlv_store_t *store_open_with(const char *url, long history_max)
 {
 	char err[256];
-	dlv_store_opts_t so = {.url = url, .pool_size = 2, .timeout_ms = 2000};
+	dlv_store_opts_t so = {.url = url,
+	                       .pool_size = 2,
+	                       .timeout_ms = 2000,
+	                       .retention_s = RETENTION_S,
+	                       .history_max = history_max};
 	dlv_store_t *st = store_new(&so, err, sizeof(err));
 	if (!st)
 		printf("store_new: %s\n", err);
 	return st;
+}
+
+static dlv_store_t *store_open(const char *url)
+{
+	return store_open_with(url, 100);
+}
+
+static void key_of(char *out, size_t size, const char *id, const char *suffix)
+{
+	dlv_keys_t k;
+	char err[128];
+	if (keys_delivery(id, &k, err, sizeof(err)) != PL_OK) {
+		snprintf(out, size, "?");
+		return;
+	}
+	size_t a = strlen(k.delivery), b = strlen(suffix);
+	if (a + b + 1 > size) {
+		snprintf(out, size, "?");
+		return;
+	}
+	memcpy(out, k.delivery, a);
+	memcpy(out + a, suffix, b + 1);
+}
+
+static long long pexpiretime(const char *key)
+{
+	redisReply *r = redisCommand(rc, "PEXPIRETIME %s", key);
+	long long t = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -3;
+	freeReplyObject(r);
+	return t;
 }
 
 /* P's key holds a string: P's records fail with WRONGTYPE where they are in the call; Q's and
@@ -118,7 +173,7 @@ static void test_refusal_in_the_middle(dlv_store_t *st)
 	id_of(p, sizeof(p), "p");
 	id_of(q, sizeof(q), "q");
 	id_of(r, sizeof(r), "r");
-	store_key_delivery(p, key, sizeof(key));
+	key_of(key, sizeof(key), p, "");
 	freeReplyObject(redisCommand(rc, "SET %s not-a-hash", key));
 	for (int round = 0; round < 2; round++) {
 		store_op_t ops[6];
@@ -144,11 +199,11 @@ static void test_refusal_in_the_middle(dlv_store_t *st)
 		ops_free(ops, 6);
 	}
 	char khist[160];
-	store_key_delivery(q, key, sizeof(key));
+	key_of(key, sizeof(key), q, "");
 	snprintf(khist, sizeof(khist), "%s:history", key);
 	CHECK(llen(khist) == 3, "Q's history: %lld entries, want 3", llen(khist));
 	CHECK(hget_int(key, "version") == 3, "Q's version %d, want 3", hget_int(key, "version"));
-	store_key_delivery(p, key, sizeof(key));
+	key_of(key, sizeof(key), p, "");
 	snprintf(khist, sizeof(khist), "%s:history", key);
 	CHECK(llen(khist) == 0, "P has no history (%lld)", llen(khist));
 }
@@ -170,8 +225,7 @@ static void test_schema(dlv_store_t *st)
 	      "telemetry without deliveryId: %s (%s)", pl_err_str(ops[1].err), ops[1].errstr);
 	CHECK(ops[2].err == PL_OK && ops[2].applied, "third telemetry applied: %s",
 	      pl_err_str(ops[2].err));
-	store_key_delivery(a, key, sizeof(key));
-	strcat(key, ":tm");
+	key_of(key, sizeof(key), a, ":tm");
 	CHECK(hget_int(key, "seq") == 2, "stored seq %d, want 2", hget_int(key, "seq"));
 	ops_free(ops, 3);
 }
@@ -209,7 +263,7 @@ static void test_big_call(dlv_store_t *st)
 	int in_order = 0;
 	for (int d = 0; d < D; d++) {
 		char key[128], khist[160];
-		store_key_delivery(ids[d], key, sizeof(key));
+		key_of(key, sizeof(key), ids[d], "");
 		snprintf(khist, sizeof(khist), "%s:history", key);
 		redisReply *r = redisCommand(rc, "LRANGE %s 0 -1", khist);
 		bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == V;
@@ -242,6 +296,187 @@ static void test_noscript(dlv_store_t *st)
 	ops_free(ops, 2);
 }
 
+/* history_max 3: five versions leave the latest three, in order. */
+static void test_history_cap(const char *url)
+{
+	dlv_store_t *st = store_open_with(url, 3);
+	char a[64], khist[160];
+	id_of(a, sizeof(a), "cap");
+	store_op_t ops[5];
+	for (int v = 1; v <= 5; v++)
+		op_lifecycle(&ops[v - 1], a, v);
+	store_apply(st, ops, 3); /* two calls: the cap holds across calls too */
+	store_apply(st, ops + 3, 2);
+	key_of(khist, sizeof(khist), a, ":history");
+	redisReply *r = redisCommand(rc, "LRANGE %s 0 -1", khist);
+	char got[128] = "";
+	for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+		strncat(got, r->element[i]->str, sizeof(got) - strlen(got) - 1);
+	freeReplyObject(r);
+	CHECK(strcmp(got, "{\"version\":3}{\"version\":4}{\"version\":5}") == 0,
+	      "history capped at 3: the latest three in order (got %s)", got);
+	ops_free(ops, 5);
+	store_destroy(st);
+}
+
+/* Every key of a delivery expires at the same moment: retention after the latest update's
+ * time; the summary set retention after its latest Created. */
+static void test_expiry(dlv_store_t *st)
+{
+	char a[64], kdel[160], khist[160], ktm[160], ksum[KEYS_NAME_MAX], err[128], when[32];
+	id_of(a, sizeof(a), "ttl");
+	key_of(kdel, sizeof(kdel), a, "");
+	key_of(khist, sizeof(khist), a, ":history");
+	key_of(ktm, sizeof(ktm), a, ":tm");
+	pl_time_format(T0, when);
+	keys_summary("owner-it", atoi(when), atoi(when + 5), ksum, err, sizeof(err));
+	store_op_t ops[3];
+	op_lifecycle(&ops[0], a, 1); /* time T0 + 60 s */
+	op_telemetry(&ops[1], a, 30); /* time T0 + 30 s: older, the expiry stays */
+	store_apply(st, ops, 2);
+	long long want = T0 + 60000 + RETENTION_S * 1000;
+	CHECK(pexpiretime(kdel) == want && pexpiretime(khist) == want && pexpiretime(ktm) == want,
+	      "hash, history and telemetry expire at the latest update + retention: %lld %lld "
+	      "%lld, want %lld",
+	      pexpiretime(kdel), pexpiretime(khist), pexpiretime(ktm), want);
+	CHECK(pexpiretime(ksum) >= want, "the summary set expires no earlier (%lld)",
+	      pexpiretime(ksum));
+	op_telemetry(&ops[2], a, 300); /* T0 + 300 s: every key's expiry moves with it */
+	store_apply(st, ops + 2, 1);
+	want = T0 + 300000 + RETENTION_S * 1000;
+	CHECK(pexpiretime(kdel) == want && pexpiretime(khist) == want && pexpiretime(ktm) == want,
+	      "a later telemetry record moves every key's expiry: %lld %lld %lld, want %lld",
+	      pexpiretime(kdel), pexpiretime(khist), pexpiretime(ktm), want);
+	ops_free(ops, 3);
+
+	/* telemetry first (the lifecycle partition lagging), then older lifecycle events: the
+	 * telemetry hash keeps its later expiry, and the new keys take it */
+	char c[64], kc[160], kchist[160], kctm[160];
+	id_of(c, sizeof(c), "ttl-tm-first");
+	key_of(kc, sizeof(kc), c, "");
+	key_of(kchist, sizeof(kchist), c, ":history");
+	key_of(kctm, sizeof(kctm), c, ":tm");
+	store_op_t late[2];
+	op_telemetry(&late[0], c, 600); /* T0 + 600 s */
+	store_apply(st, late, 1);
+	op_lifecycle(&late[1], c, 1); /* T0 + 60 s */
+	store_apply(st, late + 1, 1);
+	want = T0 + 600000 + RETENTION_S * 1000;
+	CHECK(late[1].applied && pexpiretime(kc) == want && pexpiretime(kchist) == want &&
+	          pexpiretime(kctm) == want,
+	      "telemetry before the lifecycle: every key at the later update + retention: %lld "
+	      "%lld %lld, want %lld",
+	      pexpiretime(kc), pexpiretime(kchist), pexpiretime(kctm), want);
+	ops_free(late, 2);
+
+	/* older than the retention: not applied, nothing written (no partial resurrection) */
+	char b[64], kb[160], kbtm[160];
+	id_of(b, sizeof(b), "expired");
+	key_of(kb, sizeof(kb), b, "");
+	key_of(kbtm, sizeof(kbtm), b, ":tm");
+	store_op_t old[2];
+	op_lifecycle(&old[0], b, 1);
+	old[0].time = now_ms() - RETENTION_S * 1000 - 1000;
+	op_telemetry(&old[1], b, 1);
+	old[1].time = old[0].time;
+	store_apply(st, old, 2);
+	CHECK(old[0].err == PL_OK && !old[0].applied && old[0].expired && old[1].err == PL_OK &&
+	          !old[1].applied && old[1].expired,
+	      "records older than the retention: expired, not applied (%s %d %d)",
+	      pl_err_str(old[0].err), old[0].applied, old[0].expired);
+	redisReply *r = redisCommand(rc, "EXISTS %s %s", kb, kbtm);
+	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0,
+	      "an expired record writes no key");
+	freeReplyObject(r);
+	ops_free(old, 2);
+}
+
+/* An id over KEYS_ID_MAX bytes is refused alone, with its length and the limit; exactly
+ * KEYS_ID_MAX bytes is fine. */
+static void test_long_id(dlv_store_t *st)
+{
+	char *longest = malloc(KEYS_ID_MAX + 2), *over = malloc(KEYS_ID_MAX + 2);
+	memset(longest, 'x', KEYS_ID_MAX);
+	longest[KEYS_ID_MAX] = '\0';
+	memcpy(longest, run_id, strlen(run_id));
+	memset(over, 'y', KEYS_ID_MAX + 1);
+	over[KEYS_ID_MAX + 1] = '\0';
+	memcpy(over, run_id, strlen(run_id));
+	store_op_t ops[3];
+	op_lifecycle(&ops[0], over, 1);
+	op_lifecycle(&ops[1], longest, 1);
+	op_telemetry(&ops[2], over, 1);
+	store_apply(st, ops, 3);
+	char want[96];
+	snprintf(want, sizeof(want), "deliveryId is %d bytes long, over the limit of %d bytes",
+	         KEYS_ID_MAX + 1, KEYS_ID_MAX);
+	CHECK(ops[0].err == PL_ERR_INVALID && strstr(ops[0].errstr, want) &&
+	          ops[2].err == PL_ERR_INVALID && strstr(ops[2].errstr, want),
+	      "a deliveryId of %d bytes is refused naming its length: %s (%s)", KEYS_ID_MAX + 1,
+	      pl_err_str(ops[0].err), ops[0].errstr);
+	CHECK(ops[1].err == PL_OK && ops[1].applied, "a deliveryId of %d bytes applies: %s (%s)",
+	      KEYS_ID_MAX, pl_err_str(ops[1].err), ops[1].errstr);
+	char prefix[KEYS_NAME_MAX + 8];
+	snprintf(prefix, sizeof(prefix), "dp:dlv:{%.*s*", KEYS_ID_MAX - 8, over);
+	redisReply *r = redisCommand(rc, "KEYS %s", prefix);
+	CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 0,
+	      "no key was written under a cut id");
+	freeReplyObject(r);
+	ops_free(ops, 3);
+	free(longest);
+	free(over);
+}
+
+static char *config_get(const char *name)
+{
+	redisReply *r = redisCommand(rc, "CONFIG GET %s", name);
+	char *v = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? strdup(r->element[1]->str)
+	                                                                 : NULL;
+	freeReplyObject(r);
+	return v;
+}
+
+/* maxmemory reached: the write fails for now, naming OOM, and readiness says so; memory back:
+ * the same records apply. */
+static void test_oom(dlv_store_t *st)
+{
+	char *maxmemory = config_get("maxmemory"), *policy = config_get("maxmemory-policy");
+	if (!maxmemory || !policy) {
+		CHECK(0, "CONFIG GET maxmemory");
+		return;
+	}
+	char a[64], reason[512] = "";
+	id_of(a, sizeof(a), "oom");
+	freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory-policy noeviction"));
+	freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory 1"));
+	store_op_t ops[2];
+	op_lifecycle(&ops[0], a, 1);
+	op_telemetry(&ops[1], a, 1);
+	store_apply(st, ops, 2);
+	CHECK(ops[0].err == PL_ERR_TRANSIENT && strstr(ops[0].errstr, "OOM") &&
+	          ops[1].err == PL_ERR_TRANSIENT,
+	      "maxmemory reached: the writes fail for now naming OOM: %s (%s)",
+	      pl_err_str(ops[0].err), ops[0].errstr);
+	CHECK(!store_ready(st, reason, sizeof(reason)) && strstr(reason, "refuses writes") &&
+	          strstr(reason, "OOM"),
+	      "not ready while Redis refuses writes: %s", reason);
+	json_t *lc = NULL;
+	char err[256];
+	store_get(st, a, &lc, NULL, err, sizeof(err)); /* a read that works */
+	CHECK(!store_ready(st, reason, sizeof(reason)),
+	      "a successful read does not make it ready while writes fail");
+	freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory %s", maxmemory));
+	freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory-policy %s", policy));
+	store_apply(st, ops, 2);
+	CHECK(ops[0].err == PL_OK && ops[0].applied && ops[1].err == PL_OK && ops[1].applied,
+	      "memory back: the same records apply: %s %s", pl_err_str(ops[0].err),
+	      pl_err_str(ops[1].err));
+	CHECK(store_ready(st, reason, sizeof(reason)), "ready again (%s)", reason);
+	ops_free(ops, 2);
+	free(maxmemory);
+	free(policy);
+}
+
 static void test_server_down(void)
 {
 	dlv_store_t *st = store_open("redis://127.0.0.1:1");
@@ -253,6 +488,9 @@ static void test_server_down(void)
 	for (int i = 0; i < 3; i++)
 		CHECK(ops[i].err == PL_ERR_TRANSIENT && strstr(ops[i].errstr, "unreachable"),
 		      "server down, op %d: %s (%s)", i, pl_err_str(ops[i].err), ops[i].errstr);
+	char reason[512] = "";
+	CHECK(!store_ready(st, reason, sizeof(reason)) && strncmp(reason, "Redis: ", 7) == 0,
+	      "server down: not ready, and why: %s", reason);
 	ops_free(ops, 3);
 	store_destroy(st);
 }
@@ -268,6 +506,7 @@ int main(void)
 		return 2;
 	}
 	snprintf(run_id, sizeof(run_id), "%d", (int)getpid());
+	T0 = now_ms() - 3600 * 1000;
 	const char *hp = url + strlen("redis://");
 	char host[64] = "127.0.0.1";
 	int port = 6379;
@@ -285,6 +524,12 @@ int main(void)
 	test_schema(st);
 	test_big_call(st);
 	test_noscript(st);
+	test_history_cap(url);
+	test_expiry(st);
+	test_long_id(st);
+	test_oom(st);
+	char reason[512] = "";
+	CHECK(store_ready(st, reason, sizeof(reason)), "ready after the calls (%s)", reason);
 	store_destroy(st);
 	test_server_down();
 	redisFree(rc);

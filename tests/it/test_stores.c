@@ -75,7 +75,7 @@ static void test_package_store(const char *uri)
 	pl_err_t err;
 
 	snprintf(db, sizeof db, "packages_it_%d", (int)getpid());
-	package_store_t *store = package_store_new(uri, db, errstr, sizeof errstr);
+	package_store_t *store = package_store_new(uri, db, 0, 0, errstr, sizeof errstr);
 	CHECK(store != NULL, "package_store_new: %s", errstr);
 	if (!store)
 		return;
@@ -203,7 +203,7 @@ static fleet_t *open_fleet(const char *uri, const char *name)
 {
 	char errstr[256], db[64];
 	snprintf(db, sizeof db, "%s_it_%d", name, (int)getpid());
-	fleet_t *fleet = fleet_new(uri, db, errstr, sizeof errstr);
+	fleet_t *fleet = fleet_new(uri, db, 0, 0, errstr, sizeof errstr);
 	CHECK(fleet != NULL, "fleet_new: %s", errstr);
 	if (fleet)
 		CHECK(fleet_ensure_indexes(fleet) == PL_OK, "indexes: %s", fleet_errmsg());
@@ -277,6 +277,20 @@ static void test_fleet_big(const char *uri)
 	          strcmp(b.drone_id, "drone-0500") == 0,
 	      "get");
 	CHECK(fleet_get_assignment(fleet, "d-unknown", &b) == PL_ERR_NOT_FOUND, "unknown");
+
+	/* a pickup in Portland, 230 km from the fleet: no drone within 1 km, none claimed */
+	fleet_point_t far = {45.52, -122.68};
+	err = fleet_assign_within(fleet, "d-far", "owner-n", far, far, 1000.0, T0, &b);
+	CHECK(err == PL_ERR_NOT_FOUND, "out of reach: %s %s", pl_err_str(err), fleet_errmsg());
+	CHECK(fleet_get_assignment(fleet, "d-far", &b) == PL_ERR_NOT_FOUND &&
+	          fleet_count(fleet, &total, &available) == PL_OK && available == 999,
+	      "out of reach claims nothing: %zu available", available);
+	/* within reach: the nearest drone, as fleet_assign */
+	fleet_point_t home = fleet_drone_home("drone-0042");
+	err = fleet_assign_within(fleet, "d-reach", "owner-n", home, dropoff, 10.0, T0, &b);
+	CHECK(err == PL_OK && strcmp(b.drone_id, "drone-0042") == 0, "within reach: %s %s",
+	      pl_err_str(err), b.drone_id);
+	CHECK(fleet_release(fleet, "d-reach", "cancelled", T0, NULL) == PL_OK, "release d-reach");
 
 	/* the same delivery from 8 threads at once: one drone, the same for all */
 	assign_job_t jobs[8];
@@ -571,8 +585,8 @@ static void test_server_down(void)
 	fleet_assignment_t a;
 	fleet_point_t pt = {47.6, -122.3};
 	double total, t;
-	package_store_t *store = package_store_new(DOWN_URI, "packages", errstr, sizeof errstr);
-	fleet_t *fleet = fleet_new(DOWN_URI, "dronescheduler", errstr, sizeof errstr);
+	package_store_t *store = package_store_new(DOWN_URI, "packages", 0, 0, errstr, sizeof errstr);
+	fleet_t *fleet = fleet_new(DOWN_URI, "dronescheduler", 0, 0, errstr, sizeof errstr);
 	CHECK(store && fleet, "new on a closed port: %s", errstr);
 	if (!store || !fleet)
 		goto out;
@@ -589,6 +603,13 @@ static void test_server_down(void)
 	CHECK(fleet_release(fleet, "d", "cancelled", T0, &a) == PL_ERR_TRANSIENT, "release down");
 	CHECK(fleet_ensure_indexes(fleet) == PL_ERR_TRANSIENT, "indexes down");
 	t = now_s() - t;
+	char why[512] = "";
+	CHECK(!package_store_ready(store, why, sizeof why) && strstr(why, "FerretDB/MongoDB: ") &&
+	          strstr(why, "failing since"),
+	      "package store not ready, and why: %s", why);
+	CHECK(!fleet_ready(fleet, why, sizeof why) && strstr(why, "FerretDB/MongoDB: ") &&
+	          strstr(why, "failing since"),
+	      "fleet not ready, and why: %s", why);
 	printf("stores_it: 8 calls on a down server took %.1fs\n", t);
 	CHECK(t < 8 * 4.0, "each call fails within ~2 s (took %.1fs for 8)", t);
 out:

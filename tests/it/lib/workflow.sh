@@ -47,14 +47,16 @@ start_workflow() {
 		DP_RETRY_BACKOFF_MAX_MS=2000 DP_STATS_INTERVAL_MS=1000 "$@"
 	wait_until 60 ready $workflow_port || bad "workflow ready ($log)"
 }
-# start_stores PHASE FLEET -> package and scheduler on databases of their own for the phase
+# start_stores PHASE FLEET [ENV...] -> package and scheduler (with ENV) on databases of their own
+# for the phase
 start_stores() {
 	local phase=$1 fleet=$2
+	shift 2
 	svc_start package_pid dronepipe-package "wf-package-$phase" DP_HTTP_PORT=$package_port \
 		DP_PACKAGE_DB="wfpkg_${phase}_$run_id" DP_RETRY_BACKOFF_MAX_MS=2000 DP_STATS_INTERVAL_MS=1000
 	svc_start scheduler_pid dronepipe-scheduler "wf-scheduler-$phase" DP_HTTP_PORT=$scheduler_port \
 		DP_SCHEDULER_DB="wfsch_${phase}_$run_id" DP_FLEET_SIZE="$fleet" DP_RETRY_BACKOFF_MAX_MS=2000 \
-		DP_STATS_INTERVAL_MS=1000
+		DP_STATS_INTERVAL_MS=1000 "$@"
 	wait_until 60 ready $package_port || bad "package ready ($phase)"
 	wait_until 60 ready $scheduler_port || bad "scheduler ready ($phase)"
 	wait_until 60 grep -q fleet_seeded "$logdir/wf-scheduler-$phase.log" || bad "fleet of $fleet seeded ($phase)"

@@ -1279,6 +1279,40 @@ static void test_allocations_go_through_pl_mem(void **state)
 	assert_int_equal(n_alloc, n_free);
 }
 
+/* DroneUnavailable v1 bytes (a scheduler before the service area) read as not permanent: the
+ * workflow keeps retrying them as before. */
+static void test_drone_unavailable_v1_is_not_permanent(void **state)
+{
+	(void)state;
+	static const char v1[] =
+	    "{'type':'record','name':'DroneUnavailable','namespace':'dronepipe.drone','fields':["
+	    "{'name':'eventId','type':'string'},{'name':'deliveryId','type':'string'},"
+	    "{'name':'causationId','type':['null','string'],'default':null},"
+	    "{'name':'attempt','type':'int'},{'name':'reason','type':'string'},"
+	    "{'name':'time','type':{'type':'long','logicalType':'timestamp-millis'}}]}";
+	char err[512];
+	pl_avro_registry_t *registry = pl_avro_registry_embedded(err, sizeof(err));
+	assert_non_null(registry);
+	char *canonical = pl_avro_canonical_form(dq(v1), err, sizeof(err));
+	assert_non_null(canonical);
+	const pl_avro_schema_t *writer =
+	    pl_avro_schema_by_fingerprint(registry, pl_avro_crc64(canonical, strlen(canonical)));
+	pl_free(canonical);
+	assert_non_null(writer);
+	assert_int_equal(pl_avro_schema_version(writer), 1);
+	json_t *value = json_pack("{s:s, s:s, s:n, s:i, s:s, s:I}", "eventId", "e", "deliveryId",
+	                          "d", "causationId", "attempt", 2, "reason", "no drone available",
+	                          "time", (json_int_t)1795773600000LL);
+	const pl_avro_schema_t *reader = NULL;
+	json_t *decoded = round_trip(registry, writer, value, &reader);
+	assert_int_equal(pl_avro_schema_version(reader), 2);
+	assert_true(json_is_false(json_object_get(decoded, "permanent")));
+	assert_int_equal(json_integer_value(json_object_get(decoded, "attempt")), 2);
+	json_decref(decoded);
+	json_decref(value);
+	pl_avro_registry_destroy(registry);
+}
+
 int main(void)
 {
 	const struct CMUnitTest plain[] = {
@@ -1286,6 +1320,7 @@ int main(void)
 	    cmocka_unit_test(test_canonical_strips_and_qualifies),
 	    cmocka_unit_test(test_canonical_rejects_bad_schemas),
 	    cmocka_unit_test(test_resolution_old_writer_new_reader),
+	    cmocka_unit_test(test_drone_unavailable_v1_is_not_permanent),
 	    cmocka_unit_test(test_resolution_skips_reorders_and_promotes),
 	    cmocka_unit_test(test_view_of_resolved_records_maps_and_nan),
 	    cmocka_unit_test(test_registry_rejects_incompatible_versions),

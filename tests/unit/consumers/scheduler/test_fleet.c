@@ -242,12 +242,12 @@ static void test_store_rejects_bad_arguments_without_a_server(void **state)
 {
 	char errstr[256];
 	(void)state;
-	assert_null(fleet_new("not a uri", "dronescheduler", errstr, sizeof errstr));
+	assert_null(fleet_new("not a uri", "dronescheduler", 0, 0, errstr, sizeof errstr));
 	assert_true(strlen(errstr) > 0);
-	assert_null(fleet_new("mongodb://127.0.0.1:1/", "", errstr, sizeof errstr));
-	assert_null(fleet_new("mongodb://127.0.0.1:1/", "a.b", errstr, sizeof errstr));
+	assert_null(fleet_new("mongodb://127.0.0.1:1/", "", 0, 0, errstr, sizeof errstr));
+	assert_null(fleet_new("mongodb://127.0.0.1:1/", "a.b", 0, 0, errstr, sizeof errstr));
 	fleet_t *fleet =
-	    fleet_new("mongodb://127.0.0.1:1/", "dronescheduler", errstr, sizeof errstr);
+	    fleet_new("mongodb://127.0.0.1:1/", "dronescheduler", 0, 0, errstr, sizeof errstr);
 	assert_non_null(fleet);
 	fleet_assignment_t a;
 	fleet_utilization_t u;

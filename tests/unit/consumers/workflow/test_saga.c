@@ -623,6 +623,52 @@ static void test_assign_retry_until_timeout(void **unused __attribute__((unused)
 	json_decref(st);
 }
 
+/* A permanent DroneUnavailable (outside the service area, over the range) fails the saga at
+ * once with the scheduler's reason, even with a retry already due; stale or late ones do not. */
+static void test_assign_refused_permanently(void **unused __attribute__((unused)))
+{
+	saga_result_t r;
+	json_t *st = fixture(SAGA_AWAITING_DRONE, "None");
+	const char *why =
+	    "route from pickup to drop-off is 41000 m, over the drone range of 30000 m "
+	    "(DP_DRONE_RANGE_M)";
+	/* a transient refusal first: a retry is scheduled */
+	step(&st, "DroneUnavailable", unavailable(1), T0 + 100, &r);
+	assert_int_equal(r.output_count, 0);
+	saga_result_clear(&r);
+	/* an answer to an older attempt is stale, permanent or not */
+	json_t *in =
+	    input("{s:i, s:s, s:I, s:b}", "attempt", 0, "reason", why, "time", T0, "permanent", 1);
+	apply(st, "DroneUnavailable", in, T0 + 150, &r);
+	assert_int_equal(r.outcome, SAGA_IGNORED);
+	json_decref(in);
+	step(&st, "DroneUnavailable",
+	     input("{s:i, s:s, s:I, s:b}", "attempt", 1, "reason", why, "time", T0, "permanent", 1),
+	     T0 + 200, &r);
+	assert_outputs(&r, "Failed ReleaseDrone");
+	const char *reason = sval(r.outputs[0].event, "reason");
+	assert_non_null(strstr(reason, "drone assignment refused: route from pickup to drop-off"));
+	assert_non_null(strstr(reason, "DP_DRONE_RANGE_M"));
+	assert_true(json_is_null(json_object_get(r.outputs[1].event, "droneId")));
+	assert_string_equal(sval(r.outputs[1].event, "reason"), "failed");
+	assert_int_equal(saga_status(st), SAGA_FAILED);
+	assert_int_equal(saga_next_due_ms(st, &opts), SAGA_NEVER);
+	saga_result_clear(&r);
+	/* once failed, another refusal is ignored */
+	in = input("{s:i, s:s, s:I, s:b}", "attempt", 1, "reason", why, "time", T0, "permanent", 1);
+	apply(st, "DroneUnavailable", in, T0 + 300, &r);
+	assert_int_equal(r.outcome, SAGA_IGNORED);
+	json_decref(in);
+	json_decref(st);
+	/* after assignment a refusal is stale: the drone flies */
+	st = fixture(SAGA_HEADED_TO_PICKUP, "None");
+	in = input("{s:i, s:s, s:I, s:b}", "attempt", 1, "reason", why, "time", T0, "permanent", 1);
+	apply(st, "DroneUnavailable", in, T0 + 300, &r);
+	assert_int_equal(r.outcome, SAGA_IGNORED);
+	json_decref(in);
+	json_decref(st);
+}
+
 /* The scheduler never answers: the deadline timer alone fails the saga. */
 static void test_assign_timeout_without_answer(void **unused __attribute__((unused)))
 {
@@ -680,6 +726,52 @@ static void test_timer_outputs_from_the_outbox(void **unused __attribute__((unus
 	json_decref(written);
 	saga_result_clear(&r);
 	json_decref(st);
+}
+
+/* With the service-area rule (25 km around 47.61,-122.33, range 30 km), a reschedule whose new
+ * points break it is ignored and the delivery keeps its points, in every state before pickup;
+ * one that keeps to it applies as usual. */
+static void test_reschedule_outside_area_ignored(void **unused __attribute__((unused)))
+{
+	pl_area_t area;
+	char err[200];
+	assert_int_equal(pl_area_parse("47.61,-122.33,25000", 30000, &area, err, sizeof(err)),
+	                 PL_OK);
+	saga_opts_t with_area = opts;
+	with_area.area = &area;
+	static const saga_status_t before_pickup[] = {SAGA_AWAITING_PACKAGE, SAGA_AWAITING_DRONE,
+	                                              SAGA_HEADED_TO_PICKUP};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *st = fixture(before_pickup[i], "None");
+		saga_result_t r;
+		/* a drop-off 230 km away */
+		json_t *in = input("{s:I, s:s, s:o}", "requestedAt", T0, "dropOffLocation",
+		                   "45.52,-122.68", "dropoff", geo(45.52, -122.68));
+		saga_apply(st, "DeliveryRescheduleRequested", in, T0 + 40000, &with_area, &r);
+		assert_int_equal(r.outcome, SAGA_IGNORED);
+		assert_null(r.state);
+		assert_non_null(strstr(r.reason, "reschedule refused"));
+		assert_non_null(strstr(r.reason, "dropoff 45.52000,-122.68000 is outside"));
+		saga_result_clear(&r);
+		json_decref(in);
+		/* a pickup inside but 33 km from the drop-off (47.70,-122.30): over the range */
+		in = input("{s:I, s:s, s:o}", "requestedAt", T0, "pickupLocation", "47.40,-122.33",
+		           "pickup", geo(47.40, -122.33));
+		saga_apply(st, "DeliveryRescheduleRequested", in, T0 + 40000, &with_area, &r);
+		assert_int_equal(r.outcome, SAGA_IGNORED);
+		assert_non_null(strstr(r.reason, "route from pickup to drop-off"));
+		saga_result_clear(&r);
+		json_decref(in);
+		/* inside and in range: applied */
+		in = input("{s:I, s:s, s:o}", "requestedAt", T0, "pickupLocation", "47.65,-122.33",
+		           "pickup", geo(47.65, -122.33));
+		saga_apply(st, "DeliveryRescheduleRequested", in, T0 + 40000, &with_area, &r);
+		assert_int_equal(r.outcome, SAGA_OK);
+		assert_non_null(r.state);
+		saga_result_clear(&r);
+		json_decref(in);
+		json_decref(st);
+	}
 }
 
 static void test_reschedule_values_applied(void **unused __attribute__((unused)))
@@ -845,9 +937,11 @@ int main(void)
 	    cmocka_unit_test(test_cancel_before_assignment),
 	    cmocka_unit_test(test_cancel_after_assignment),
 	    cmocka_unit_test(test_assign_retry_until_timeout),
+	    cmocka_unit_test(test_assign_refused_permanently),
 	    cmocka_unit_test(test_assign_timeout_without_answer),
 	    cmocka_unit_test(test_timer_outputs_from_the_outbox),
 	    cmocka_unit_test(test_reschedule_values_applied),
+	    cmocka_unit_test(test_reschedule_outside_area_ignored),
 	    cmocka_unit_test(test_out_of_order),
 	    cmocka_unit_test(test_duplicates_and_bounded_memory),
 	    cmocka_unit_test(test_malformed_inputs),

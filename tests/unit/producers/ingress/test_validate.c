@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "ingress/validate.h"
+#include "geo.h"
 #include "mem.h"
 
 #define UNUSED           __attribute__((unused))
@@ -771,6 +772,118 @@ static void test_confirmation_errors(void **state UNUSED)
 	ingress_problem_free(&problem);
 }
 
+/* The area rule on validated events: a small area (5 km around 47.61,-122.33) and range (8 km),
+ * so free text (spread over geo.h's 25 x 28 km box) can land outside too. */
+static pl_area_t small_area(void)
+{
+	pl_area_t area;
+	char err[200];
+	assert_int_equal(pl_area_parse("47.61,-122.33,5000", 8000, &area, err, sizeof(err)), PL_OK);
+	return area;
+}
+
+/* Creates with pickup/dropoff text, then applies the area rule: PL_OK or the problem. */
+static pl_err_t create_in_area(const char *pickup, const char *dropoff, ingress_problem_t *problem)
+{
+	pl_area_t area = small_area();
+	json_t *body = good_create();
+	json_object_set_new(body, "pickupLocation", json_string(pickup));
+	json_object_set_new(body, "dropOffLocation", json_string(dropoff));
+	json_t *event = run(ingress_validate_create, body, problem);
+	assert_non_null(event);
+	pl_err_t e = ingress_validate_area(&area, event, problem);
+	json_decref(event);
+	if (e != PL_OK) {
+		assert_int_equal(problem->status, 400);
+		assert_non_null(problem->detail);
+	}
+	return e;
+}
+
+static void test_area(void **state UNUSED)
+{
+	ingress_problem_t problem = {0};
+	assert_int_equal(create_in_area("47.61,-122.33", "47.63,-122.30", &problem), PL_OK);
+	assert_int_equal(problem.error_count, 0);
+	/* outside: each field named with the limit */
+	assert_int_equal(create_in_area("48.61,-122.33", "47.63,-122.30", &problem),
+	                 PL_ERR_INVALID);
+	assert_int_equal(problem.error_count, 1);
+	assert_non_null(
+	    strstr(reason_of(&problem, "pickupLocation"), "is outside the service area: 111"));
+	assert_non_null(strstr(reason_of(&problem, "pickupLocation"),
+	                       "over the radius of 5000 m (DP_SERVICE_AREA)"));
+	assert_non_null(strstr(problem.detail, "pickupLocation"));
+	assert_int_equal(create_in_area("47.61,-122.33", "-89,179.5", &problem), PL_ERR_INVALID);
+	assert_int_equal(problem.error_count, 1);
+	reason_of(&problem, "dropOffLocation");
+	assert_int_equal(create_in_area("90,0", "-90,180", &problem), PL_ERR_INVALID);
+	assert_int_equal(problem.error_count, 2); /* both named; no route error on top */
+	reason_of(&problem, "pickupLocation");
+	reason_of(&problem, "dropOffLocation");
+	/* both inside, 9.6 km apart: over the 8 km range */
+	assert_int_equal(create_in_area("47.6533,-122.33", "47.5667,-122.33", &problem),
+	                 PL_ERR_INVALID);
+	assert_int_equal(problem.error_count, 1);
+	assert_non_null(strstr(reason_of(&problem, "route"), "from pickup to drop-off is 96"));
+	assert_non_null(strstr(reason_of(&problem, "route"),
+	                       "over the drone range of 8000 m (DP_DRONE_RANGE_M)"));
+	/* free text resolves to a point and meets the same rule: of many place names, some land
+	 * inside the 5 km circle and most outside, and each verdict is the point's own */
+	pl_area_t area = small_area();
+	int inside = 0, outside = 0;
+	for (int i = 0; i < 200; i++) {
+		char text[32];
+		double lat, lon;
+		snprintf(text, sizeof(text), "place %d", i);
+		assert_int_equal(pl_geo_resolve(text, &lat, &lon), PL_OK);
+		bool in = pl_area_contains(&area, lat, lon, NULL);
+		pl_err_t e = create_in_area(text, "47.61,-122.33", &problem);
+		assert_int_equal(e, in ? PL_OK : PL_ERR_INVALID);
+		if (!in)
+			reason_of(&problem, "pickupLocation");
+		inside += in;
+		outside += !in;
+	}
+	assert_true(inside > 0 && outside > 0);
+	ingress_problem_free(&problem);
+}
+
+static void test_reschedule_area(void **state UNUSED)
+{
+	pl_area_t area = small_area();
+	ingress_problem_t problem = {0};
+	struct {
+		const char *body;
+		const char *field; /* NULL: accepted */
+	} cases[] = {
+	    {"{\"pickupTime\":1}", NULL}, /* no location: nothing to check */
+	    {"{\"pickupLocation\":\"47.62,-122.33\"}", NULL},
+	    {"{\"dropOffLocation\":\"47.62,-122.33\"}", NULL},
+	    {"{\"pickupLocation\":\"48.62,-122.33\"}", "pickupLocation"},
+	    {"{\"dropOffLocation\":\"0,0\"}", "dropOffLocation"},
+	    {"{\"pickupLocation\":\"47.6533,-122.33\",\"dropOffLocation\":\"47.5667,-122.33\"}",
+	     "route"},
+	    {"{\"pickupLocation\":\"47.62,-122.33\",\"dropOffLocation\":\"47.60,-122.33\"}", NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *event = run_text(ingress_validate_reschedule, cases[i].body,
+		                         strlen(cases[i].body), &problem);
+		assert_non_null(event);
+		pl_err_t e = ingress_validate_area(&area, event, &problem);
+		json_decref(event);
+		if (!cases[i].field) {
+			if (e != PL_OK)
+				fail_msg("%s refused: %s", cases[i].body, problem.errors[0].reason);
+			continue;
+		}
+		assert_int_equal(e, PL_ERR_INVALID);
+		assert_int_equal(problem.error_count, 1);
+		reason_of(&problem, cases[i].field);
+	}
+	ingress_problem_free(&problem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_create_valid_event),
@@ -792,6 +905,8 @@ int main(void)
 	                                   cmocka_unit_test(test_reschedule),
 	                                   cmocka_unit_test(test_reschedule_errors),
 	                                   cmocka_unit_test(test_confirmation),
-	                                   cmocka_unit_test(test_confirmation_errors)};
+	                                   cmocka_unit_test(test_confirmation_errors),
+	                                   cmocka_unit_test(test_area),
+	                                   cmocka_unit_test(test_reschedule_area)};
 	return cmocka_run_group_tests_name("producers/ingress/validate", tests, NULL, NULL);
 }

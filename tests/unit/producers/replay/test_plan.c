@@ -1,6 +1,7 @@
 /* test_plan.c — unit tests of the ops CLI's pure parts: `replay` and `dlq` argument parsing
  * (good and bad input, each bad case with the sentence the operator sees), durations, the
- * dead-letter filter and redrive group names, and the replay plan (targets, clamping,
+ * dead-letter filter and redrive group names, the redrive target (only the pipeline's topics),
+ * and the replay plan (targets, clamping,
  * records to reprocess / skip, partitions left alone). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <cmocka.h>
 
 #include "replay/ops.h"
+#include "topiclist.h"
 #include "replay/plan.h"
 
 #define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
@@ -160,6 +162,69 @@ static void test_dlq_args(void **state)
 	assert_string_equal(err, "--offset is for show only");
 	assert_int_equal(DLQ(&a, err, "dlq", "list", "show", "--topic", "x"), 1);
 	assert_string_equal(err, "unexpected argument 'show'");
+	assert_int_equal(DLQ(&a, err, "dlq", "redrive", "--topic", "x.dlq", "--dry-run"), 0);
+	assert_true(a.dry_run);
+	assert_int_equal(DLQ(&a, err, "dlq", "redrive", "--topic", "x.dlq"), 0);
+	assert_false(a.dry_run);
+	assert_int_equal(DLQ(&a, err, "dlq", "list", "--topic", "x.dlq", "--dry-run"), 1);
+	assert_string_equal(err, "--dry-run is for redrive only (list and show change nothing)");
+}
+
+/* The redrive target: the DLQ's own source topic, both listed in scripts/topics.txt (embedded),
+ * and nothing else, whatever the name looks like. */
+static void test_redrive_target(void **state)
+{
+	(void)state;
+	char target[256], err[1024];
+	assert_true(ops_redrive_target("dronedelivery.package.commands.dlq", target, sizeof(target),
+	                               err, sizeof(err)));
+	assert_string_equal(target, "dronedelivery.package.commands");
+	/* every dead-letter topic of the list redrives into its source, which is listed too */
+	size_t dlqs = 0;
+	for (size_t i = 0; i < pl_pipeline_topic_count; i++) {
+		const char *t = pl_pipeline_topics[i];
+		size_t n = strlen(t);
+		if (n < 4 || strcmp(t + n - 4, ".dlq") != 0)
+			continue;
+		dlqs++;
+		assert_true(ops_redrive_target(t, target, sizeof(target), err, sizeof(err)));
+		assert_int_equal(strlen(target), n - 4);
+		assert_memory_equal(target, t, n - 4);
+	}
+	assert_true(dlqs >= 7);
+	static const char *const refused[] = {
+	    "dronedelivery.package.commands",         /* not a DLQ: would redrive into .commands */
+	    "dronedelivery.workflow.state.dlq",       /* source listed, the DLQ is not */
+	    "ops.it.1234.src.dlq",                    /* not the pipeline's */
+	    "__consumer_offsets.dlq",                 /* internal */
+	    ".dlq",                                   /* no source at all */
+	    "dlq",                                    /* */
+	    "",                                       /* */
+	    "dronedelivery.package.commands.dlq.dlq", /* */
+	    "Dronedelivery.package.commands.dlq",     /* case matters to Kafka */
+	    "dronedelivery.package.commands .dlq",    /* */
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		strcpy(target, "untouched");
+		assert_false(
+		    ops_redrive_target(refused[i], target, sizeof(target), err, sizeof(err)));
+		assert_string_equal(target, "untouched");
+		/* the sentence names the problem and the allowed topics */
+		assert_non_null(strstr(err, "redrive writes only into the pipeline's own topics"));
+		assert_non_null(strstr(err, "dronedelivery.package.commands.dlq"));
+	}
+	assert_false(ops_redrive_target("x", target, sizeof(target), err, sizeof(err)));
+	assert_non_null(strstr(err, "x is not a dead-letter topic (*.dlq)"));
+	assert_false(ops_redrive_target("a.b.dlq", target, sizeof(target), err, sizeof(err)));
+	assert_non_null(strstr(err, "a.b.dlq is not a dead-letter topic of the pipeline"));
+	/* hostile text in the name is escaped in the sentence */
+	assert_false(
+	    ops_redrive_target("\x1b[2J\xff.dlq", target, sizeof(target), err, sizeof(err)));
+	assert_non_null(strstr(err, "\\x1b[2J\\xff.dlq is not"));
+	/* a target buffer too small is a refusal, never a cut name */
+	char small[8];
+	assert_false(ops_redrive_target("dronedelivery.package.commands.dlq", small, sizeof(small),
+	                                err, sizeof(err)));
 }
 
 static void test_dlq_filter_and_group(void **state)
@@ -269,6 +334,7 @@ int main(void)
 	    cmocka_unit_test(test_replay_args_bad),
 	    cmocka_unit_test(test_dlq_args),
 	    cmocka_unit_test(test_dlq_filter_and_group),
+	    cmocka_unit_test(test_redrive_target),
 	    cmocka_unit_test(test_plan_earliest),
 	    cmocka_unit_test(test_plan_time),
 	    cmocka_unit_test(test_plan_offset),
