@@ -167,6 +167,33 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
+void ingress_answer_pending(ingress_t *ing)
+{
+	for (;;) {
+		pthread_mutex_lock(&ing->pending_lock);
+		pending_t *p = ing->pending_head;
+		if (p) {
+			ing->pending_head = p->next;
+			if (p->next)
+				p->next->prev = NULL;
+			else
+				ing->pending_tail = NULL;
+			p->listed = false;
+		}
+		pthread_mutex_unlock(&ing->pending_lock);
+		if (!p)
+			return;
+		if (!atomic_exchange(&p->answered, true)) {
+			answer_unavailable(ing, p->req, "shutdown",
+			                   "the service is shutting down before Kafka acknowledged "
+			                   "the request; it may or may not be recorded: retry with the "
+			                   "same Idempotency-Key to be safe");
+			atomic_fetch_sub(&ing->inflight, 1);
+		}
+		pending_release(p);
+	}
+}
+
 static bool authorized(ingress_t *ing, pl_http_req_t *req)
 {
 	if (!ing->api_keys)
