@@ -14,8 +14,8 @@
  * MHD's accept notification to its close notification with the start of its running deadline;
  * the heartbeat thread sweeps the list about once a second and shuts down the socket of one past
  * it (MHD then closes it as a connection the client dropped). The clock starts at the accept,
- * and restarts when a request completes; a stream's connection is exempt once its headers are
- * queued. A body announced larger than max_body is answered 413 before it is read (MHD then
+ * restarts when a request completes (the idle time of a kept-alive connection) and again at the
+ * next request line; a stream's connection is exempt once its headers are queued. A body announced larger than max_body is answered 413 before it is read (MHD then
  * closes the connection); a body without a length that grows past it closes the connection.
  *
  * Streams live in http_stream.c (structs shared through http_int.h). */
@@ -387,7 +387,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	pl_http_conn_t *hc = ci ? ci->socket_context : NULL;
-	if (hc && atomic_load(&hc->since_ms) != PL_HTTP_NO_DEADLINE) {
+	if (hc && atomic_load(&hc->since_ms) != PL_HTTP_CUT) {
 		atomic_store(&hc->since_ms, mono_ms());
 		hc->reused = true;
 	}
@@ -573,7 +573,7 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	pl_http_conn_t *hc = ci ? ci->socket_context : NULL;
-	if (hc && hc->reused && atomic_load(&hc->since_ms) != PL_HTTP_NO_DEADLINE)
+	if (hc && hc->reused && atomic_load(&hc->since_ms) != PL_HTTP_CUT)
 		atomic_store(&hc->since_ms, mono_ms());
 	return NULL; /* the request object is made in on_request */
 }
@@ -588,12 +588,12 @@ void pl_http__deadline_sweep(pl_http_server_t *s)
 	pthread_mutex_lock(&s->conns_lock);
 	for (pl_http_conn_t *hc = s->conns; hc; hc = hc->next) {
 		int64_t since = atomic_load(&hc->since_ms);
-		if (since == PL_HTTP_NO_DEADLINE || now - since < (int64_t)s->opts.request_timeout_ms)
+		if (since >= PL_HTTP_NO_DEADLINE || now - since < (int64_t)s->opts.request_timeout_ms)
 			continue;
 		/* MHD sees the connection end as if the client had dropped it. A suspended
 		 * connection notices when it is resumed (its answer then fails to send). */
 		shutdown(hc->fd, SHUT_RDWR);
-		atomic_store(&hc->since_ms, PL_HTTP_NO_DEADLINE);
+		atomic_store(&hc->since_ms, PL_HTTP_CUT);
 		cut++;
 	}
 	pthread_mutex_unlock(&s->conns_lock);

@@ -68,11 +68,11 @@ typedef struct pl_http_opts {
 	unsigned max_conn_per_ip;    /* 0 = default 1024 */
 	unsigned max_streams_per_ip; /* 0 = default 32 */
 	/* Deadline of a request: from the accept of its connection (for a later request on a
-	 * kept-alive connection: from the end of the previous one) until its response was sent.
-	 * Past it the connection is shut down, whatever it was doing (a client sending its
-	 * request slowly, a client reading the answer slowly, an idle kept-alive connection). A
-	 * streaming response is exempt once its headers were queued. Checked about once a
-	 * second. 0 = default 10000. */
+	 * kept-alive connection: from its request line) until its response was sent. Past it
+	 * the connection is shut down, whatever it was doing (a client sending its request
+	 * slowly, a client reading the answer slowly). A kept-alive connection is also shut
+	 * down when it stays idle that long after its last request. A streaming response is
+	 * exempt once its headers were queued. Checked about once a second. 0 = 10000. */
 	unsigned request_timeout_ms;
 } pl_http_opts_t;
 

@@ -17,9 +17,10 @@
 
 enum req_state { REQ_NEW, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_ANSWERED };
 
-/* since_ms of a connection that no deadline applies to (a stream past its headers, or one
- * already shut down). */
-#define PL_HTTP_NO_DEADLINE INT64_MAX
+/* since_ms of a connection no deadline applies to: its stream's headers were queued (until
+ * the stream's request completes), or the sweep already shut it down (for good). */
+#define PL_HTTP_NO_DEADLINE (INT64_MAX - 1)
+#define PL_HTTP_CUT         INT64_MAX
 
 /* One TCP connection, from MHD's accept notification to its close notification (MHD's socket
  * context): what the request deadline needs. Invariant: in the server's conns list (conns_lock)
