@@ -561,6 +561,14 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	ing->registry = registry;
 	ing->retry_after_s = (int)pl_cfg_int(cfg, "DP_INGRESS_RETRY_AFTER_S");
 	ing->ack_timeout_ms = pl_cfg_int(cfg, "DP_INGRESS_ACK_TIMEOUT_MS");
+	int64_t request_timeout = pl_cfg_int(cfg, "DP_HTTP_REQUEST_TIMEOUT_MS");
+	if (ing->ack_timeout_ms >= request_timeout) {
+		snprintf(errstr, errstr_size,
+		         "DP_INGRESS_ACK_TIMEOUT_MS (%lld) must be below DP_HTTP_REQUEST_TIMEOUT_MS "
+		         "(%lld): a request waiting for Kafka would be cut off before its answer",
+		         (long long)ing->ack_timeout_ms, (long long)request_timeout);
+		return false;
+	}
 	pthread_mutex_init(&ing->pending_lock, NULL);
 	ing->s_requested = pl_avro_schema_get(registry, "DeliveryRequested");
 	ing->s_reschedule = pl_avro_schema_get(registry, "DeliveryRescheduleRequested");

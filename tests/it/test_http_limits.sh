@@ -69,6 +69,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST "$base/api/deliveryr
 check "a body just under the limit is read and validated as usual (-> $code)" [ "$code" = 202 ]
 stop_children
 
+out=$(DP_HTTP_PORT=18383 DP_INGRESS_ACK_TIMEOUT_MS=5000 DP_HTTP_REQUEST_TIMEOUT_MS=4000 \
+	"$bin/dronepipe-ingress" 2>&1)
+rc=$?
+[ "$rc" = 1 ] && [[ "$out" == *"DP_INGRESS_ACK_TIMEOUT_MS (5000) must be below DP_HTTP_REQUEST_TIMEOUT_MS (4000)"* ]]
+expect "an ack timeout at or past the request deadline is a configuration error (exit $rc)"
+
 # --- delivery: streams per address -------------------------------------------------------------
 dport=18381
 feed=$build/tests/it/delivery_feed
@@ -124,7 +130,8 @@ codes() { cat "$logdir"/drain-"$1"-*.code | sort | uniq -c | awk '{printf "%s x%
 dp=18382
 rm -f "$logdir"/drain-a-* "$logdir"/drain-b-*
 start_service dronepipe-ingress limits-drain-a DP_HTTP_PORT=$dp DP_KAFKA_PROP_linger_ms=1500 \
-	DP_INGRESS_ACK_TIMEOUT_MS=20000 DP_SHUTDOWN_TIMEOUT_MS=15000 >/dev/null
+	DP_INGRESS_ACK_TIMEOUT_MS=20000 DP_HTTP_REQUEST_TIMEOUT_MS=30000 \
+	DP_SHUTDOWN_TIMEOUT_MS=15000 >/dev/null
 pid=${children[-1]}
 wait_until 30 curl -sf "http://127.0.0.1:$dp/readyz" || bad "ingress (drain a) ready"
 post_many 20 a
@@ -151,7 +158,8 @@ children=()
 
 # (b) The shutdown time runs out before Kafka acknowledges: every request in flight gets 503.
 start_service dronepipe-ingress limits-drain-b DP_HTTP_PORT=$dp DP_KAFKA_PROP_linger_ms=4000 \
-	DP_INGRESS_ACK_TIMEOUT_MS=20000 DP_SHUTDOWN_TIMEOUT_MS=300 >/dev/null
+	DP_INGRESS_ACK_TIMEOUT_MS=20000 DP_HTTP_REQUEST_TIMEOUT_MS=30000 \
+	DP_SHUTDOWN_TIMEOUT_MS=300 >/dev/null
 pid=${children[-1]}
 wait_until 30 curl -sf "http://127.0.0.1:$dp/readyz" || bad "ingress (drain b) ready"
 post_many 20 b
