@@ -38,7 +38,7 @@ fi
 # --- ingress with small bounds -----------------------------------------------------------------
 port=18380
 base=http://127.0.0.1:$port
-start_service dronepipe-ingress limits-ingress DP_HTTP_PORT=$port DP_HTTP_MAX_CONN_PER_IP=8 \
+start_service dronepipe-ingress limits-ingress DP_HTTP_PORT=$port DP_HTTP_MAX_CONN_PER_IP=8 DP_INGRESS_ACK_TIMEOUT_MS=1500 \
 	DP_HTTP_REQUEST_TIMEOUT_MS=2000 DP_HTTP_MAX_BODY=4096 >/dev/null
 wait_until 30 curl -sf "$base/readyz" || bad "ingress ready"
 
