@@ -129,17 +129,20 @@ codes() { cat "$logdir"/drain-"$1"-*.code | sort | uniq -c | awk '{printf "%s x%
 # (a) Kafka acknowledges within the shutdown time: every request in flight gets its 202.
 dp=18382
 rm -f "$logdir"/drain-a-* "$logdir"/drain-b-*
-start_service dronepipe-ingress limits-drain-a DP_HTTP_PORT=$dp DP_KAFKA_PROP_linger_ms=1500 \
+start_service dronepipe-ingress limits-drain-a DP_HTTP_PORT=$dp DP_KAFKA_PROP_linger_ms=3000 \
 	DP_INGRESS_ACK_TIMEOUT_MS=20000 DP_HTTP_REQUEST_TIMEOUT_MS=30000 \
 	DP_SHUTDOWN_TIMEOUT_MS=15000 >/dev/null
 pid=${children[-1]}
 wait_until 30 curl -sf "http://127.0.0.1:$dp/readyz" || bad "ingress (drain a) ready"
 post_many 20 a
 wait_until 10 in_flight_at_least 21 # the 20 POSTs and the /metrics request asking
-expect "20 POSTs in flight, waiting for Kafka (linger.ms 1500)"
+expect "20 POSTs in flight, waiting for Kafka (linger.ms 3000)"
 kill -TERM "$pid"
-wait_until 5 refused
+wait_until 10 refused
 expect "after SIGTERM a new connection is refused"
+# (curl writes a POST's status when it ends: no status yet = still waiting for its answer)
+check "... already while the requests in flight still wait for their answer" \
+	[ -z "$(cat "$logdir"/drain-a-*.code 2>/dev/null)" ]
 wait "${posts[@]}"
 wait "$pid"
 rc=$?
