@@ -30,8 +30,16 @@ B      := build
 OPT    := -O2 -g
 LDSAN  :=
 endif
-CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ipipeline -I$(B)/gen -MMD -MP
-LDFLAGS_ALL := $(LDSAN)
+# Hardening, for every object and binary: stack canaries, position-independent executables
+# (ASLR for the program itself), the relocation tables read-only after start-up with every
+# symbol bound at load (full RELRO), and glibc's checked string/memory calls. FORTIFY needs an
+# optimised build and is not compatible with AddressSanitizer (both replace the same calls), so
+# the SAN=1 build leaves it out. scripts/check-hardening.sh (run by `make unit`) checks the
+# built binaries for each of these.
+HARDEN_CFLAGS := -fstack-protector-strong -fPIE $(if $(filter 1,$(SAN)),,-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2)
+HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(HARDEN_CFLAGS) $(PKG_CFLAGS) -Ipipeline -I$(B)/gen -MMD -MP
+LDFLAGS_ALL := $(LDSAN) $(HARDEN_LDFLAGS)
 
 PIPE_SRC := $(sort $(wildcard pipeline/*.c))
 PIPE_OBJ := $(PIPE_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/schemas.o $(B)/obj/gen/topics.o
@@ -63,7 +71,7 @@ $(B)/gen/schemas.c: $(SCHEMAS) scripts/embed-schemas.sh
 	@mkdir -p $(@D)
 	scripts/embed-schemas.sh $@ $(SCHEMAS)
 
-$(B)/obj/gen/schemas.o: $(B)/gen/schemas.c
+$(B)/obj/gen/schemas.o: $(B)/gen/schemas.c $(B)/.flags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -76,7 +84,16 @@ $(B)/obj/gen/topics.o: $(B)/gen/topics.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(B)/obj/%.o: %.c
+# The compile and link flags as text: every object depends on it, so changing a flag (a new
+# hardening option, say) rebuilds what was built without it. Rewritten only when it differs.
+FLAGS_TEXT = $(CSTD) $(WARN) $(OPT) $(HARDEN_CFLAGS) $(LDFLAGS_ALL)
+$(B)/.flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' >$@
+.PHONY: FORCE
+FORCE:
+
+$(B)/obj/%.o: %.c $(B)/.flags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -124,15 +141,17 @@ $(B)/tests/it/%: $(B)/obj/tests/it/%.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 # Object files of tests may include service headers.
-$(B)/obj/tests/%.o: tests/%.c
+$(B)/obj/tests/%.o: tests/%.c $(B)/.flags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -Iproducers -Iconsumers -Itests -c $< -o $@
 
 deps:
 	scripts/install-deps.sh
 
-unit: $(UNIT_BIN)
+# The unit tests, then the hardening of every service binary (SAN=1: without FORTIFY).
+unit: $(UNIT_BIN) $(BINS)
 	@scripts/run-unit.sh $(B) $(UNIT_BIN)
+	@scripts/check-hardening.sh $(if $(filter 1,$(SAN)),--no-fortify) $(BINS)
 
 unit-san:
 	$(MAKE) SAN=1 unit
@@ -211,7 +230,7 @@ bench-bins: $(BENCH_BIN)
 
 build/bench/%: build/obj/bench/%.o build/libpipeline.a
 	@mkdir -p $(@D)
-	$(CC) -o $@ $< build/libpipeline.a $(PKG_LIBS)
+	$(CC) $(HARDEN_LDFLAGS) -o $@ $< build/libpipeline.a $(PKG_LIBS)
 
 bench: deps
 	$(MAKE) bins bench-bins

@@ -32,7 +32,17 @@ const pl_cfg_opt_t pl_cfg_common[] = {
      "address the HTTP server (health, metrics, API) listens on"},
     {"DP_HTTP_THREADS", PL_CFG_INT, "2", 1, 64, false, false, NULL, "HTTP worker threads"},
     {"DP_HTTP_MAX_BODY", PL_CFG_INT, "65536", 1024, 16777216, false, false, NULL,
-     "largest accepted HTTP request body in bytes"},
+     "largest accepted HTTP request body in bytes; a larger Content-Length is answered 413 "
+     "at once and the connection closed without reading the body"},
+    {"DP_HTTP_MAX_CONN_PER_IP", PL_CFG_INT, "1024", 1, 100000, false, false, NULL,
+     "open HTTP connections one client address may hold; more are closed at accept (behind "
+     "a proxy every client has the proxy's address)"},
+    {"DP_HTTP_MAX_STREAMS_PER_IP", PL_CFG_INT, "32", 1, 100000, false, false, NULL,
+     "streaming responses (live tracking) one client address may hold open; more get 429"},
+    {"DP_HTTP_REQUEST_TIMEOUT_MS", PL_CFG_INT, "10000", 100, 3600000, false, false, NULL,
+     "deadline of a whole HTTP request, from its connection (or, kept alive, from the end of "
+     "the previous request) until its answer was sent; past it the connection is closed. A "
+     "stream is exempt once its headers were sent"},
     {"DP_TLS_CERT_FILE", PL_CFG_STR, NULL, 0, 4096, false, false, NULL,
      "PEM certificate file; with DP_TLS_KEY_FILE enables HTTPS"},
     {"DP_TLS_KEY_FILE", PL_CFG_STR, NULL, 0, 4096, false, false, NULL,

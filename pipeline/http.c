@@ -9,6 +9,15 @@
  * Invariant: MHD_suspend_connection is called only by the access handler and only while no
  * response is stored; MHD_resume_connection only by pl_http_respond for a SUSPENDED request.
  *
+ * Bounded resources (see http.h): a connection cap per client address (MHD's own), a stream
+ * cap per address (http_stream.c), and a deadline per request: every connection is listed from
+ * MHD's accept notification to its close notification with the start of its running deadline;
+ * the heartbeat thread sweeps the list about once a second and shuts down the socket of one past
+ * it (MHD then closes it as a connection the client dropped). The clock starts at the accept,
+ * restarts when a request completes (the idle time of a kept-alive connection) and again at the
+ * next request line; a stream's connection is exempt once its headers are queued. A body announced larger than max_body is answered 413 before it is read (MHD then
+ * closes the connection); a body without a length that grows past it closes the connection.
+ *
  * Streams live in http_stream.c (structs shared through http_int.h). */
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -19,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "text.h"
@@ -33,6 +44,13 @@
  * was 6% of the ingress's CPU. A request needs far less (a body is copied out as it arrives,
  * in pieces of what fits); headers larger than this get 431. */
 #define CONNECTION_MEMORY 8192
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
@@ -121,6 +139,8 @@ static enum MHD_Result queue_stored(pl_http_req_t *req)
 		}
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 		MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+		if (req->hconn) /* a stream lives as long as it is read: no request deadline */
+			atomic_store(&req->hconn->since_ms, PL_HTTP_NO_DEADLINE);
 	} else {
 		resp = MHD_create_response_from_buffer(req->resp_len, req->resp_body,
 		                                       MHD_RESPMEM_MUST_COPY);
@@ -248,6 +268,10 @@ static pl_http_req_t *req_new(pl_http_server_t *s, struct MHD_Connection *conn, 
 	req->path = pl_strdup(url);
 	pthread_mutex_init(&req->lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &req->started);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	req->hconn = ci ? ci->socket_context : NULL;
+	atomic_fetch_add(&s->requests_open, 1);
 	const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
 	if (rid && sane_request_id(rid))
 		snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
@@ -270,6 +294,7 @@ static void req_free(pl_http_req_t *req)
 		pl_free(req->hdr_values[i]);
 	}
 	pl_metric_add(req->server->inflight, -1);
+	atomic_fetch_sub(&req->server->requests_open, 1);
 	pthread_mutex_destroy(&req->lock);
 	pl_free(req->method);
 	pl_free(req->path);
@@ -283,8 +308,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	/* The next request on this connection gets a deadline of its own, from now (idle time
+	 * counts: an idle kept-alive connection is closed at the deadline too). */
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	pl_http_conn_t *hc = ci ? ci->socket_context : NULL;
+	if (hc && atomic_load(&hc->since_ms) != PL_HTTP_CUT) {
+		atomic_store(&hc->since_ms, mono_ms());
+		hc->reused = true;
+	}
 	pl_http_req_t *req = *con_cls;
 	if (!req)
 		return;
@@ -339,19 +372,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (dispatch_lookup(req)) {
 			const char *cl = MHD_lookup_connection_value(
 			    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-			if (cl && strtoull(cl, NULL, 10) > s->opts.max_body)
-				req->too_large = true;
+			if (cl && strtoull(cl, NULL, 10) > s->opts.max_body) {
+				/* Answered now, before the body is read: MHD sends it with
+				 * "Connection: close" and reads nothing more. */
+				char detail[128];
+				snprintf(detail, sizeof(detail),
+				         "request body exceeds the limit of %zu bytes",
+				         s->opts.max_body);
+				pl_metric_inc(s->refused_body);
+				pl_http_problem(req, 413, detail, NULL);
+				return queue_stored(req);
+			}
 		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		if (!req->too_large && !req->resp_type) {
+		if (!req->resp_type) {
 			size_t need = req->body_len + *upload_data_size;
 			if (need > s->opts.max_body) {
-				req->too_large = true;
-				pl_free(req->body);
-				req->body = NULL;
-				req->body_len = 0;
+				/* A body without a length grew past the limit. MHD cannot answer
+				 * in the middle of a body, and reading the rest is what the
+				 * limit is there to avoid: close the connection. */
+				pl_metric_inc(s->refused_body);
+				pl_log(PL_LOG_INFO, "http_body_too_large",
+				       PL_LOG_FIELDS(PL_LS("path", req->path)),
+				       "closing the connection: a body without Content-Length "
+				       "passed %zu bytes",
+				       s->opts.max_body);
+				return MHD_NO;
 			} else {
 				if (need + 1 > req->body_cap) {
 					req->body_cap = need + 1 > 2 * req->body_cap
@@ -374,12 +422,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	enum req_state st = req->state;
 	pthread_mutex_unlock(&req->lock);
 	if (st == REQ_NEW && !req->resp_type) {
-		if (req->too_large) {
-			char detail[128];
-			snprintf(detail, sizeof(detail),
-			         "request body exceeds the limit of %zu bytes", s->opts.max_body);
-			pl_http_problem(req, 413, detail, NULL);
-		} else if (req->route->body == PL_HTTP_BODY_JSON && req->body_len > 0 &&
+		if (req->route->body == PL_HTTP_BODY_JSON && req->body_len > 0 &&
 		           !json_content_type(MHD_lookup_connection_value(
 		               conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
 			pl_http_problem(req, 415, "Content-Type must be application/json", NULL);
@@ -403,15 +446,119 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return queue_stored(req);
 }
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
+/* ---- connections: the request deadline ---------------------------------------------------- */
+
+/* MHD's accept and close notifications (on the connection's MHD thread). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	pl_http_server_t *s = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci)
+			return;
+		pl_http_conn_t *hc = pl_calloc(1, sizeof(*hc));
+		hc->fd = ci->connect_fd;
+		atomic_init(&hc->since_ms, mono_ms());
+		pthread_mutex_lock(&s->conns_lock);
+		hc->next = s->conns;
+		if (s->conns)
+			s->conns->prev = hc;
+		s->conns = hc;
+		pthread_mutex_unlock(&s->conns_lock);
+		*socket_context = hc;
+		return;
+	}
+	pl_http_conn_t *hc = *socket_context;
+	if (!hc)
+		return;
+	/* MHD closes the socket after this returns: unlinked first, so a sweep holding the lock
+	 * never shuts down a descriptor number that was already reused. */
+	pthread_mutex_lock(&s->conns_lock);
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		s->conns = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	pthread_mutex_unlock(&s->conns_lock);
+	*socket_context = NULL;
+	pl_free(hc);
+}
+
+/* MHD's callback once a request line was read: a later request on a kept-alive connection
+ * starts its own deadline here (until now the clock measured the idle time since the previous
+ * one). The first request's clock runs from the accept, so a slow first line counts. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	(void)cls;
+	(void)uri;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	pl_http_conn_t *hc = ci ? ci->socket_context : NULL;
+	if (hc && hc->reused && atomic_load(&hc->since_ms) != PL_HTTP_CUT)
+		atomic_store(&hc->since_ms, mono_ms());
+	return NULL; /* the request object is made in on_request */
+}
+
+void pl_http__deadline_sweep(pl_http_server_t *s)
+{
+	int64_t now = mono_ms();
+	if (now - s->last_sweep_ms < 500)
+		return;
+	s->last_sweep_ms = now;
+	unsigned cut = 0;
+	pthread_mutex_lock(&s->conns_lock);
+	for (pl_http_conn_t *hc = s->conns; hc; hc = hc->next) {
+		int64_t since = atomic_load(&hc->since_ms);
+		if (since >= PL_HTTP_NO_DEADLINE || now - since < (int64_t)s->opts.request_timeout_ms)
+			continue;
+		/* MHD sees the connection end as if the client had dropped it. A suspended
+		 * connection notices when it is resumed (its answer then fails to send). */
+		shutdown(hc->fd, SHUT_RDWR);
+		atomic_store(&hc->since_ms, PL_HTTP_CUT);
+		cut++;
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+	if (cut) {
+		pl_metric_add(s->refused_deadline, cut);
+		pl_log(PL_LOG_INFO, "http_request_timeout",
+		       PL_LOG_FIELDS(PL_LI("connections", cut),
+		                     PL_LI("timeout_ms", s->opts.request_timeout_ms)),
+		       "closed %u connection(s) whose request was not done within %u ms", cut,
+		       s->opts.request_timeout_ms);
+	}
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	pl_http_server_t *s = cls;
 	char buf[512];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	size_t n = strlen(buf);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	pl_log(PL_LOG_WARN, "http_log", NULL, "%s", buf);
+	if (strncmp(buf, "Server reached connection limit", 31) == 0) {
+		/* A client over its per-address cap (or the server full): counted, and logged
+		 * at most every 10 s, so a flood of refused connections is not a flood of logs. */
+		pl_metric_inc(s->refused_conn);
+		int64_t now = mono_ms(), last = atomic_load(&s->last_limit_log_ms);
+		if (now - last < 10000 ||
+		    !atomic_compare_exchange_strong(&s->last_limit_log_ms, &last, now))
+			return;
+		pl_log(PL_LOG_WARN, "http_connection_limit",
+		       PL_LOG_FIELDS(PL_LI("per_ip", s->opts.max_conn_per_ip)),
+		       "refusing connections: a client address is at its limit of %u or the server "
+		       "is full (dronepipe_*_http_refused_total counts them)",
+		       s->opts.max_conn_per_ip);
+		return;
+	}
+	/* A client that went away, or a connection this file closed (deadline, body past the
+	 * limit) and logged itself: one line per connection, kept out of the warnings. */
+	bool routine = strncmp(buf, "Connection socket is closed when reading", 40) == 0 ||
+	               strncmp(buf, "Application reported internal error, closing", 44) == 0;
+	pl_log(routine ? PL_LOG_DEBUG : PL_LOG_WARN, "http_log", NULL, "%s", buf);
 }
 
 static char *read_file(const char *path, char *errstr, size_t errstr_size)
@@ -478,6 +625,26 @@ pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http
 		s->opts.stream_buffer = 65536;
 	if (!s->opts.stream_heartbeat_ms)
 		s->opts.stream_heartbeat_ms = 15000;
+	if (!s->opts.max_conn_per_ip)
+		s->opts.max_conn_per_ip = 1024;
+	if (!s->opts.max_streams_per_ip)
+		s->opts.max_streams_per_ip = 32;
+	if (!s->opts.request_timeout_ms)
+		s->opts.request_timeout_ms = 10000;
+	snprintf(name, sizeof(name), "dronepipe_%s_http_refused_total", opts->svc);
+	s->m_refused = pl_metrics_family(
+	    s->opts.metrics, name,
+	    "connections and requests refused by a limit: connection_limit (per address or "
+	    "server full; closed at accept), streams_per_ip (429), request_timeout (closed at "
+	    "the deadline), body_too_large (413 or closed)",
+	    PL_METRIC_COUNTER, "reason", NULL, 0);
+	const char *r1[] = {"connection_limit"}, *r2[] = {"streams_per_ip"},
+	           *r3[] = {"request_timeout"}, *r4[] = {"body_too_large"};
+	s->refused_conn = pl_metric_get(s->m_refused, r1);
+	s->refused_streams = pl_metric_get(s->m_refused, r2);
+	s->refused_deadline = pl_metric_get(s->m_refused, r3);
+	s->refused_body = pl_metric_get(s->m_refused, r4);
+	pthread_mutex_init(&s->conns_lock, NULL);
 	pthread_mutex_init(&s->streams_lock, NULL);
 	pthread_cond_init(&s->streams_cond, NULL);
 	if (pthread_create(&s->heartbeat_thread, NULL, pl_http__heartbeat_main, s) != 0) {
@@ -514,7 +681,10 @@ pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http
 	    (unsigned)s->opts.threads, MHD_OPTION_CONNECTION_LIMIT,
 	    opts->connection_limit ? opts->connection_limit : 10000u, MHD_OPTION_CONNECTION_TIMEOUT,
 	    60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->opts.max_conn_per_ip,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 	    MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(errstr, errstr_size, "cannot listen on %s:%u%s",
@@ -550,11 +720,27 @@ void pl_http_server_stop(pl_http_server_t *s)
 	if (s->m_streams) {
 		pthread_mutex_destroy(&s->streams_lock);
 		pthread_cond_destroy(&s->streams_cond);
+		pthread_mutex_destroy(&s->conns_lock);
 	}
 	pl_free(s->routes);
 	pl_free(s->tls_cert);
 	pl_free(s->tls_key);
 	pl_free(s);
+}
+
+void pl_http_server_quiesce(pl_http_server_t *s)
+{
+	if (!s || !s->daemon || s->quiesced)
+		return;
+	s->quiesced = true;
+	MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd); /* closed, not only unwatched: a new client is refused at once */
+}
+
+unsigned pl_http_requests_open(pl_http_server_t *s)
+{
+	return atomic_load(&s->requests_open);
 }
 
 uint16_t pl_http_port(const pl_http_server_t *s)

@@ -62,6 +62,18 @@ typedef struct pl_http_opts {
 	unsigned max_streams;         /* concurrent streaming responses; 0 = default 1000 */
 	size_t stream_buffer;         /* bytes a stream may hold unsent; 0 = default 64 KiB */
 	unsigned stream_heartbeat_ms; /* idle time before a stream's heartbeat; 0 = 15000 */
+	/* Per client address (IPv4 or IPv6 address, any port): connections past max_conn_per_ip
+	 * are closed at accept, without an answer; a stream past max_streams_per_ip is refused
+	 * (pl_http_stream_start, 429). Behind a proxy every client has the proxy's address. */
+	unsigned max_conn_per_ip;    /* 0 = default 1024 */
+	unsigned max_streams_per_ip; /* 0 = default 32 */
+	/* Deadline of a request: from the accept of its connection (for a later request on a
+	 * kept-alive connection: from its request line) until its response was sent. Past it
+	 * the connection is shut down, whatever it was doing (a client sending its request
+	 * slowly, a client reading the answer slowly). A kept-alive connection is also shut
+	 * down when it stays idle that long after its last request. A streaming response is
+	 * exempt once its headers were queued. Checked about once a second. 0 = 10000. */
+	unsigned request_timeout_ms;
 } pl_http_opts_t;
 
 /* Starts listening. routes (count entries) are copied. NULL + errstr on failure. */
@@ -71,6 +83,14 @@ pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http
  * were copied. For the routes() callbacks of pl_service_def_t. */
 size_t pl_http_routes_copy(pl_http_route_t *out, size_t max, const pl_http_route_t *routes,
                            size_t count);
+
+/* Stops accepting new connections (the listening socket is closed, so a new client is refused
+ * at once); connections already open are still served. For a drain before
+ * pl_http_server_stop. Idempotent. */
+void pl_http_server_quiesce(pl_http_server_t *server);
+/* Requests received and not yet completed (headers read, response not yet fully sent), for a
+ * drain: 0 means no handler runs and no answer is owed. Thread-safe. */
+unsigned pl_http_requests_open(pl_http_server_t *server);
 
 /* Stops accepting, finishes or cancels connections, frees everything. NULL is a no-op. */
 void pl_http_server_stop(pl_http_server_t *server);
@@ -118,8 +138,9 @@ void pl_http_suspend(pl_http_req_t *req);
  * timing out and is how a vanished client is noticed: the first write after the client left
  * usually still succeeds (the kernel accepts it), the next one fails and the connection ends,
  * so a dead stream is released within two heartbeat intervals.
- * Returns NULL when max_streams streams are open: the request is then NOT answered and the
- * caller answers it (e.g. 503).
+ * Returns NULL when the stream is refused: the request is then NOT answered and the caller
+ * answers it with pl_http_stream_refusal(req): 429 when this client address already has
+ * max_streams_per_ip streams open, 503 when the server has max_streams open or is stopping.
  *
  * While the stream has nothing to send, its connection is suspended in MHD: no server thread
  * is busy and no timeout runs. Each stream holds at most stream_buffer unsent bytes; a write
@@ -133,6 +154,8 @@ typedef struct pl_http_stream pl_http_stream_t;
 
 pl_http_stream_t *pl_http_stream_start(pl_http_req_t *req, const char *content_type,
                                        const char *heartbeat);
+/* After pl_http_stream_start returned NULL for req: the status to answer (429 or 503). */
+unsigned pl_http_stream_refusal(const pl_http_req_t *req);
 /* Queues len bytes (copied). PL_OK; PL_ERR_IO when the client is gone or the stream ended;
  * PL_ERR_QUEUE_FULL when the buffer would overflow (the stream is ended). */
 pl_err_t pl_http_stream_write(pl_http_stream_t *stream, const void *data, size_t len);

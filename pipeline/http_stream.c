@@ -8,6 +8,7 @@
  * valid whenever `suspended` is set. The response's free callback (MHD is done with it) unlinks
  * the stream from the server's list and drops MHD's reference. A heartbeat thread writes each
  * idle stream's heartbeat; writing is what reveals a client that went away. */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,31 @@ ssize_t pl_http__stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 	return 0;
 }
 
+/* The client address bytes of conn (the key of the per-address stream cap). */
+static void client_key(struct MHD_Connection *conn, pl_http_stream_t *st)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET) {
+		memcpy(st->client, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		st->client_len = 4;
+	} else if (sa && sa->sa_family == AF_INET6) {
+		memcpy(st->client, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		st->client_len = 16;
+	}
+}
+
+/* Under streams_lock: streams open for st's client address. */
+static unsigned client_streams_locked(pl_http_server_t *s, const pl_http_stream_t *st)
+{
+	unsigned n = 0;
+	for (const pl_http_stream_t *o = s->streams; o; o = o->next)
+		n += o->client_len == st->client_len &&
+		     memcmp(o->client, st->client, st->client_len) == 0;
+	return n;
+}
+
 pl_http_stream_t *pl_http_stream_start(pl_http_req_t *req, const char *content_type,
                                        const char *heartbeat)
 {
@@ -118,10 +144,19 @@ pl_http_stream_t *pl_http_stream_start(pl_http_req_t *req, const char *content_t
 	st->max = s->opts.stream_buffer;
 	st->heartbeat = heartbeat && *heartbeat ? pl_strdup(heartbeat) : NULL;
 	clock_gettime(CLOCK_MONOTONIC, &st->last_write);
+	client_key(req->conn, st);
 
 	pthread_mutex_lock(&s->streams_lock);
-	if (s->stopping || s->nstreams >= s->opts.max_streams) {
+	unsigned refusal = 0;
+	if (s->stopping || s->nstreams >= s->opts.max_streams)
+		refusal = 503;
+	else if (st->client_len && client_streams_locked(s, st) >= s->opts.max_streams_per_ip)
+		refusal = 429;
+	if (refusal) {
 		pthread_mutex_unlock(&s->streams_lock);
+		if (refusal == 429)
+			pl_metric_inc(s->refused_streams);
+		req->stream_refusal = refusal;
 		st->refs = 1;
 		stream_unref(st);
 		return NULL;
@@ -185,6 +220,11 @@ pl_err_t pl_http_stream_write(pl_http_stream_t *st, const void *data, size_t len
 	return err;
 }
 
+unsigned pl_http_stream_refusal(const pl_http_req_t *req)
+{
+	return req->stream_refusal ? req->stream_refusal : 503;
+}
+
 bool pl_http_stream_alive(pl_http_stream_t *st)
 {
 	pthread_mutex_lock(&st->lock);
@@ -219,7 +259,8 @@ unsigned pl_http_stream_count(pl_http_server_t *s)
 	return n;
 }
 
-/* Writes the heartbeat of every stream idle for stream_heartbeat_ms, about once a second. The
+/* Writes the heartbeat of every stream idle for stream_heartbeat_ms, about once a second, and
+ * sweeps the connections past their request deadline (http.c). The
  * streams are referenced under the list lock and written outside it, so no MHD call is made
  * while holding the list lock (MHD's own callbacks take it). */
 void *pl_http__heartbeat_main(void *arg)
@@ -253,6 +294,7 @@ void *pl_http__heartbeat_main(void *arg)
 			stream_unref(due[i]);
 		}
 		pl_free(due);
+		pl_http__deadline_sweep(s);
 		pthread_mutex_lock(&s->streams_lock);
 	}
 	pthread_mutex_unlock(&s->streams_lock);

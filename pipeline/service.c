@@ -103,6 +103,9 @@ void pl_service_http_opts(const pl_cfg_t *cfg, const char *svc, pl_http_opts_t *
 	    .port = (uint16_t)pl_cfg_int(cfg, "DP_HTTP_PORT"),
 	    .threads = (unsigned)pl_cfg_int(cfg, "DP_HTTP_THREADS"),
 	    .max_body = (size_t)pl_cfg_int(cfg, "DP_HTTP_MAX_BODY"),
+	    .max_conn_per_ip = (unsigned)pl_cfg_int(cfg, "DP_HTTP_MAX_CONN_PER_IP"),
+	    .max_streams_per_ip = (unsigned)pl_cfg_int(cfg, "DP_HTTP_MAX_STREAMS_PER_IP"),
+	    .request_timeout_ms = (unsigned)pl_cfg_int(cfg, "DP_HTTP_REQUEST_TIMEOUT_MS"),
 	    .tls_cert_file = pl_cfg_str(cfg, "DP_TLS_CERT_FILE"),
 	    .tls_key_file = pl_cfg_str(cfg, "DP_TLS_KEY_FILE"),
 	};

@@ -53,7 +53,8 @@ typedef struct pl_service_def {
 } pl_service_def_t;
 
 /* HTTP server options from the common config (DP_HTTP_ADDR, _PORT, _THREADS, _MAX_BODY,
- * DP_TLS_*); ready/ready_arg are left NULL. */
+ * _MAX_CONN_PER_IP, _MAX_STREAMS_PER_IP, _REQUEST_TIMEOUT_MS, DP_TLS_*); ready/ready_arg are
+ * left NULL. */
 void pl_service_http_opts(const pl_cfg_t *cfg, const char *svc, pl_http_opts_t *out);
 
 int pl_service_main(const pl_service_def_t *def, int argc, char **argv);

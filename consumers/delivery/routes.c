@@ -363,8 +363,13 @@ static void on_events(pl_http_req_t *req, void *arg)
 	json_decref(lc);
 	pl_http_stream_t *stream = pl_http_stream_start(req, SSE_CONTENT_TYPE, ": ping\n\n");
 	if (!stream) {
+		unsigned status = pl_http_stream_refusal(req);
 		pl_http_add_header(req, "Retry-After", "5");
-		pl_http_problem(req, 503, "too many live streams open; try again later", NULL);
+		pl_http_problem(req, status,
+		                status == 429 ? "too many live streams open from this address; "
+		                                "close one or try again later"
+		                              : "too many live streams open; try again later",
+		                NULL);
 		return;
 	}
 	static const char retry[] = "retry: 3000\n\n";

@@ -1,5 +1,11 @@
 /* main.c — dronepipe-ingress: wiring only (config -> producer -> HTTP server -> wait for a
- * signal -> drain -> teardown). Exit codes: 0 clean, 1 config, 2 fatal. */
+ * signal -> drain -> teardown). Exit codes: 0 clean, 1 config, 2 fatal.
+ *
+ * Drain on SIGTERM/SIGINT: the listening socket closes (a new client is refused at once), a
+ * request on a connection already open is answered 503, and every request already received
+ * gets its answer: 202 once Kafka acknowledged it, or 503 when DP_SHUTDOWN_TIMEOUT_MS ran out
+ * first. Only when no request is open does the HTTP server stop, and only then is the producer
+ * flushed and destroyed, so no handler ever reaches a destroyed producer. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +14,12 @@
 #include "log.h"
 #include "routes.h"
 #include "service.h"
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
 
 int main(int argc, char **argv)
 {
@@ -67,13 +79,23 @@ int main(int argc, char **argv)
 	sigwait(&sigs, &sig);
 	pl_log(PL_LOG_INFO, "stopping", PL_LOG_FIELDS(PL_LS("signal", strsignal(sig))),
 	       "draining requests in flight");
-	/* Drain: new requests get 503; requests in flight get their answer from the delivery
-	 * report before the server stops. */
+	/* draining first: a handler that starts from now on answers 503 without producing; one
+	 * that started before is counted in pl_http_requests_open (both sequentially
+	 * consistent), so the wait below sees it. */
 	atomic_store(&ing.draining, true);
+	pl_http_server_quiesce(server);
 	int64_t deadline = pl_now_ms() + pl_cfg_int(cfg, "DP_SHUTDOWN_TIMEOUT_MS");
-	while (atomic_load(&ing.inflight) > 0 && pl_now_ms() < deadline) {
-		struct timespec ts = {0, 10 * 1000000};
-		nanosleep(&ts, NULL);
+	while (pl_http_requests_open(server) > 0 && pl_now_ms() < deadline)
+		pause_ms(10);
+	unsigned left = pl_http_requests_open(server);
+	if (left > 0) {
+		pl_log(PL_LOG_WARN, "drain_timeout", PL_LOG_FIELDS(PL_LI("requests", left)),
+		       "requests still open after DP_SHUTDOWN_TIMEOUT_MS: answering 503 to those "
+		       "waiting for Kafka");
+		ingress_answer_pending(&ing);
+		deadline = pl_now_ms() + 1000; /* for the answers to be sent */
+		while (pl_http_requests_open(server) > 0 && pl_now_ms() < deadline)
+			pause_ms(10);
 	}
 	rc = 0;
 out:
@@ -81,9 +103,10 @@ out:
 		pl_log(PL_LOG_FATAL, "start_failed", NULL, "%s", err);
 	else if (rc == 1)
 		fprintf(stderr, "%s\n", err);
-	/* Producer first: its last completions still answer suspended requests. */
-	pl_producer_destroy(producer, 5000);
+	/* HTTP first: no handler runs any more and no request waits for an answer; then the
+	 * producer's last reports (of requests already answered 503) find nobody to answer. */
 	pl_http_server_stop(server);
+	pl_producer_destroy(producer, 5000);
 	if (ing_ready)
 		ingress_fini(&ing);
 	pl_avro_registry_destroy(registry);

@@ -168,6 +168,33 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
+void ingress_answer_pending(ingress_t *ing)
+{
+	for (;;) {
+		pthread_mutex_lock(&ing->pending_lock);
+		pending_t *p = ing->pending_head;
+		if (p) {
+			ing->pending_head = p->next;
+			if (p->next)
+				p->next->prev = NULL;
+			else
+				ing->pending_tail = NULL;
+			p->listed = false;
+		}
+		pthread_mutex_unlock(&ing->pending_lock);
+		if (!p)
+			return;
+		if (!atomic_exchange(&p->answered, true)) {
+			answer_unavailable(ing, p->req, "shutdown",
+			                   "the service is shutting down before Kafka acknowledged "
+			                   "the request; it may or may not be recorded: retry with the "
+			                   "same Idempotency-Key to be safe");
+			atomic_fetch_sub(&ing->inflight, 1);
+		}
+		pending_release(p);
+	}
+}
+
 static bool authorized(ingress_t *ing, pl_http_req_t *req)
 {
 	if (!ing->api_keys)
@@ -568,6 +595,14 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	ing->registry = registry;
 	ing->retry_after_s = (int)pl_cfg_int(cfg, "DP_INGRESS_RETRY_AFTER_S");
 	ing->ack_timeout_ms = pl_cfg_int(cfg, "DP_INGRESS_ACK_TIMEOUT_MS");
+	int64_t request_timeout = pl_cfg_int(cfg, "DP_HTTP_REQUEST_TIMEOUT_MS");
+	if (ing->ack_timeout_ms >= request_timeout) {
+		snprintf(errstr, errstr_size,
+		         "DP_INGRESS_ACK_TIMEOUT_MS (%lld) must be below DP_HTTP_REQUEST_TIMEOUT_MS "
+		         "(%lld): a request waiting for Kafka would be cut off before its answer",
+		         (long long)ing->ack_timeout_ms, (long long)request_timeout);
+		return false;
+	}
 	pthread_mutex_init(&ing->pending_lock, NULL);
 	ing->s_requested = pl_avro_schema_get(registry, "DeliveryRequested");
 	ing->s_reschedule = pl_avro_schema_get(registry, "DeliveryRescheduleRequested");

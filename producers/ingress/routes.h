@@ -51,6 +51,11 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
                   const pl_avro_registry_t *registry, char *errstr, size_t errstr_size);
 void ingress_fini(ingress_t *ing);
 
+/* Answers 503 now to every request still waiting for Kafka's acknowledgement (the end of a
+ * drain that ran out of time); their delivery reports, when they come, answer nobody. Any
+ * thread. */
+void ingress_answer_pending(ingress_t *ing);
+
 /* The service routes (static table bound to ing). */
 size_t ingress_routes(ingress_t *ing, pl_http_route_t *out, size_t max);
 

@@ -590,6 +590,28 @@ def compose_env(svc):
     return {k: (None if v is None else str(v)) for k, v in env.items()}
 
 
+LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
+
+
+def compose_port_problems(services):
+    """Every published port binds to loopback by default (the file interpolated with an empty
+    environment): a port with no host address would be published on every interface."""
+    problems = []
+    for name, s in services.items():
+        for p in s.get("ports") or []:
+            if isinstance(p, dict):  # long syntax
+                if p.get("published") is not None and str(p.get("host_ip", "")) not in LOOPBACK:
+                    problems.append(f"{name}: port {p.get('published')} published on "
+                                    f"'{p.get('host_ip', '')}' (all interfaces), not loopback")
+                continue
+            text = str(p).split("/", 1)[0]
+            host = text.rsplit(":", 2)[0] if text.count(":") >= 2 else ""
+            if host not in LOOPBACK:
+                problems.append(f"{name}: port '{p}' is published on "
+                                f"{host or 'every interface'}, not loopback")
+    return problems
+
+
 def check_compose(path, schema_path, tables, report):
     with open(path) as f:
         raw = yaml.safe_load(f)
@@ -642,6 +664,8 @@ def check_compose(path, schema_path, tables, report):
         for want, dep in (("DP_MONGO_URI", "mongodb"), ("DP_REDIS_URL", "redis")):
             if want in env and (deps.get(dep) or {}).get("condition") != "service_healthy":
                 sec.append(f"{name}: uses {dep} but does not wait for it to be healthy")
+    report.check("compose-ports", compose_port_problems(services),
+                 "every published port on loopback unless DRONEPIPE_PUBLISH_ADDR widens it")
     report.check("compose-security", sec,
                  "writable root allowed for " + ", ".join(sorted(COMPOSE_WRITABLE_OK)))
     report.check("compose-env", envp)

@@ -28,6 +28,8 @@ netpol-mongodb|k8s/dronepipe/templates/networkpolicy.yaml|list "mongodb" "redis"
 quota-no-surge|k8s/values-prod.yaml|partitions: 12|partitions: 12\nquota: {extraPods: -10}|ResourceQuota/dronepipe: pods=
 compose-schema|compose/docker-compose.yml|  stop_grace_period: 30s|  stop_grace_periods: 30s|FAIL compose-schema
 compose-readonly|compose/docker-compose.yml|  read_only: true\n||ingress: read_only must be true
+compose-port-public|compose/docker-compose.yml|      - "127.0.0.1:8084:8084"|      - "8084:8084"|workflow: port '8084:8084' is published on every interface
+compose-port-default|compose/docker-compose.yml|DRONEPIPE_PUBLISH_ADDR:-127.0.0.1}:8080|DRONEPIPE_PUBLISH_ADDR:-0.0.0.0}:8080|ingress: port '0.0.0.0:8080:8080' is published on 0.0.0.0
 compose-topics|compose/docker-compose.yml|        dronedelivery.drone.telemetry\n||FAIL topics
 dockerfile-root|Dockerfile|USER 10001:10001|USER root|last USER is 'root'
 EOF
