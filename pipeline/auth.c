@@ -401,6 +401,25 @@ bool pl_auth_track_token(const pl_auth_t *auth, const char *delivery_id,
 	return true;
 }
 
+char *pl_auth_track_path(const pl_auth_t *auth, const char *delivery_id)
+{
+	char token[PL_AUTH_TOKEN_HEX + 1];
+	if (!pl_auth_track_token(auth, delivery_id, token))
+		return NULL;
+	size_t n = strlen(delivery_id);
+	char *out = pl_malloc(sizeof("/track/?token=") + 3 * n + PL_AUTH_TOKEN_HEX);
+	char *o = out + sprintf(out, "/track/");
+	for (const unsigned char *c = (const unsigned char *)delivery_id; *c; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+		    *c == '-' || *c == '.' || *c == '_' || *c == '~')
+			*o++ = (char)*c;
+		else
+			o += sprintf(o, "%%%02X", *c);
+	}
+	sprintf(o, "?token=%s", token);
+	return out;
+}
+
 bool pl_auth_track_ok(const pl_auth_t *auth, const char *delivery_id, const char *token)
 {
 	char want[PL_AUTH_TOKEN_HEX + 1];

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "http.h"
 
 #define PL_AUTH_OWNER_MAX 128 /* longest ownerId a principal may carry, in bytes */
 #define PL_AUTH_TOKEN_HEX 64  /* tracking token: hex of a SHA-256 HMAC */
@@ -96,6 +97,10 @@ bool pl_auth_track_enabled(const pl_auth_t *auth);
 /* out = the tracking token of delivery_id (hex, NUL-terminated); false when not configured. */
 bool pl_auth_track_token(const pl_auth_t *auth, const char *delivery_id,
                          char out[PL_AUTH_TOKEN_HEX + 1]);
+/* "/track/<delivery_id, percent-encoded>?token=<token>": the customer's tracking link, relative
+ * to the delivery service's public address. NULL when not configured; else the caller frees it
+ * with pl_free. */
+char *pl_auth_track_path(const pl_auth_t *auth, const char *delivery_id);
 /* True when token is delivery_id's tracking token (constant-time compare). */
 bool pl_auth_track_ok(const pl_auth_t *auth, const char *delivery_id, const char *token);
 
@@ -108,5 +113,17 @@ void pl_auth_hmac_sha256(const void *key, size_t key_len, const void *data, size
                          uint8_t out[32]);
 /* Constant-time equality of two n-byte buffers. */
 bool pl_auth_equal(const void *a, const void *b, size_t n);
+
+/* ---- HTTP (auth_http.c) ------------------------------------------------------------------- */
+
+/* Authenticates req. On failure answers 401 (problem+json, `WWW-Authenticate: Bearer
+ * realm="dronepipe"`, with error="invalid_token" when credentials were given) and returns false;
+ * the handler then returns. Call from the handler that owns req. */
+bool pl_auth_http(const pl_auth_t *auth, pl_http_req_t *req, pl_principal_t *out);
+
+/* For an owner named in the request (body or query field `field`): true when principal may act
+ * for owner_id; else answers 403 naming the field and returns false. */
+bool pl_auth_http_owner_field(pl_http_req_t *req, const pl_principal_t *principal,
+                              const char *field, const char *owner_id);
 
 #endif

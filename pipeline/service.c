@@ -119,7 +119,9 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &r.sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, pl_stage_cfg, def->cfg, NULL};
+	/* a service with API routes also reads the authentication settings (auth.h) */
+	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, pl_stage_cfg, def->cfg,
+	                                      def->routes ? pl_auth_cfg : NULL, NULL};
 	int code = 0;
 	pl_cfg_t *cfg = pl_cfg_load(def->name, tables, argc, argv, NULL, stderr, &code);
 	if (!cfg)
@@ -132,7 +134,16 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	bool config_error = false, have_signal_thread = false;
 	pthread_t signal_thread;
 	pl_http_server_t *server = NULL;
-	pl_avro_registry_t *registry = pl_avro_registry_embedded(err, sizeof(err));
+	pl_auth_t *auth = NULL;
+	pl_avro_registry_t *registry = NULL;
+	if (def->routes) {
+		auth = pl_auth_new(cfg, err, sizeof(err));
+		if (!auth) {
+			rc = 1;
+			goto out;
+		}
+	}
+	registry = pl_avro_registry_embedded(err, sizeof(err));
 	if (!registry)
 		goto out;
 	pl_stage_opts_t so = {
@@ -159,7 +170,8 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	pl_service_env_t env = {.cfg = cfg,
 	                        .registry = registry,
 	                        .producer = pl_stage_producer(r.stage),
-	                        .stage = r.stage};
+	                        .stage = r.stage,
+	                        .auth = auth};
 	r.state = def->init ? def->init(&env, err, sizeof(err), &config_error) : NULL;
 	if (def->init && !r.state) {
 		if (config_error)
@@ -203,6 +215,7 @@ out:
 		pthread_join(signal_thread, NULL);
 	}
 	pl_avro_registry_destroy(registry);
+	pl_auth_destroy(auth);
 	pl_cfg_destroy(cfg);
 	return rc;
 }
