@@ -682,7 +682,7 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 	}
 	if (state && foreign_change(rec, input, state)) {
 		pl_log(PL_LOG_WARN, "change_not_owner",
-		       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id), PL_LS("input", input)),
+		       PL_LOG_FIELDS(PL_LS("input", input)),
 		       "%s from another owner than the delivery's: not applied", input);
 		count(wf, input, SAGA_IGNORED);
 		json_decref(state);
