@@ -30,6 +30,8 @@ compose-schema|compose/docker-compose.yml|  stop_grace_period: 30s|  stop_grace_
 compose-readonly|compose/docker-compose.yml|  read_only: true\n||ingress: read_only must be true
 compose-topics|compose/docker-compose.yml|        dronedelivery.drone.telemetry\n||FAIL topics
 dockerfile-root|Dockerfile|USER 10001:10001|USER root|last USER is 'root'
+auth-off|k8s/dronepipe/values.yaml|auth:\n  enabled: true|auth:\n  enabled: false|auth is off \(no DP_AUTH_API_KEYS_FILE
+auth-track-secret|k8s/dronepipe/templates/_helpers.tpl|{{- if and $svc.tracking $auth.trackTokenSecret.name -}}|{{- if and $svc.tracking $auth.trackTokenSecret.name (ne $name "delivery") -}}|must mount the same tracking-token secret
 EOF
 )
 
