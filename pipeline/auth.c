@@ -99,7 +99,8 @@ bool pl_auth_owner_id_ok(const char *s, size_t len)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c <= 0x20 || c == 0x7f) /* no controls, no blanks: the key file splits on them */
+		if (c <= 0x20 ||
+		    c == 0x7f) /* no controls, no blanks: the key file splits on them */
 			return false;
 	}
 	return true;
@@ -132,7 +133,8 @@ static bool parse_key_line(char *line, key_entry_t *e, char *why, size_t why_siz
 	char *who = strtok(NULL, " \t");
 	char *extra = strtok(NULL, " \t");
 	if (!who) {
-		snprintf(why, why_size, "no principal after the key: add ' owner:<ownerId>' or ' admin'");
+		snprintf(why, why_size,
+		         "no principal after the key: add ' owner:<ownerId>' or ' admin'");
 		return false;
 	}
 	if (extra) {
@@ -150,7 +152,8 @@ static bool parse_key_line(char *line, key_entry_t *e, char *why, size_t why_siz
 		for (int i = 0; i < 32; i++) {
 			int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
 			if (hi < 0 || lo < 0) {
-				snprintf(why, why_size, "sha256: must be followed by 64 hex digits");
+				snprintf(why, why_size,
+				         "sha256: must be followed by 64 hex digits");
 				return false;
 			}
 			e->hash[i] = (uint8_t)(hi << 4 | lo);
@@ -178,8 +181,8 @@ static bool load_keys(pl_auth_t *auth, const char *path, char *errstr, size_t er
 	for (unsigned lineno = 1; fgets(line, sizeof(line), f); lineno++) {
 		size_t n = strcspn(line, "\r\n");
 		if (line[n] == '\0' && !feof(f)) {
-			snprintf(errstr, errstr_size, "DP_AUTH_API_KEYS_FILE: %s line %u is too long",
-			         path, lineno);
+			snprintf(errstr, errstr_size,
+			         "DP_AUTH_API_KEYS_FILE: %s line %u is too long", path, lineno);
 			ok = false;
 			break;
 		}
@@ -215,8 +218,9 @@ pl_auth_t *pl_auth_new_opts(const pl_auth_opts_t *opts, char *errstr, size_t err
 	if (opts->jwks_file && *opts->jwks_file) {
 		if (!opts->jwt_issuer || !*opts->jwt_issuer || !opts->jwt_audience ||
 		    !*opts->jwt_audience) {
-			snprintf(errstr, errstr_size,
-			         "DP_AUTH_JWKS_FILE needs DP_AUTH_JWT_ISSUER and DP_AUTH_JWT_AUDIENCE");
+			snprintf(
+			    errstr, errstr_size,
+			    "DP_AUTH_JWKS_FILE needs DP_AUTH_JWT_ISSUER and DP_AUTH_JWT_AUDIENCE");
 			goto fail;
 		}
 		auth->jwks = pl_jwks_load(opts->jwks_file, errstr, errstr_size);
@@ -326,8 +330,9 @@ pl_auth_result_t pl_auth_check(const pl_auth_t *auth, const char *authorization,
 	if (!pl_auth_enabled(auth))
 		return PL_AUTH_OK; /* open */
 	if (!authorization || !*authorization) {
-		snprintf(why, why_size, "credentials are required: send 'Authorization: Bearer "
-		                        "<API key or JWT>'");
+		snprintf(why, why_size,
+		         "credentials are required: send 'Authorization: Bearer "
+		         "<API key or JWT>'");
 		return PL_AUTH_MISSING;
 	}
 	if (strncasecmp(authorization, "Bearer ", 7) != 0) {
@@ -410,8 +415,8 @@ char *pl_auth_track_path(const pl_auth_t *auth, const char *delivery_id)
 	char *out = pl_malloc(sizeof("/track/?token=") + 3 * n + PL_AUTH_TOKEN_HEX);
 	char *o = out + sprintf(out, "/track/");
 	for (const unsigned char *c = (const unsigned char *)delivery_id; *c; c++) {
-		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-		    *c == '-' || *c == '.' || *c == '_' || *c == '~')
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '_' || *c == '~')
 			*o++ = (char)*c;
 		else
 			o += sprintf(o, "%%%02X", *c);

@@ -17,7 +17,7 @@ typedef struct pl_jwt_rules {
 /* Reads a JWKS file: its RSA (RS256) and EC P-256 (ES256) keys become PEM public keys. Keys of
  * other types or for other algorithms are skipped; a file with none left is an error. */
 pl_jwks_t *pl_jwks_load(const char *path, char *errstr, size_t errstr_size);
-void pl_jwks_destroy(pl_jwks_t *jwks); /* NULL is a no-op */
+void pl_jwks_destroy(pl_jwks_t *jwks);       /* NULL is a no-op */
 size_t pl_jwks_count(const pl_jwks_t *jwks); /* 0 for NULL */
 
 /* Verifies token (alg RS256 or ES256 only, kid from the JWKS, signature, iss, aud, exp, nbf)

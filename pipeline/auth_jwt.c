@@ -152,8 +152,8 @@ pl_jwks_t *pl_jwks_load(const char *path, char *errstr, size_t errstr_size)
 	json_error_t jerr;
 	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
-		snprintf(errstr, errstr_size, "DP_AUTH_JWKS_FILE: %s: %s (line %d)", path, jerr.text,
-		         jerr.line);
+		snprintf(errstr, errstr_size, "DP_AUTH_JWKS_FILE: %s: %s (line %d)", path,
+		         jerr.text, jerr.line);
 		return NULL;
 	}
 	pl_jwks_t *jwks = pl_calloc(1, sizeof(*jwks));
@@ -173,8 +173,8 @@ pl_jwks_t *pl_jwks_load(const char *path, char *errstr, size_t errstr_size)
 			continue;
 		}
 		if (!jwk.kid[0]) {
-			snprintf(errstr, errstr_size, "DP_AUTH_JWKS_FILE: %s key %zu has no kid", path,
-			         i);
+			snprintf(errstr, errstr_size, "DP_AUTH_JWKS_FILE: %s key %zu has no kid",
+			         path, i);
 			pl_free(jwk.kid);
 			pl_free(jwk.pem);
 			goto fail;
@@ -245,8 +245,8 @@ static bool claim_has(const json_t *v, const char *want)
 		return strcmp(json_string_value(v), want) == 0;
 	size_t i;
 	json_t *e;
-	json_array_foreach(v, i, e) if (json_is_string(e) && strcmp(json_string_value(e), want) == 0)
-	    return true;
+	json_array_foreach(v, i, e) if (json_is_string(e) &&
+	                                strcmp(json_string_value(e), want) == 0) return true;
 	return false;
 }
 
@@ -316,8 +316,9 @@ pl_auth_result_t pl_jwt_verify(const pl_jwks_t *jwks, const pl_jwt_rules_t *rule
 	} else {
 		const char *owner = jstr(claims, rules->owner_claim);
 		if (!owner || !pl_auth_owner_id_ok(owner, strlen(owner)))
-			INVALID("the JWT claim %s does not hold an ownerId (1..%d bytes, no blanks)",
-			        rules->owner_claim, PL_AUTH_OWNER_MAX);
+			INVALID(
+			    "the JWT claim %s does not hold an ownerId (1..%d bytes, no blanks)",
+			    rules->owner_claim, PL_AUTH_OWNER_MAX);
 		out->role = PL_ROLE_OWNER;
 		memcpy(out->owner_id, owner, strlen(owner) + 1);
 	}

@@ -98,8 +98,8 @@ static bool admit(dlv_t *d, pl_http_req_t *req, json_t **lc, json_t **tm)
 	if (!load(d, req, lc ? lc : &own_lc, lc ? tm : NULL))
 		return false;
 	json_t *doc = lc ? *lc : own_lc;
-	bool ok = !check_owner ||
-	          pl_auth_may(&p, json_string_value(json_object_get(doc, "ownerId")));
+	bool ok =
+	    !check_owner || pl_auth_may(&p, json_string_value(json_object_get(doc, "ownerId")));
 	json_decref(own_lc);
 	if (ok)
 		return true;

@@ -621,7 +621,8 @@ static bool catching_up(wf_t *wf, int32_t p, int topic)
 static bool foreign_change(const pl_record_t *rec, const char *input, const json_t *state)
 {
 	if (strcmp(input, "DeliveryRescheduleRequested") != 0 &&
-	    strcmp(input, "DeliveryCancelRequested") != 0 && strcmp(input, "DeliveryConfirmed") != 0)
+	    strcmp(input, "DeliveryCancelRequested") != 0 &&
+	    strcmp(input, "DeliveryConfirmed") != 0)
 		return false;
 	char who[256];
 	if (!pl_record_header(rec, WORKFLOW_PRINCIPAL_HEADER, who, sizeof(who)) ||
@@ -681,8 +682,7 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		return PL_STAGE_RETRY;
 	}
 	if (state && foreign_change(rec, input, state)) {
-		pl_log(PL_LOG_WARN, "change_not_owner",
-		       PL_LOG_FIELDS(PL_LS("input", input)),
+		pl_log(PL_LOG_WARN, "change_not_owner", PL_LOG_FIELDS(PL_LS("input", input)),
 		       "%s from another owner than the delivery's: not applied", input);
 		count(wf, input, SAGA_IGNORED);
 		json_decref(state);

@@ -183,8 +183,8 @@ static bool valid_uuid(const char *s)
 	return true;
 }
 
-void ingress_delivery_id(const char *principal, const char *owner_id,
-                         const char *idempotency_key, char out[37])
+void ingress_delivery_id(const char *principal, const char *owner_id, const char *idempotency_key,
+                         char out[37])
 {
 	/* name = ownerId NUL key [NUL principal]: the NULs keep ("ab","c") and ("a","bc") apart;
 	 * the open principal ("") adds nothing, so ids derived before authentication existed stay

@@ -2,8 +2,8 @@
  * the broker's acknowledgement (the connection is suspended meanwhile; no thread waits).
  *
  * Ownership: ingress_t borrows the producer, registry and config; it owns the authenticator
- * (auth.h) and its metrics handles. Thread rules: handlers run on HTTP pool threads; completions on the
- * producer's poll thread; the counters they share are atomics. */
+ * (auth.h) and its metrics handles. Thread rules: handlers run on HTTP pool threads; completions on
+ * the producer's poll thread; the counters they share are atomics. */
 #ifndef INGRESS_ROUTES_H
 #define INGRESS_ROUTES_H
 
@@ -62,8 +62,8 @@ bool ingress_ready(void *ing, char *reason, size_t reason_size);
 
 /* UUID v5 delivery id for (principal tag, ownerId, Idempotency-Key); principal "" (open API)
  * gives the ids of (ownerId, key) alone. */
-void ingress_delivery_id(const char *principal, const char *owner_id,
-                         const char *idempotency_key, char out[37]);
+void ingress_delivery_id(const char *principal, const char *owner_id, const char *idempotency_key,
+                         char out[37]);
 
 /* The customer's tracking link of delivery_id (DP_INGRESS_TRACK_BASE_URL + /track/{id}?token=);
  * NULL without DP_TRACK_TOKEN_SECRET. The caller frees it with pl_free. */

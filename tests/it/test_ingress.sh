@@ -149,8 +149,8 @@ check "metrics have the produce latency histogram" grep -q 'dronepipe_ingress_pr
 
 # --- API keys ---
 keys=$logdir/api-keys.txt
-# body's ownerId is owner-1: the second key is that owner's (stored as its SHA-256)
-printf '# test keys\nsecret-key-1-0123456789 owner:someone-else\nsha256:%s owner:owner-1\n' \
+# body's ownerId is owner-ü-1 (UTF-8): the second key is that owner's (stored as its SHA-256)
+printf '# test keys\nsecret-key-1-0123456789 owner:someone-else\nsha256:%s owner:owner-ü-1\n' \
 	"$(printf %s secret-key-2-0123456789 | sha256sum | cut -d' ' -f1)" >"$keys"
 kport=18181
 start_service dronepipe-ingress ingress-keys DP_HTTP_PORT=$kport DP_AUTH_API_KEYS_FILE="$keys" >/dev/null

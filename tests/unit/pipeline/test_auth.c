@@ -256,7 +256,8 @@ static char *rsa_pem; /* the RSA public key as PEM (for the HS256 confusion atta
 
 static char *b64url(const uint8_t *in, size_t n)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	char *out = malloc(n * 4 / 3 + 4), *o = out;
 	size_t i = 0;
 	for (; i + 2 < n; i += 3) {
@@ -304,10 +305,9 @@ static void make_signer(signer_t *s, bool ec, const char *kid)
 	s->ec = ec;
 	s->kid = kid;
 	assert_int_equal(gnutls_privkey_init(&s->priv), 0);
-	assert_int_equal(gnutls_privkey_generate(s->priv, ec ? GNUTLS_PK_ECDSA : GNUTLS_PK_RSA,
-	                                         ec ? GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1)
-	                                            : 2048,
-	                                         0),
+	assert_int_equal(gnutls_privkey_generate(
+	                     s->priv, ec ? GNUTLS_PK_ECDSA : GNUTLS_PK_RSA,
+	                     ec ? GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1) : 2048, 0),
 	                 0);
 	assert_int_equal(gnutls_pubkey_init(&s->pub), 0);
 	assert_int_equal(gnutls_pubkey_import_privkey(s->pub, s->priv, 0, 0), 0);
@@ -319,9 +319,9 @@ static json_t *jwk_of(const signer_t *s)
 	json_t *k;
 	if (s->ec) {
 		gnutls_ecc_curve_t curve;
-		assert_int_equal(gnutls_pubkey_export_ecc_raw2(s->pub, &curve, &a, &b,
-		                                               GNUTLS_EXPORT_FLAG_NO_LZ),
-		                 0);
+		assert_int_equal(
+		    gnutls_pubkey_export_ecc_raw2(s->pub, &curve, &a, &b, GNUTLS_EXPORT_FLAG_NO_LZ),
+		    0);
 		uint8_t x[32], y[32];
 		fixed(&a, x, 32);
 		fixed(&b, y, 32);
@@ -331,12 +331,11 @@ static json_t *jwk_of(const signer_t *s)
 		free(xs);
 		free(ys);
 	} else {
-		assert_int_equal(gnutls_pubkey_export_rsa_raw2(s->pub, &a, &b,
-		                                               GNUTLS_EXPORT_FLAG_NO_LZ),
-		                 0);
+		assert_int_equal(
+		    gnutls_pubkey_export_rsa_raw2(s->pub, &a, &b, GNUTLS_EXPORT_FLAG_NO_LZ), 0);
 		char *n = b64url(a.data, a.size), *e = b64url(b.data, b.size);
-		k = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "kid", s->kid, "use", "sig",
-		              "n", n, "e", e);
+		k = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "kid", s->kid, "use",
+		              "sig", "n", n, "e", e);
 		free(n);
 		free(e);
 	}
@@ -364,8 +363,8 @@ static char *sign_token(const signer_t *s, const char *alg, const char *kid, jso
 		sig = b64url(mac, 32);
 	} else {
 		gnutls_datum_t data = {(unsigned char *)input, (unsigned)strlen(input)}, out;
-		assert_int_equal(gnutls_privkey_sign_data(s->priv, GNUTLS_DIG_SHA256, 0, &data, &out),
-		                 0);
+		assert_int_equal(
+		    gnutls_privkey_sign_data(s->priv, GNUTLS_DIG_SHA256, 0, &data, &out), 0);
 		if (s->ec) {
 			gnutls_datum_t r, ss;
 			assert_int_equal(gnutls_decode_rs_value(&out, &r, &ss), 0);
@@ -415,7 +414,8 @@ static int jwt_setup(void **state)
 	json_array_append_new(keys, jwk_of(&rsa_signer));
 	json_array_append_new(keys, jwk_of(&ec_signer));
 	/* keys that are skipped: encryption use, symmetric, another curve */
-	json_array_append_new(keys, json_pack("{s:s, s:s, s:s}", "kty", "oct", "kid", "h", "k", "AA"));
+	json_array_append_new(keys,
+	                      json_pack("{s:s, s:s, s:s}", "kty", "oct", "kid", "h", "k", "AA"));
 	json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "crv",
 	                                      "P-384", "kid", "p384", "x", "AA", "y", "AA"));
 	json_t *doc = json_pack("{s:o}", "keys", keys);
@@ -455,8 +455,8 @@ static pl_auth_t *jwt_auth(void)
 	return a;
 }
 
-static pl_auth_result_t check_token(const pl_auth_t *a, char *token, pl_principal_t *p,
-                                    char *why, size_t why_size)
+static pl_auth_result_t check_token(const pl_auth_t *a, char *token, pl_principal_t *p, char *why,
+                                    size_t why_size)
 {
 	size_t n = strlen(token) + 8;
 	char *h = malloc(n);
@@ -586,7 +586,8 @@ static void test_jwt_signature_and_alg(void **state)
 	expect_invalid(a, sign_token(&rsa_signer, "RS256", "rsa-2", good_claims()), "kid");
 	expect_invalid(a, sign_token(&rsa_signer, "RS256", NULL, good_claims()), "no kid");
 	/* alg none, HS256 keyed with the public key (algorithm confusion), others */
-	expect_invalid(a, sign_token(&rsa_signer, "none", "rsa-1", good_claims()), "RS256 or ES256");
+	expect_invalid(a, sign_token(&rsa_signer, "none", "rsa-1", good_claims()),
+	               "RS256 or ES256");
 	expect_invalid(a, sign_token(&rsa_signer, "HS256", "rsa-1", good_claims()),
 	               "RS256 or ES256");
 	/* a signature byte changed, the claims changed after signing */
@@ -614,8 +615,8 @@ static void test_jwt_garbage(void **state)
 	char *hdr_noalg = b64url_str("{\"kid\":\"rsa-1\"}");
 	char *hdr_dup = b64url_str("{\"alg\":\"none\",\"alg\":\"RS256\",\"kid\":\"rsa-1\"}");
 	char buf[512];
-	const char *shapes[] = {"a.b", "a.b.c.d", ".b.c", "a..c", "eyJ.eyJ.", "@@@.@@@.@@@", "...",
-	                        "a.b.c"};
+	const char *shapes[] = {"a.b",      "a.b.c.d",     ".b.c", "a..c",
+	                        "eyJ.eyJ.", "@@@.@@@.@@@", "...",  "a.b.c"};
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 		pl_principal_t p;
 		char why[256];
@@ -650,10 +651,16 @@ static void test_bad_jwks(void **state)
 {
 	(void)state;
 	static const char *const files[] = {
-	    "", "not json", "{}", "{\"keys\":{}}", "{\"keys\":[]}",
+	    "",
+	    "not json",
+	    "{}",
+	    "{\"keys\":{}}",
+	    "{\"keys\":[]}",
 	    "{\"keys\":[{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":\"x\"}]}",
-	    "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", /* short */
-	    "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"x\",\"x\":\"@@\",\"y\":\"AA\"}]}",
+	    "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", /* short
+	                                                                                   */
+	    "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"x\",\"x\":\"@@\",\"y\":\"AA\"}]"
+	    "}",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char *path = write_temp(files[i]);
