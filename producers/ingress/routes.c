@@ -550,6 +550,7 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	                      PL_METRIC_COUNTER, "reason", NULL, 0);
 	if (pthread_create(&ing->timer, NULL, timer_main, ing) != 0) {
 		snprintf(errstr, errstr_size, "cannot start the ack timer thread");
+		ingress_fini(ing); /* the authenticator and base URL made above */
 		return false;
 	}
 	ing->timer_started = true;
