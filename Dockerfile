@@ -10,7 +10,7 @@ FROM debian:12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config librdkafka-dev libhiredis-dev libmongoc-dev \
-      libbson-dev libmicrohttpd-dev libjansson-dev uuid-dev libgnutls28-dev \
+      libbson-dev libmicrohttpd-dev libjansson-dev uuid-dev libgnutls28-dev libjwt-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -32,7 +32,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libmongoc-1.0-0 libbson-1.0-0 libmicrohttpd12 \
-      libjansson4 libuuid1 libgnutls30 ca-certificates \
+      libjansson4 libuuid1 libgnutls30 libjwt0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin dronepipe

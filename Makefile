@@ -3,7 +3,7 @@
 # integration tests against a real Kafka, Redis and FerretDB started on their own ports).
 # `make up` / `make down` run the embedded stack (scripts/stack.sh).
 
-PKGS      := rdkafka hiredis libmongoc-1.0 libmicrohttpd jansson uuid
+PKGS      := rdkafka hiredis libmongoc-1.0 libmicrohttpd jansson uuid libjwt
 CC        ?= cc
 WARN      := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CSTD      := -std=c11 -D_GNU_SOURCE

@@ -122,8 +122,18 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &r.sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, pl_stage_cfg, def->cfg, def->extra_cfg,
-	                                      NULL};
+	/* a shared table more (def->extra_cfg), and the authentication settings (auth.h) for a
+	 * service with API routes; the list ends at the first NULL */
+	const pl_cfg_opt_t *tables[6];
+	size_t ntables = 0;
+	tables[ntables++] = pl_cfg_common;
+	tables[ntables++] = pl_stage_cfg;
+	tables[ntables++] = def->cfg;
+	if (def->extra_cfg)
+		tables[ntables++] = def->extra_cfg;
+	if (def->routes)
+		tables[ntables++] = pl_auth_cfg;
+	tables[ntables] = NULL;
 	int code = 0;
 	pl_cfg_t *cfg = pl_cfg_load(def->name, tables, argc, argv, NULL, stderr, &code);
 	if (!cfg)
@@ -136,7 +146,16 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	bool config_error = false, have_signal_thread = false;
 	pthread_t signal_thread;
 	pl_http_server_t *server = NULL;
-	pl_avro_registry_t *registry = pl_avro_registry_embedded(err, sizeof(err));
+	pl_auth_t *auth = NULL;
+	pl_avro_registry_t *registry = NULL;
+	if (def->routes) {
+		auth = pl_auth_new(cfg, err, sizeof(err));
+		if (!auth) {
+			rc = 1;
+			goto out;
+		}
+	}
+	registry = pl_avro_registry_embedded(err, sizeof(err));
 	if (!registry)
 		goto out;
 	pl_stage_opts_t so = {
@@ -163,7 +182,8 @@ int pl_service_main(const pl_service_def_t *def, int argc, char **argv)
 	pl_service_env_t env = {.cfg = cfg,
 	                        .registry = registry,
 	                        .producer = pl_stage_producer(r.stage),
-	                        .stage = r.stage};
+	                        .stage = r.stage,
+	                        .auth = auth};
 	r.state = def->init ? def->init(&env, err, sizeof(err), &config_error) : NULL;
 	if (def->init && !r.state) {
 		if (config_error)
@@ -207,6 +227,7 @@ out:
 		pthread_join(signal_thread, NULL);
 	}
 	pl_avro_registry_destroy(registry);
+	pl_auth_destroy(auth);
 	pl_cfg_destroy(cfg);
 	return rc;
 }

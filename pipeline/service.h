@@ -8,6 +8,7 @@
 #ifndef PL_SERVICE_H
 #define PL_SERVICE_H
 
+#include "auth.h"
 #include "avro.h"
 #include "cfg.h"
 #include "http.h"
@@ -18,6 +19,9 @@ typedef struct pl_service_env {
 	const pl_avro_registry_t *registry;
 	pl_producer_t *producer; /* the stage's producer, for output outside handlers */
 	pl_stage_t *stage;
+	/* who may call the service's routes (pl_auth_cfg is in the config of a service with
+	 * routes; open when none is configured); valid until after fini */
+	const pl_auth_t *auth;
 } pl_service_env_t;
 
 typedef struct pl_service_def {

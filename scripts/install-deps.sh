@@ -24,7 +24,7 @@ mkdir -p "$deps/bin"
 log() { printf '[install] %s\n' "$*" >&2; }
 
 APT_PKGS="build-essential pkg-config librdkafka-dev libavro-dev libhiredis-dev libmongoc-dev
-  libbson-dev libmicrohttpd-dev libcmocka-dev libjansson-dev uuid-dev libgnutls28-dev
+  libbson-dev libmicrohttpd-dev libcmocka-dev libjansson-dev uuid-dev libgnutls28-dev libjwt-dev
   redis-server redis-tools kcat wrk linux-perf clang libclang-rt-14-dev clang-format curl ca-certificates
   openjdk-17-jre-headless maven python3 procps psmisc openssl git unzip"
 # No golang-go: Debian 12's Go is 1.19, too old for FerretDB's go.mod (install_go fetches one).

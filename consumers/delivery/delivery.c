@@ -57,6 +57,7 @@ void *delivery_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 	}
 	dlv_t *d = pl_calloc(1, sizeof(*d));
 	d->store = store;
+	d->auth = env->auth;
 	d->default_speed_mps = (double)pl_cfg_int(env->cfg, "DP_DRONE_SPEED_MPS");
 	d->seq_max = pl_cfg_int(env->cfg, "DP_TELEMETRY_SEQ_MAX");
 	pthread_mutex_init(&d->live_lock, NULL);

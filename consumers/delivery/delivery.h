@@ -29,6 +29,7 @@ typedef struct live_sub live_sub_t;
 
 typedef struct dlv {
 	dlv_store_t *store;
+	const pl_auth_t *auth; /* borrowed from the service (pl_service_env_t) */
 	double default_speed_mps;
 	int64_t seq_max; /* DP_TELEMETRY_SEQ_MAX */
 	pthread_mutex_t live_lock;

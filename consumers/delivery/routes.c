@@ -12,6 +12,13 @@
  *   GET /assets/track.css, /assets/track.js             its style sheet and script (track.c)
  * Unknown delivery -> 404; Redis unreachable -> 503 with the reason and Retry-After.
  *
+ * Authentication (auth.h): every route needs credentials when the service has any configured
+ * (401 otherwise). An owner reads only its own deliveries: another owner's answers 404 with the
+ * very text of a missing one, so existence does not leak; the summary of another owner is 403
+ * naming ownerId. Admin reads everything. The per-delivery routes and the tracking page also
+ * admit ?token=<tracking token of that delivery> without credentials: the link a customer was
+ * given. Status and Delivery JSON carry that link as trackingUrl.
+ *
  * Stream protocol: "retry: 3000", then `event: status` frames (id = status_event_id, data = the
  * status JSON) as the delivery changes, and after a finished stage one `event: end` frame, then
  * the body ends. A ": ping" comment is written after 15 s without data (pipeline/http.c).
@@ -21,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "delivery.h"
 #include "mem.h"
 #include "status.h"
@@ -74,10 +82,61 @@ static bool load(dlv_t *d, pl_http_req_t *req, json_t **lc, json_t **tm)
 	return false;
 }
 
+/* True when the request carries the tracking token of the delivery in its path. */
+static bool has_track_token(dlv_t *d, pl_http_req_t *req)
+{
+	return pl_auth_track_ok(d->auth, pl_http_param(req, "id"), pl_http_query(req, "token"));
+}
+
+/* Admits a request for the delivery in the path: its tracking token, or credentials of its
+ * owner or admin. Loads the delivery when lc is given, or when it is needed to learn the owner
+ * (then released). Answers 401/404/503 itself and returns false. Another owner's delivery is
+ * answered exactly as a missing one. */
+static bool admit(dlv_t *d, pl_http_req_t *req, json_t **lc, json_t **tm)
+{
+	pl_principal_t p;
+	bool by_token = has_track_token(d, req);
+	if (!by_token && !pl_auth_http(d->auth, req, &p))
+		return false;
+	bool check_owner = !by_token && p.role == PL_ROLE_OWNER;
+	json_t *own_lc = NULL;
+	if (!lc && !check_owner)
+		return true;
+	if (!load(d, req, lc ? lc : &own_lc, lc ? tm : NULL))
+		return false;
+	json_t *doc = lc ? *lc : own_lc;
+	bool ok =
+	    !check_owner || pl_auth_may(&p, json_string_value(json_object_get(doc, "ownerId")));
+	json_decref(own_lc);
+	if (ok)
+		return true;
+	if (lc) {
+		json_decref(*lc);
+		*lc = NULL;
+	}
+	if (tm) {
+		json_decref(*tm);
+		*tm = NULL;
+	}
+	char err[256];
+	snprintf(err, sizeof(err), "no delivery %s", pl_http_param(req, "id")); /* as store.c */
+	respond_store_error(req, PL_ERR_NOT_FOUND, err);
+	return false;
+}
+
+/* Adds trackingUrl (the customer's link, with its token) when tracking tokens are configured. */
+static void add_tracking_url(dlv_t *d, json_t *doc, const char *id)
+{
+	char *url = pl_auth_track_path(d->auth, id);
+	if (url)
+		json_object_set_new(doc, "trackingUrl", json_string(url));
+	pl_free(url);
+}
+
 static void on_delivery(pl_http_req_t *req, void *arg)
 {
 	json_t *lc;
-	if (!load(arg, req, &lc, NULL))
+	if (!admit(arg, req, &lc, NULL))
 		return;
 	json_t *view = status_delivery_view(lc);
 	json_decref(lc);
@@ -85,13 +144,14 @@ static void on_delivery(pl_http_req_t *req, void *arg)
 		pl_http_problem(req, 500, "the stored delivery is incomplete", NULL);
 		return;
 	}
+	add_tracking_url(arg, view, pl_http_param(req, "id"));
 	respond_json(req, 200, view);
 }
 
 static void on_owner(pl_http_req_t *req, void *arg)
 {
 	json_t *lc;
-	if (!load(arg, req, &lc, NULL))
+	if (!admit(arg, req, &lc, NULL))
 		return;
 	const char *owner = json_string_value(json_object_get(lc, "ownerId"));
 	json_t *doc = json_pack("{s:s?, s:s?}", "userId", owner, "accountId", owner);
@@ -103,7 +163,7 @@ static void on_status(pl_http_req_t *req, void *arg)
 {
 	dlv_t *d = arg;
 	json_t *lc, *tm;
-	if (!load(d, req, &lc, &tm))
+	if (!admit(d, req, &lc, &tm))
 		return;
 	json_t *status = status_build(lc, tm, pl_now_ms(), d->default_speed_mps);
 	json_decref(lc);
@@ -112,6 +172,7 @@ static void on_status(pl_http_req_t *req, void *arg)
 		pl_http_problem(req, 500, "the stored delivery is incomplete", NULL);
 		return;
 	}
+	add_tracking_url(d, status, pl_http_param(req, "id"));
 	respond_json(req, 200, status);
 }
 
@@ -120,6 +181,8 @@ static void on_history(pl_http_req_t *req, void *arg)
 	dlv_t *d = arg;
 	json_t *entries;
 	char err[256] = "";
+	if (!admit(d, req, NULL, NULL))
+		return;
 	pl_err_t e = store_history(d->store, pl_http_param(req, "id"), &entries, err, sizeof(err));
 	if (e != PL_OK) {
 		respond_store_error(req, e, err);
@@ -163,8 +226,13 @@ static void check_int(json_t *errors, pl_http_req_t *req, const char *name, int 
 static void on_summary(pl_http_req_t *req, void *arg)
 {
 	dlv_t *d = arg;
+	pl_principal_t p;
+	if (!pl_auth_http(d->auth, req, &p))
+		return;
 	json_t *errors = json_array();
 	const char *owner = pl_http_query(req, "ownerId");
+	if ((!owner || !*owner) && p.role == PL_ROLE_OWNER)
+		owner = p.owner_id; /* an owner's own summary by default */
 	if (!owner || !*owner)
 		json_array_append_new(errors, json_pack("{s:s, s:s}", "field", "ownerId", "reason",
 		                                        "required: the owner's id"));
@@ -188,6 +256,8 @@ static void on_summary(pl_http_req_t *req, void *arg)
 		return;
 	}
 	json_decref(errors);
+	if (!pl_auth_http_owner_field(req, &p, "ownerId", owner))
+		return;
 	long long count = 0;
 	char err[256] = "";
 	pl_err_t e = store_summary(d->store, owner, year, month, &count, err, sizeof(err));
@@ -216,10 +286,16 @@ static void track_respond(pl_http_req_t *req, const char *type, const char *body
 
 static void on_track(pl_http_req_t *req, void *arg)
 {
-	(void)arg;
+	dlv_t *d = arg;
+	pl_principal_t p;
+	/* the page holds no data (its requests are admitted one by one): credentials of anyone,
+	 * or the delivery's token, which the page passes on to its requests */
+	if (!has_track_token(d, req) && !pl_auth_http(d->auth, req, &p))
+		return;
 	track_respond(req, "text/html; charset=utf-8", track_html);
 }
 
+/* The page's style sheet and script hold no data: served to anyone. */
 static void on_track_css(pl_http_req_t *req, void *arg)
 {
 	(void)arg;
@@ -358,7 +434,7 @@ static void on_events(pl_http_req_t *req, void *arg)
 {
 	dlv_t *d = arg;
 	json_t *lc;
-	if (!load(d, req, &lc, NULL)) /* 404 / 503 before the stream starts */
+	if (!admit(d, req, &lc, NULL)) /* 401 / 404 / 503 before the stream starts */
 		return;
 	json_decref(lc);
 	pl_http_stream_t *stream = pl_http_stream_start(req, SSE_CONTENT_TYPE, ": ping\n\n");

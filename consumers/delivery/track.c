@@ -6,7 +6,9 @@
  * (EventSource): stage, ETAs and an SVG "map" (equirectangular projection fitted to the bounding
  * box of pickup, drop-off and the drone trail) with the three markers. Data is inserted with
  * textContent/attributes only, never as HTML; no style attribute (CSP), only classes and SVG
- * presentation attributes. */
+ * presentation attributes.
+ * The page's ?token= (the delivery's tracking token, from the link the customer was given) is
+ * passed on to both requests, so the page works without a login. */
 #include "delivery.h"
 
 const char track_html[] =
@@ -78,8 +80,9 @@ const char track_css[] =
 const char track_js[] =
     "\"use strict\";\n"
     "(function () {\n"
-    "  var id = decodeURIComponent(location.pathname.split(\"/\").filter(Boolean).pop() || "
-    "\"\");\n"
+    "  var id = decodeURIComponent(location.pathname.split(\"/\").filter(Boolean).pop() || \"\");\n"
+    "  var token = new URLSearchParams(location.search).get(\"token\");\n"
+    "  var q = token ? \"?token=\" + encodeURIComponent(token) : \"\";\n"
     "  var api = \"/api/deliveries/\" + encodeURIComponent(id);\n"
     "  var delivery = null, status = null, trail = [], source = null, lastStage = null;\n"
     "  var $ = function (x) { return document.getElementById(x); };\n"
@@ -162,7 +165,9 @@ const char track_js[] =
     "  }\n"
     "\n"
     "  function loadDelivery(then) {\n"
-    "    fetch(api).then(function (r) {\n"
+    "    fetch(api + q).then(function (r) {\n"
+    "      if (r.status === 401) { note(\"This link is not valid: ask for a new tracking "
+    "link.\"); return null; }\n"
     "      if (r.status === 404) { note(\"Waiting for the delivery to be registered...\"); "
     "setTimeout(function () { loadDelivery(then); }, 2000); return null; }\n"
     "      if (!r.ok) { note(\"Service unavailable (\" + r.status + \"), retrying...\"); "
@@ -177,7 +182,7 @@ const char track_js[] =
     "\n"
     "  function connect() {\n"
     "    if (source) source.close();\n"
-    "    source = new EventSource(api + \"/events\");\n"
+    "    source = new EventSource(api + \"/events\" + q);\n"
     "    source.addEventListener(\"status\", function (ev) {\n"
     "      status = JSON.parse(ev.data);\n"
     "      var loc = status.lastKnownLocation;\n"

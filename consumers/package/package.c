@@ -1,11 +1,15 @@
 /* package.c — CreatePackage handler and package read routes (see package.h).
  * Replies carry a deterministic eventId (UUID v5 of the command's eventId and the reply type),
- * so a redelivered command yields the same reply, which the saga recognises as a duplicate. */
+ * so a redelivered command yields the same reply, which the saga recognises as a duplicate.
+ * Reads need credentials when the service has any (auth.h): an owner reads only its own
+ * packages (another owner's answers 404 as a missing one) and its own summary (else 403 naming
+ * ownerId); admin reads all. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "httpq.h"
 #include "log.h"
 #include "mem.h"
@@ -34,6 +38,7 @@ const char *const package_topics[] = {"dronedelivery.package.commands", NULL};
 
 typedef struct package_svc {
 	package_store_t *store;
+	const pl_auth_t *auth; /* borrowed from the service */
 } package_svc_t;
 
 void *package_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
@@ -55,6 +60,7 @@ void *package_init(const pl_service_env_t *env, char *errstr, size_t errstr_size
 		pl_log(PL_LOG_WARN, "indexes_not_created", NULL, "%s", package_store_errmsg());
 	package_svc_t *svc = pl_calloc(1, sizeof(*svc));
 	svc->store = store;
+	svc->auth = env->auth;
 	return svc;
 }
 
@@ -162,8 +168,13 @@ static void on_get(pl_http_req_t *req, void *arg)
 {
 	package_svc_t *svc = arg;
 	const char *id = pl_http_param(req, "id");
+	pl_principal_t p;
+	if (!pl_auth_http(svc->auth, req, &p))
+		return;
 	package_t pkg;
 	pl_err_t e = package_store_get(svc->store, id, &pkg);
+	if (e == PL_OK && !pl_auth_may(&p, pkg.owner_id))
+		e = PL_ERR_NOT_FOUND; /* another owner's package: as if there were none */
 	if (e == PL_OK) {
 		pl_httpq_json(req, 200,
 		              json_pack("{s:s, s:s, s:f, s:o}", "id", pkg.package_id, "size",
@@ -181,8 +192,13 @@ static void on_get(pl_http_req_t *req, void *arg)
 static void on_summary(pl_http_req_t *req, void *arg)
 {
 	package_svc_t *svc = arg;
+	pl_principal_t p;
+	if (!pl_auth_http(svc->auth, req, &p))
+		return;
 	int year, month;
 	if (!pl_httpq_year_month(req, &year, &month))
+		return;
+	if (!pl_auth_http_owner_field(req, &p, "ownerId", pl_http_param(req, "ownerId")))
 		return;
 	double total = 0;
 	pl_err_t e = package_store_total_weight(svc->store, pl_http_param(req, "ownerId"), year,

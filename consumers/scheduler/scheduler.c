@@ -1,6 +1,9 @@
 /* scheduler.c — drone command handler and assignment read routes (see scheduler.h).
  * Replies carry a deterministic eventId (UUID v5 of the command's eventId and the reply type):
- * a redelivered command gets the same reply (same drone, fleet.h I4), which the saga dedupes. */
+ * a redelivered command gets the same reply (same drone, fleet.h I4), which the saga dedupes.
+ * Reads need credentials when the service has any (auth.h): an owner reads only the
+ * assignments of its own deliveries (another owner's answers 404 as a missing one) and its own
+ * utilization (else 403 naming ownerId); admin reads all. */
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -10,6 +13,7 @@
 #include <string.h>
 
 #include "area.h"
+#include "auth.h"
 #include "fleet.h"
 #include "httpq.h"
 #include "log.h"
@@ -44,6 +48,7 @@ typedef struct scheduler_svc {
 	fleet_t *fleet;
 	pl_area_t area; /* read-only after init */
 	pl_metric_family_t *m_refused;
+	const pl_auth_t *auth; /* borrowed from the service */
 	unsigned fleet_size;
 	pthread_mutex_t seed_lock;
 	atomic_bool seeded;
@@ -95,6 +100,7 @@ void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_si
 	    pl_metrics_default(), "dronepipe_scheduler_assignments_refused_total",
 	    "AssignDrone commands refused by the service-area rule (no drone claimed)",
 	    PL_METRIC_COUNTER, "fault", NULL, 0);
+	svc->auth = env->auth;
 	svc->fleet_size = (unsigned)pl_cfg_int(env->cfg, "DP_FLEET_SIZE");
 	pthread_mutex_init(&svc->seed_lock, NULL);
 	seed(svc); /* a server down now: the handler seeds before its first command */
@@ -261,8 +267,13 @@ static void on_get(pl_http_req_t *req, void *arg)
 {
 	scheduler_svc_t *svc = arg;
 	const char *id = pl_http_param(req, "deliveryId");
+	pl_principal_t p;
+	if (!pl_auth_http(svc->auth, req, &p))
+		return;
 	fleet_assignment_t a;
 	pl_err_t e = fleet_get_assignment(svc->fleet, id, &a);
+	if (e == PL_OK && !pl_auth_may(&p, a.owner_id[0] ? a.owner_id : NULL))
+		e = PL_ERR_NOT_FOUND; /* another owner's delivery: as if there were none */
 	if (e == PL_OK) {
 		char at[32];
 		pl_time_format(a.assigned_at_ms, at);
@@ -282,7 +293,12 @@ static void on_get(pl_http_req_t *req, void *arg)
 static void on_utilization(pl_http_req_t *req, void *arg)
 {
 	scheduler_svc_t *svc = arg;
+	pl_principal_t p;
+	if (!pl_auth_http(svc->auth, req, &p))
+		return;
 	const char *owner = pl_http_query(req, "ownerId");
+	if ((!owner || !*owner) && p.role == PL_ROLE_OWNER)
+		owner = p.owner_id; /* an owner's own utilization by default */
 	if (!owner || !*owner) {
 		pl_http_problem(req, 400, "ownerId is required",
 		                "[{\"field\":\"ownerId\",\"reason\":\"is required\"}]");
@@ -290,6 +306,8 @@ static void on_utilization(pl_http_req_t *req, void *arg)
 	}
 	int year, month;
 	if (!pl_httpq_year_month(req, &year, &month))
+		return;
+	if (!pl_auth_http_owner_field(req, &p, "ownerId", owner))
 		return;
 	fleet_utilization_t u;
 	pl_err_t e = fleet_utilization(svc->fleet, owner, year, month, pl_now_ms(), &u);

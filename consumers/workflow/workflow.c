@@ -17,7 +17,10 @@
  * compact, and the saga leaves states[p] for settled[p] (settled.h): its status and the hashes
  * of its seen eventIds, 88 bytes where its encoding took ~700, so the memory held per delivery
  * ever made is small. An input to a settled saga is applied to saga_settled_state: the same
- * answers (saga.h), and no state is written for it (its full state stays in the changelog). */
+ * answers (saga.h), and no state is written for it (its full state stays in the changelog).
+ * A client's change (reschedule, cancel, confirmation) is applied only when its dp_principal
+ * header (set by the ingress: "owner:<id>" or "admin"; absent while the API is open) names the
+ * saga's owner or admin: the ingress cannot tell whose a delivery is, the saga can. */
 #include <stdio.h>
 #include <string.h>
 
@@ -621,6 +624,21 @@ static bool catching_up(wf_t *wf, int32_t p, int topic)
 	return wf->req_end[p] > wf->req_pos[p] && pl_now_ms() < wf->req_wait_until[p];
 }
 
+/* True when rec is a client's change of a delivery whose owner is not the one that asked. */
+static bool foreign_change(const pl_record_t *rec, const char *input, const json_t *state)
+{
+	if (strcmp(input, "DeliveryRescheduleRequested") != 0 &&
+	    strcmp(input, "DeliveryCancelRequested") != 0 &&
+	    strcmp(input, "DeliveryConfirmed") != 0)
+		return false;
+	char who[256];
+	if (!pl_record_header(rec, WORKFLOW_PRINCIPAL_HEADER, who, sizeof(who)) ||
+	    strncmp(who, "owner:", 6) != 0)
+		return false; /* admin, or the open API */
+	const char *owner = json_string_value(json_object_get(state, "ownerId"));
+	return !owner || strcmp(owner, who + 6) != 0;
+}
+
 pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, const json_t *event,
                                    const pl_avro_schema_t *schema, void *arg)
 {
@@ -669,6 +687,13 @@ pl_stage_outcome_t workflow_handle(pl_stage_ctx_t *ctx, const pl_record_t *rec, 
 		    delivery_id, SAGA_TOPIC_REQUESTS, p, (long long)wf->req_pos[p],
 		    (long long)wf->req_end[p]);
 		return PL_STAGE_RETRY;
+	}
+	if (state && foreign_change(rec, input, state)) {
+		pl_log(PL_LOG_WARN, "change_not_owner", PL_LOG_FIELDS(PL_LS("input", input)),
+		       "%s from another owner than the delivery's: not applied", input);
+		count(wf, input, SAGA_IGNORED);
+		json_decref(state);
+		return PL_STAGE_OK;
 	}
 	saga_result_t r;
 	saga_apply(state, input, event, pl_now_ms(), &wf->opts, &r);

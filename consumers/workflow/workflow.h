@@ -7,6 +7,10 @@
 #ifndef WORKFLOW_WORKFLOW_H
 #define WORKFLOW_WORKFLOW_H
 
+/* Header of a client's request record naming who sent it (the ingress's
+ * INGRESS_PRINCIPAL_HEADER; services share no headers, so the name is repeated here). */
+#define WORKFLOW_PRINCIPAL_HEADER "dp_principal"
+
 #include "service.h"
 
 extern const pl_cfg_opt_t workflow_cfg[];

@@ -32,7 +32,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, ingress_cfg, pl_area_cfg, NULL};
+	const pl_cfg_opt_t *const tables[] = {pl_cfg_common, ingress_cfg, pl_area_cfg, pl_auth_cfg,
+	                                      NULL};
 	int code = 0;
 	pl_cfg_t *cfg = pl_cfg_load("dronepipe-ingress", tables, argc, argv, NULL, stderr, &code);
 	if (!cfg)

@@ -27,11 +27,12 @@ const pl_cfg_opt_t ingress_cfg[] = {
     {"DP_HTTP_PORT", PL_CFG_INT, "8080", 0, 65535, .help = "public API port"},
     {"DP_INGRESS_ACK_TIMEOUT_MS", PL_CFG_INT, "5000", 100, 300000,
      .help = "longest wait for the broker's acknowledgement before answering 503"},
-    {"DP_INGRESS_API_KEYS_FILE", PL_CFG_STR, NULL, 0, 4096,
-     .help = "file with one API key per line; when set every API route needs "
-             "'Authorization: Bearer <key>'"},
     {"DP_INGRESS_RETRY_AFTER_S", PL_CFG_INT, "1", 1, 3600,
      .help = "Retry-After seconds sent with 503"},
+    {"DP_INGRESS_TRACK_BASE_URL", PL_CFG_STR, "", 0, 1024,
+     .help = "public address of the delivery service put before /track/{id}?token=... in "
+             "trackingUrl (with DP_TRACK_TOKEN_SECRET); empty = a path relative to the API's "
+             "own address"},
     {NULL},
 };
 
@@ -195,32 +196,6 @@ void ingress_answer_pending(ingress_t *ing)
 	}
 }
 
-static bool authorized(ingress_t *ing, pl_http_req_t *req)
-{
-	if (!ing->api_keys)
-		return true;
-	const char *auth = pl_http_header(req, "Authorization");
-	if (auth && strncmp(auth, "Bearer ", 7) == 0) {
-		const char *key = auth + 7;
-		for (size_t i = 0; i < ing->napi_keys; i++) {
-			/* constant-time compare, so key length/prefix is not leaked by timing */
-			const char *k = ing->api_keys[i];
-			size_t kl = strlen(k), gl = strlen(key);
-			unsigned char diff = (unsigned char)(kl != gl);
-			for (size_t j = 0; j < kl; j++)
-				diff |= (unsigned char)(k[j] ^ (j < gl ? key[j] : 0));
-			if (!diff)
-				return true;
-		}
-	}
-	pl_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"dronepipe\"");
-	pl_http_problem(req, 401,
-	                auth ? "the API key is not valid"
-	                     : "an API key is required: send 'Authorization: Bearer <key>'",
-	                NULL);
-	return false;
-}
-
 static bool valid_uuid(const char *s)
 {
 	if (!s || strlen(s) != 36)
@@ -236,15 +211,24 @@ static bool valid_uuid(const char *s)
 	return true;
 }
 
-void ingress_delivery_id(const char *owner_id, const char *idempotency_key, char out[37])
+void ingress_delivery_id(const char *principal, const char *owner_id, const char *idempotency_key,
+                         char out[37])
 {
-	/* name = ownerId NUL key: the NUL keeps ("ab","c") and ("a","bc") apart */
-	size_t ol = strlen(owner_id), kl = strlen(idempotency_key);
-	char *name = pl_malloc(ol + kl + 1);
+	/* name = ownerId NUL key [NUL principal]: the NULs keep ("ab","c") and ("a","bc") apart;
+	 * the open principal ("") adds nothing, so ids derived before authentication existed stay
+	 * the same */
+	size_t pl = strlen(principal), ol = strlen(owner_id), kl = strlen(idempotency_key);
+	char *name = pl_malloc(ol + kl + pl + 2);
 	memcpy(name, owner_id, ol);
 	name[ol] = '\0';
 	memcpy(name + ol + 1, idempotency_key, kl);
-	pl_uuid_v5(INGRESS_IDEMPOTENCY_NS, name, ol + 1 + kl, out);
+	size_t n = ol + 1 + kl;
+	if (pl) {
+		name[n++] = '\0';
+		memcpy(name + n, principal, pl);
+		n += pl;
+	}
+	pl_uuid_v5(INGRESS_IDEMPOTENCY_NS, name, n, out);
 	pl_free(name);
 }
 
@@ -259,7 +243,8 @@ static void answer_invalid(pl_http_req_t *req, ingress_problem_t *problem)
  * ownership of ok_body. */
 static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *schema,
                     json_t *event, const char *delivery_id, const char *event_id,
-                    unsigned ok_status, char *ok_body, const char *location)
+                    const pl_principal_t *principal, unsigned ok_status, char *ok_body,
+                    const char *location)
 {
 	void *buf = NULL;
 	size_t len = 0;
@@ -285,12 +270,17 @@ static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *
 	char traceparent[56];
 	pl_traceparent_child(pl_http_header(req, "traceparent"), traceparent);
 	const char *rid = pl_http_request_id(req);
-	pl_header_t extra[] = {{"request_id", rid, strlen(rid)}};
+	/* dp_principal: who asked; the workflow refuses a change to a delivery by another owner
+	 * (the ingress does not know whose a delivery is; the saga does) */
+	char tag[PL_AUTH_OWNER_MAX + 16];
+	pl_auth_principal_tag(principal, tag, sizeof(tag));
+	pl_header_t extra[] = {{"request_id", rid, strlen(rid)},
+	                       {INGRESS_PRINCIPAL_HEADER, tag, strlen(tag)}};
 	pl_event_meta_t meta = {.event_type = pl_avro_schema_short_name(schema),
 	                        .event_id = event_id,
 	                        .traceparent = traceparent,
 	                        .extra = extra,
-	                        .extra_count = 1};
+	                        .extra_count = tag[0] ? 2 : 1};
 	atomic_fetch_add(&ing->inflight, 1);
 	pl_http_suspend(req);
 	pthread_mutex_lock(&ing->pending_lock);
@@ -322,13 +312,13 @@ static void produce(ingress_t *ing, pl_http_req_t *req, const pl_avro_schema_t *
 	}
 }
 
-static bool accepting(ingress_t *ing, pl_http_req_t *req)
+static bool accepting(ingress_t *ing, pl_http_req_t *req, pl_principal_t *principal)
 {
 	if (atomic_load(&ing->draining)) {
 		answer_unavailable(ing, req, "shutdown", "the service is shutting down; retry");
 		return false;
 	}
-	return authorized(ing, req);
+	return pl_auth_http(ing->auth, req, principal);
 }
 
 /* Writes {"key":v or ,"key":v (v NULL: null; the validator sets every member echoed). */
@@ -343,7 +333,7 @@ static void echo_member(pl_jsonw_t *w, bool first, const char *key, const json_t
 
 /* Response body of POST: the request as the client sees it, with the new deliveryId. Written
  * straight from the event, members in this order, without building a second object. */
-static char *echo_create(const json_t *ev)
+static char *echo_create(const json_t *ev, const char *tracking_url)
 {
 	static const char *const top[] = {"deliveryId", "ownerId", "pickupLocation",
 	                                  "dropOffLocation"};
@@ -366,7 +356,12 @@ static char *echo_create(const json_t *ev)
 	pl_jsonw_raw(&w, ",\"packageInfo\":", 15);
 	for (size_t i = 0; i < n_package; i++)
 		echo_member(&w, i == 0, package[i], json_object_get(pi, package[i]));
-	pl_jsonw_raw(&w, "}}", 2);
+	pl_jsonw_char(&w, '}');
+	if (tracking_url) {
+		pl_jsonw_raw(&w, ",\"trackingUrl\":", 15);
+		pl_jsonw_string(&w, tracking_url, strlen(tracking_url));
+	}
+	pl_jsonw_char(&w, '}');
 	return pl_jsonw_finish(&w, NULL);
 }
 
@@ -388,7 +383,8 @@ static bool idempotency_key_ok(const char *key)
 static void on_create(pl_http_req_t *req, void *arg)
 {
 	ingress_t *ing = arg;
-	if (!accepting(ing, req))
+	pl_principal_t principal;
+	if (!accepting(ing, req, &principal))
 		return;
 	size_t len;
 	const char *body = pl_http_body(req, &len);
@@ -402,6 +398,11 @@ static void on_create(pl_http_req_t *req, void *arg)
 		return;
 	}
 	ingress_problem_free(&problem);
+	const char *owner_id = json_string_value(json_object_get(ev, "ownerId"));
+	if (!pl_auth_http_owner_field(req, &principal, "ownerId", owner_id)) {
+		json_decref(ev);
+		return;
+	}
 	char delivery_id[37], event_id[37];
 	const char *key = pl_http_header(req, "Idempotency-Key");
 	if (key && *key && !idempotency_key_ok(key)) {
@@ -415,8 +416,11 @@ static void on_create(pl_http_req_t *req, void *arg)
 		return;
 	}
 	if (key && *key) {
-		ingress_delivery_id(json_string_value(json_object_get(ev, "ownerId")), key,
-		                    delivery_id);
+		/* the principal is part of the key's namespace: nobody can claim another
+		 * caller's key first */
+		char tag[PL_AUTH_OWNER_MAX + 16];
+		ingress_delivery_id(pl_auth_principal_tag(&principal, tag, sizeof(tag)), owner_id,
+		                    key, delivery_id);
 		/* the same retried request is the same event: consumers dedupe on eventId */
 		pl_uuid_v5(INGRESS_IDEMPOTENCY_NS, delivery_id, strlen(delivery_id), event_id);
 		json_object_set_new(ev, "idempotencyKey", json_string(key));
@@ -430,8 +434,10 @@ static void on_create(pl_http_req_t *req, void *arg)
 	json_object_set_new(ev, "requestedAt", json_integer(pl_now_ms()));
 	char location[80];
 	snprintf(location, sizeof(location), "/api/deliveries/%s", delivery_id);
-	produce(ing, req, ing->s_requested, ev, delivery_id, event_id, 202, echo_create(ev),
-	        location);
+	char *tracking = ingress_tracking_url(ing, delivery_id);
+	produce(ing, req, ing->s_requested, ev, delivery_id, event_id, &principal, 202,
+	        echo_create(ev, tracking), location);
+	pl_free(tracking);
 	json_decref(ev);
 }
 
@@ -468,7 +474,8 @@ static void on_delivery_route(ingress_t *ing, pl_http_req_t *req, validate_fn va
 {
 	const char *id = NULL;
 	json_t *ev = NULL;
-	if (!accepting(ing, req) || !(id = path_delivery_id(req)))
+	pl_principal_t principal;
+	if (!accepting(ing, req, &principal) || !(id = path_delivery_id(req)))
 		goto refused;
 	if (validate) {
 		size_t len;
@@ -489,7 +496,7 @@ static void on_delivery_route(ingress_t *ing, pl_http_req_t *req, validate_fn va
 	}
 	char event_id[37];
 	finish_event(ev, id, event_id);
-	produce(ing, req, schema, ev, id, event_id, ok_status, ok_body, NULL);
+	produce(ing, req, schema, ev, id, event_id, &principal, ok_status, ok_body, NULL);
 	json_decref(ev);
 	return;
 refused:
@@ -560,31 +567,14 @@ bool ingress_ready(void *arg, char *reason, size_t reason_size)
 	return pl_producer_ready(ing->producer, reason, reason_size);
 }
 
-static bool load_keys(ingress_t *ing, const char *path, char *errstr, size_t errstr_size)
+char *ingress_tracking_url(const ingress_t *ing, const char *delivery_id)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		snprintf(errstr, errstr_size, "DP_INGRESS_API_KEYS_FILE: cannot read %s", path);
-		return false;
-	}
-	char line[1024];
-	while (fgets(line, sizeof(line), f)) {
-		size_t n = strcspn(line, "\r\n");
-		line[n] = '\0';
-		char *k = line;
-		while (*k == ' ' || *k == '\t')
-			k++;
-		if (!*k || *k == '#')
-			continue;
-		ing->api_keys = pl_realloc(ing->api_keys, (ing->napi_keys + 1) * sizeof(char *));
-		ing->api_keys[ing->napi_keys++] = pl_strdup(k);
-	}
-	fclose(f);
-	if (ing->napi_keys == 0) {
-		snprintf(errstr, errstr_size, "DP_INGRESS_API_KEYS_FILE: %s holds no key", path);
-		return false;
-	}
-	return true;
+	char *path = pl_auth_track_path(ing->auth, delivery_id);
+	if (!path)
+		return NULL;
+	char *url = pl_asprintf("%s%s", ing->track_base_url, path);
+	pl_free(path);
+	return url;
 }
 
 bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
@@ -614,9 +604,14 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	}
 	if (pl_area_from_cfg(cfg, &ing->area, errstr, errstr_size) != PL_OK)
 		return false;
-	const char *keys = pl_cfg_str(cfg, "DP_INGRESS_API_KEYS_FILE");
-	if (keys && *keys && !load_keys(ing, keys, errstr, errstr_size))
+	ing->auth = pl_auth_new(cfg, errstr, errstr_size);
+	if (!ing->auth)
 		return false;
+	const char *base = pl_cfg_str(cfg, "DP_INGRESS_TRACK_BASE_URL");
+	ing->track_base_url = pl_strdup(base ? base : "");
+	size_t bl = strlen(ing->track_base_url);
+	if (bl > 0 && ing->track_base_url[bl - 1] == '/')
+		ing->track_base_url[bl - 1] = '\0';
 	pl_metrics_t *m = pl_metrics_default();
 	ing->m_produce = pl_metrics_family(m, "dronepipe_ingress_produce_seconds",
 	                                   "Time from produce to the broker's acknowledgement",
@@ -626,6 +621,7 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	                      PL_METRIC_COUNTER, "reason", NULL, 0);
 	if (pthread_create(&ing->timer, NULL, timer_main, ing) != 0) {
 		snprintf(errstr, errstr_size, "cannot start the ack timer thread");
+		ingress_fini(ing); /* the authenticator and base URL made above */
 		return false;
 	}
 	ing->timer_started = true;
@@ -640,9 +636,8 @@ void ingress_fini(ingress_t *ing)
 		ing->timer_started = false;
 	}
 	pthread_mutex_destroy(&ing->pending_lock);
-	for (size_t i = 0; i < ing->napi_keys; i++)
-		pl_free(ing->api_keys[i]);
-	pl_free(ing->api_keys);
-	ing->api_keys = NULL;
-	ing->napi_keys = 0;
+	pl_auth_destroy(ing->auth);
+	ing->auth = NULL;
+	pl_free(ing->track_base_url);
+	ing->track_base_url = NULL;
 }

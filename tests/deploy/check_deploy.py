@@ -394,6 +394,46 @@ def check_k8s_env(docs, tables, by_name):
     return problems
 
 
+API_BINARIES = {"dronepipe-ingress", "dronepipe-delivery", "dronepipe-package", "dronepipe-scheduler"}
+TRACKING_BINARIES = {"dronepipe-ingress", "dronepipe-delivery"}
+AUTH_OFF_RENDERS = {"dev"}  # values-dev.yaml turns authentication off, visibly
+
+
+def check_k8s_auth(render, docs, by_name):
+    """Every API service authenticates (an API-key file or a JWKS), except in a render allowed to
+    run open, where the pods must say so (dronepipe.io/auth: "off"); ingress and delivery share
+    one tracking-token secret."""
+    problems, track_files = [], {}
+    for d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        annotations = (d["spec"]["template"]["metadata"].get("annotations") or {})
+        for c in pod_spec(d).get("containers", []):
+            b = binary_of(c.get("command"))
+            if b not in API_BINARIES:
+                continue
+            w = f"Deployment/{d['metadata']['name']}"
+            env, _ = container_env(d, c, by_name)
+            has_auth = bool(env.get("DP_AUTH_API_KEYS_FILE") or env.get("DP_AUTH_JWKS_FILE"))
+            said = annotations.get("dronepipe.io/auth")
+            if not has_auth:
+                if render not in AUTH_OFF_RENDERS:
+                    problems.append(f"{w}: auth is off (no DP_AUTH_API_KEYS_FILE or DP_AUTH_JWKS_FILE) "
+                                    f"in the {render} values; only {sorted(AUTH_OFF_RENDERS)} may run an open API")
+                elif said != "off":
+                    problems.append(f"{w}: runs an open API without the annotation dronepipe.io/auth: \"off\"")
+                continue
+            if said != "on":
+                problems.append(f"{w}: authenticates but is annotated dronepipe.io/auth: {said!r}")
+            if env.get("DP_AUTH_JWKS_FILE") and not (env.get("DP_AUTH_JWT_ISSUER") and env.get("DP_AUTH_JWT_AUDIENCE")):
+                problems.append(f"{w}: DP_AUTH_JWKS_FILE without DP_AUTH_JWT_ISSUER and DP_AUTH_JWT_AUDIENCE")
+            if b in TRACKING_BINARIES:
+                track_files[b] = env.get("DP_TRACK_TOKEN_SECRET_FILE")
+    if track_files and len(set(track_files.values())) != 1:
+        problems.append(f"ingress and delivery must mount the same tracking-token secret: {track_files}")
+    return problems
+
+
 def labels_match(selector, labels):
     ml = (selector or {}).get("matchLabels") or {}
     if (selector or {}).get("matchExpressions"):
@@ -725,6 +765,7 @@ def main():
         report.check(f"k8s-env[{name}]", check_k8s_env(docs, tables, by_name))
         report.check(f"k8s-scaling[{name}]", check_k8s_scaling(docs, by_name))
         report.check(f"k8s-netpol[{name}]", check_k8s_netpol(docs, by_name))
+        report.check(f"k8s-auth[{name}]", check_k8s_auth(name, docs, by_name))
         chart_topics |= {d["spec"].get("topicName", d["metadata"]["name"]) for d in docs if d.get("kind") == "KafkaTopic"}
 
     compose_topics, compose_compacted = check_compose(a.compose, os.path.join(a.schemas, "compose-spec.json"), tables, report)

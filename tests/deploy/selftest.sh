@@ -32,6 +32,8 @@ compose-port-public|compose/docker-compose.yml|      - "127.0.0.1:8084:8084"|   
 compose-port-default|compose/docker-compose.yml|DRONEPIPE_PUBLISH_ADDR:-127.0.0.1}:8080|DRONEPIPE_PUBLISH_ADDR:-0.0.0.0}:8080|ingress: port '0.0.0.0:8080:8080' is published on 0.0.0.0
 compose-topics|compose/docker-compose.yml|        dronedelivery.drone.telemetry\n||FAIL topics
 dockerfile-root|Dockerfile|USER 10001:10001|USER root|last USER is 'root'
+auth-off|k8s/dronepipe/values.yaml|auth:\n  enabled: true|auth:\n  enabled: false|auth is off \(no DP_AUTH_API_KEYS_FILE
+auth-track-secret|k8s/dronepipe/templates/_helpers.tpl|{{- if and $svc.tracking $auth.trackTokenSecret.name -}}|{{- if and $svc.tracking $auth.trackTokenSecret.name (ne $name "delivery") -}}|must mount the same tracking-token secret
 EOF
 )
 

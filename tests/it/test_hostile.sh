@@ -21,7 +21,7 @@ work=$logdir/hostile
 mkdir -p "$work"
 keyfile=$work/api-keys
 api_key="hostile-key-$run"
-printf '%s\n' "$api_key" >"$keyfile"
+printf '%s admin\n' "$api_key" >"$keyfile"
 # a run's logs start empty: the driver appends each restart of a service to its log
 for s in ingress ingress-keys delivery package scheduler workflow dronesim; do
 	: >"$logdir/hostile-$s.log"
@@ -49,7 +49,7 @@ print(json.dumps([
     svc("workflow", "dronepipe-workflow", "consumers/workflow", 4),
     svc("dronesim", "dronepipe-dronesim", "producers/dronesim", 5, {"DP_SIM_TIME_SCALE": "60"}),
     # the API-key path of the ingress: every route's answer when Authorization is hostile
-    svc("ingress-keys", "dronepipe-ingress", "producers/ingress", 6, {"DP_INGRESS_API_KEYS_FILE": keyfile},
+    svc("ingress-keys", "dronepipe-ingress", "producers/ingress", 6, {"DP_AUTH_API_KEYS_FILE": keyfile},
         api_key=key, classes=["routes", "headers", "methods", "path: invalid UTF-8"]),
 ], indent=1))
 PY

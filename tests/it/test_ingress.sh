@@ -237,13 +237,16 @@ done
 
 # --- API keys ---
 keys=$logdir/api-keys.txt
-printf '# test keys\nsecret-key-1\nsecret-key-2\n' >"$keys"
+# body's ownerId is owner-ü-1 (UTF-8): the second key is that owner's (stored as its SHA-256)
+printf '# test keys\nsecret-key-1-0123456789 owner:someone-else\nsha256:%s owner:owner-ü-1\n' \
+	"$(printf %s secret-key-2-0123456789 | sha256sum | cut -d' ' -f1)" >"$keys"
 kport=18181
-start_service dronepipe-ingress ingress-keys DP_HTTP_PORT=$kport DP_INGRESS_API_KEYS_FILE="$keys" >/dev/null
+start_service dronepipe-ingress ingress-keys DP_HTTP_PORT=$kport DP_AUTH_API_KEYS_FILE="$keys" >/dev/null
 wait_until 30 curl -sf "http://127.0.0.1:$kport/readyz" || bad "ingress with keys ready"
 check "API key mode: no key -> 401" [ "$(http_code -X POST "http://127.0.0.1:$kport/api/deliveryrequests" -H 'Content-Type: application/json' -d "$body")" = 401 ]
 check "API key mode: wrong key -> 401" [ "$(http_code -X POST "http://127.0.0.1:$kport/api/deliveryrequests" -H 'Authorization: Bearer nope' -H 'Content-Type: application/json' -d "$body")" = 401 ]
-check "API key mode: valid key -> 202" [ "$(http_code -X POST "http://127.0.0.1:$kport/api/deliveryrequests" -H 'Authorization: Bearer secret-key-2' -H 'Content-Type: application/json' -d "$body")" = 202 ]
+check "API key mode: valid key -> 202" [ "$(http_code -X POST "http://127.0.0.1:$kport/api/deliveryrequests" -H 'Authorization: Bearer secret-key-2-0123456789' -H 'Content-Type: application/json' -d "$body")" = 202 ]
+check "API key mode: another owner's key -> 403" [ "$(http_code -X POST "http://127.0.0.1:$kport/api/deliveryrequests" -H 'Authorization: Bearer secret-key-1-0123456789' -H 'Content-Type: application/json' -d "$body")" = 403 ]
 check "API key mode: health routes stay open" [ "$(http_code "http://127.0.0.1:$kport/healthz")" = 200 ]
 
 # --- TLS ---

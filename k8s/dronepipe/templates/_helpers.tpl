@@ -66,8 +66,35 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- $out = append $out (dict "env" "DP_KAFKA_PROP_ssl_ca_location" "secret" $root.Values.kafka.sasl.caSecret "key" "ca.crt") -}}
 {{- end -}}
 {{- end -}}
-{{- if and $svc.apiKeysSecret $svc.apiKeysSecret.name -}}
-{{- $out = append $out (dict "env" "DP_INGRESS_API_KEYS_FILE" "secret" $svc.apiKeysSecret.name "key" $svc.apiKeysSecret.key) -}}
+{{- $auth := $root.Values.auth -}}
+{{- if and $svc.api $auth.enabled -}}
+{{- if not (or $auth.apiKeysSecret.name $auth.jwks.secret) -}}
+{{- fail "auth.enabled needs auth.apiKeysSecret.name or auth.jwks.secret (or set auth.enabled: false, which leaves the API open)" -}}
+{{- end -}}
+{{- if $auth.apiKeysSecret.name -}}
+{{- $out = append $out (dict "env" "DP_AUTH_API_KEYS_FILE" "secret" $auth.apiKeysSecret.name "key" $auth.apiKeysSecret.key) -}}
+{{- end -}}
+{{- if $auth.jwks.secret -}}
+{{- $out = append $out (dict "env" "DP_AUTH_JWKS_FILE" "secret" $auth.jwks.secret "key" $auth.jwks.key) -}}
+{{- end -}}
+{{- if and $svc.tracking $auth.trackTokenSecret.name -}}
+{{- $out = append $out (dict "env" "DP_TRACK_TOKEN_SECRET_FILE" "secret" $auth.trackTokenSecret.name "key" $auth.trackTokenSecret.key) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Non-secret authentication settings of an API service (ConfigMap), as a dict. */}}
+{{- define "dronepipe.authConfig" -}}
+{{- $auth := .root.Values.auth -}}{{- $out := dict -}}
+{{- if and .svc.api $auth.enabled $auth.jwks.secret -}}
+{{- $_ := set $out "DP_AUTH_JWT_ISSUER" (required "auth.jwks.issuer is required with auth.jwks.secret" $auth.jwks.issuer) -}}
+{{- $_ := set $out "DP_AUTH_JWT_AUDIENCE" (required "auth.jwks.audience is required with auth.jwks.secret" $auth.jwks.audience) -}}
+{{- $_ := set $out "DP_AUTH_JWT_OWNER_CLAIM" $auth.jwks.ownerClaim -}}
+{{- if $auth.jwks.adminClaim -}}
+{{- $_ := set $out "DP_AUTH_JWT_ADMIN_CLAIM" $auth.jwks.adminClaim -}}
+{{- $_ := set $out "DP_AUTH_JWT_ADMIN_VALUE" $auth.jwks.adminValue -}}
+{{- end -}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
