@@ -84,9 +84,10 @@ start_service dronepipe-delivery limits-delivery DP_HTTP_PORT=$dport \
 	DP_COMMIT_INTERVAL_MS=200 >/dev/null
 wait_until 30 curl -sf "http://127.0.0.1:$dport/readyz" || bad "delivery ready"
 python3 - "$id" <<'PY' | "$feed" >/dev/null
-import json, sys, uuid
+import json, sys, time, uuid
 did = sys.argv[1]
-t0 = 1795773600000
+# recent: the delivery service does not apply records older than its retention (7 days)
+t0 = int(time.time() * 1000) - 600000
 p = {"latitude": 47.61, "longitude": -122.33, "altitude": 0.0}
 d = {"latitude": 47.66, "longitude": -122.30, "altitude": 0.0}
 for v, st in ((1, "Created"), (2, "Scheduled")):
