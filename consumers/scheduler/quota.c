@@ -17,8 +17,9 @@ size_t quota_reason(char *out, size_t out_size, const char *owner_id, size_t in_
 	if (out_size == 0)
 		return 0;
 	pl_text_clean(shown, sizeof shown, owner_id, owner_id ? strlen(owner_id) : 0);
-	int n = snprintf(out, out_size, "owner %s already has %zu deliveries in flight (limit %lld)",
-	                 shown, in_flight, (long long)limit);
+	int n =
+	    snprintf(out, out_size, "owner %s already has %zu deliveries in flight (limit %lld)",
+	             shown, in_flight, (long long)limit);
 	if (n < 0) {
 		out[0] = '\0';
 		return 0;

@@ -184,8 +184,7 @@ static pl_stage_outcome_t refuse(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, cons
  * not one of them, nor decided before (a repeated AssignDrone gets what it has: fleet.h I4).
  * The count comes first, one command; only an owner at the limit costs the second look. */
 static pl_err_t owner_over_limit(scheduler_svc_t *svc, const char *owner_id,
-                                 const char *delivery_id, char *why, size_t why_size,
-                                 bool *refused)
+                                 const char *delivery_id, char *why, size_t why_size, bool *refused)
 {
 	size_t n = 0;
 	bool started = false;
@@ -223,11 +222,13 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 		lock = &svc->owner_lock[pl_hash_str64(owner_id) % OWNER_STRIPES];
 		pthread_mutex_lock(lock);
 		bool refused = false;
-		pl_err_t qe = owner_over_limit(svc, owner_id, delivery_id, why, sizeof(why), &refused);
+		pl_err_t qe =
+		    owner_over_limit(svc, owner_id, delivery_id, why, sizeof(why), &refused);
 		if (qe == PL_ERR_TRANSIENT || refused) {
 			pthread_mutex_unlock(lock);
 			if (refused)
-				return refuse(ctx, svc, "owner_quota", why, cmd_id, delivery_id, attempt);
+				return refuse(ctx, svc, "owner_quota", why, cmd_id, delivery_id,
+				              attempt);
 			pl_stage_set_reason(ctx, qe, "fleet store: %s", fleet_errmsg());
 			return PL_STAGE_RETRY;
 		}

@@ -236,6 +236,58 @@ static void check_id_lookup_uses_index(const char *uri, const char *db, const ch
 	mongoc_client_destroy(client);
 }
 
+/* The owner limit's count against a store with history: 20,000 assignments of 1,000 owners
+ * (a third of them still assigned). The count is exact; its time is printed, not asserted (on
+ * FerretDB 1.x with SQLite a filter other than {_id} is evaluated in Go over the collection). */
+static void test_fleet_owner_count(const char *uri)
+{
+	fleet_t *fleet = open_fleet(uri, "fleetq");
+	bson_error_t error;
+	char db[64];
+	size_t n = 99;
+	if (!fleet)
+		return;
+	snprintf(db, sizeof db, "fleetq_it_%d", (int)getpid());
+	mongoc_client_t *client = mongoc_client_new(uri);
+	mongoc_collection_t *coll = mongoc_client_get_collection(client, db, "assignments");
+	bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+	mongoc_bulk_operation_t *bulk =
+	    mongoc_collection_create_bulk_operation_with_opts(coll, opts);
+	size_t want = 0;
+	for (int i = 0; i < 20000; i++) {
+		char id[32], owner[32];
+		snprintf(id, sizeof id, "hist-%d", i);
+		snprintf(owner, sizeof owner, "owner-%d", i % 1000);
+		const char *status = i % 3 == 0   ? "assigned"
+		                     : i % 3 == 1 ? "completed"
+		                                  : "released";
+		if (i % 1000 == 7 && i % 3 == 0)
+			want++;
+		bson_t *d = BCON_NEW("_id", BCON_UTF8(id), "ownerId", BCON_UTF8(owner), "status",
+		                     BCON_UTF8(status), "droneId", "drone-0001", "assignedAt",
+		                     BCON_DATE_TIME(T0 + i));
+		mongoc_bulk_operation_insert(bulk, d);
+		bson_destroy(d);
+	}
+	bson_t reply;
+	bool ok = mongoc_bulk_operation_execute(bulk, &reply, &error);
+	CHECK(ok, "insert 20000 assignments: %s", error.message);
+	bson_destroy(&reply);
+	mongoc_bulk_operation_destroy(bulk);
+	bson_destroy(opts);
+	mongoc_collection_destroy(coll);
+	mongoc_client_destroy(client);
+	double t = now_s();
+	pl_err_t err = fleet_owner_in_flight(fleet, "owner-7", &n);
+	t = now_s() - t;
+	CHECK(err == PL_OK && n == want, "owner-7 has %zu in flight of 20000 (want %zu): %s", n,
+	      want, fleet_errmsg());
+	printf("stores_it: counting one owner's in-flight deliveries among 20000 assignments took "
+	       "%.3fs\n",
+	       t);
+	fleet_destroy(fleet);
+}
+
 static void test_fleet_big(const char *uri)
 {
 	fleet_t *fleet = open_fleet(uri, "fleet");
@@ -657,6 +709,7 @@ int main(void)
 	test_fleet_big(uri);
 	test_fleet_small(uri);
 	test_fleet_leftover(uri);
+	test_fleet_owner_count(uri);
 	test_server_down();
 	printf("stores_it: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

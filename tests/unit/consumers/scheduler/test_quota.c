@@ -54,8 +54,8 @@ static void test_reason_hostile_owner(void **state)
 	huge[sizeof huge - 1] = '\0';
 	const char *owners[] = {
 	    "",
-	    "\xff\xfe bad bytes \xc3",             /* invalid UTF-8, a sequence cut at the end */
-	    "line\r\nX-Injected: 1\x1b[31m\x7f",   /* control characters */
+	    "\xff\xfe bad bytes \xc3",           /* invalid UTF-8, a sequence cut at the end */
+	    "line\r\nX-Injected: 1\x1b[31m\x7f", /* control characters */
 	    "\xed\xa0\x80 surrogate, \xc0\xaf overlong", /* malformed forms */
 	    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x81", /* valid multi-byte text */
 	    huge,
