@@ -976,6 +976,49 @@ pl_err_t fleet_get_assignment(fleet_t *fleet, const char *delivery_id, fleet_ass
 	return err;
 }
 
+pl_err_t fleet_owner_in_flight(fleet_t *fleet, const char *owner_id, size_t *n)
+{
+	bson_error_t error;
+	*n = 0;
+	if (!str_ok(owner_id, FLEET_STR_MAX)) {
+		set_errmsg("invalid ownerId");
+		return PL_ERR_INVALID;
+	}
+	bson_t *filter = BCON_NEW("ownerId", BCON_UTF8(owner_id), "status", "assigned");
+	conn_t c = conn_open(fleet);
+	int64_t count =
+	    mongoc_collection_count_documents(c.assignments, filter, NULL, NULL, NULL, &error);
+	pl_err_t err = count < 0 ? mongo_fail("count assignments in flight", &error) : PL_OK;
+	if (err == PL_OK)
+		*n = (size_t)count;
+	bson_destroy(filter);
+	conn_close(fleet, &c);
+	return err;
+}
+
+pl_err_t fleet_delivery_started(fleet_t *fleet, const char *delivery_id, bool *started)
+{
+	fleet_assignment_t a;
+	claim_t held[HELD_MAX];
+	size_t n_held = 0;
+	unsigned slots = 0;
+	*started = false;
+	if (!str_ok(delivery_id, FLEET_STR_MAX)) {
+		set_errmsg("invalid deliveryId");
+		return PL_ERR_INVALID;
+	}
+	conn_t c = conn_open(fleet);
+	pl_err_t err = read_assignment(&c, delivery_id, &a);
+	if (err == PL_OK) {
+		*started = true;
+	} else if (err == PL_ERR_NOT_FOUND) {
+		err = held_claims(&c, delivery_id, 0, held, &n_held, &slots);
+		*started = err == PL_OK && n_held > 0;
+	}
+	conn_close(fleet, &c);
+	return err;
+}
+
 pl_err_t fleet_utilization(fleet_t *fleet, const char *owner_id, int year, int month,
                            int64_t now_ms, fleet_utilization_t *out)
 {

@@ -215,6 +215,19 @@ pl_err_t fleet_assign_within(fleet_t *fleet, const char *delivery_id, const char
 pl_err_t fleet_release(fleet_t *fleet, const char *delivery_id, const char *reason, int64_t now_ms,
                        fleet_assignment_t *out);
 
+/* *n = owner_id's assignments that hold a drone now (status "assigned"): one count command on
+ * assignments filtered by ownerId (the ownerId_assignedAt index) and status. PL_ERR_INVALID for
+ * an empty or invalid owner, else PL_OK or PL_ERR_TRANSIENT. (FerretDB 1.x with SQLite reads the
+ * collection in Go for this filter, fleet.h above; MongoDB uses the index.) */
+pl_err_t fleet_owner_in_flight(fleet_t *fleet, const char *owner_id, size_t *n);
+
+/* *started = delivery_id has already been decided or holds a drone: an assignment record of any
+ * status exists, or a claim left held for it by a crash (I3). For such a delivery fleet_assign
+ * claims nothing new (it returns what it has), so a limit on new claims must not refuse it.
+ * Reads by _id only (the assignment, then its holds slots and their claims).
+ * PL_ERR_INVALID for a bad id, else PL_OK or PL_ERR_TRANSIENT. */
+pl_err_t fleet_delivery_started(fleet_t *fleet, const char *delivery_id, bool *started);
+
 /* Reads the assignment of delivery_id. PL_ERR_NOT_FOUND when unknown or when it never held a
  * drone (released before one was assigned). */
 pl_err_t fleet_get_assignment(fleet_t *fleet, const char *delivery_id, fleet_assignment_t *out);

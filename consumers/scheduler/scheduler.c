@@ -15,9 +15,11 @@
 #include "area.h"
 #include "auth.h"
 #include "fleet.h"
+#include "hash.h"
 #include "httpq.h"
 #include "log.h"
 #include "mem.h"
+#include "quota.h"
 #include "scheduler.h"
 #include "timefmt.h"
 
@@ -37,19 +39,30 @@ const pl_cfg_opt_t scheduler_cfg[] = {
     {"DP_SCHEDULER_DB", PL_CFG_STR, "dronescheduler", 1, 63, .help = "database of the fleet"},
     {"DP_FLEET_SIZE", PL_CFG_INT, "1000", 1, FLEET_SIZE_MAX,
      .help = "drones seeded at start (drone-0001..); an existing fleet is kept"},
+    {"DP_OWNER_MAX_IN_FLIGHT", PL_CFG_INT, QUOTA_DEFAULT_MAX, 0, QUOTA_MAX,
+     .help = "deliveries of one owner that may hold drones at once; an AssignDrone over it is "
+             "refused (Failed, permanent) and claims nothing; 0 = no limit"},
     {NULL},
 };
 
 const char *const scheduler_topics[] = {"dronedelivery.drone.commands", NULL};
 
+/* Lanes whose owners hash to one stripe take turns counting and claiming (owner_lock), so the
+ * lanes of one process cannot together exceed the owner limit. */
+#define OWNER_STRIPES 64
+
 /* The handler runs on several stage lanes at once (main.c: concurrent); seeded is set once,
- * under seed_lock, by whichever lane seeds first. */
+ * under seed_lock, by whichever lane seeds first; owner_lock[i] guards the count-then-claim of
+ * the owners of stripe i (several processes sharing a fleet may still overshoot by the AssignDrones
+ * they count at the same moment). */
 typedef struct scheduler_svc {
 	fleet_t *fleet;
 	pl_area_t area; /* read-only after init */
 	pl_metric_family_t *m_refused;
 	const pl_auth_t *auth; /* borrowed from the service */
 	unsigned fleet_size;
+	int64_t owner_max; /* DP_OWNER_MAX_IN_FLIGHT, 0 = no limit */
+	pthread_mutex_t owner_lock[OWNER_STRIPES];
 	pthread_mutex_t seed_lock;
 	atomic_bool seeded;
 } scheduler_svc_t;
@@ -98,10 +111,14 @@ void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_si
 	svc->area = area;
 	svc->m_refused = pl_metrics_family(
 	    pl_metrics_default(), "dronepipe_scheduler_assignments_refused_total",
-	    "AssignDrone commands refused by the service-area rule (no drone claimed)",
+	    "AssignDrone commands refused (no drone claimed): by the service-area rule or the "
+	    "owner's in-flight limit (fault owner_quota)",
 	    PL_METRIC_COUNTER, "fault", NULL, 0);
 	svc->auth = env->auth;
 	svc->fleet_size = (unsigned)pl_cfg_int(env->cfg, "DP_FLEET_SIZE");
+	svc->owner_max = pl_cfg_int(env->cfg, "DP_OWNER_MAX_IN_FLIGHT");
+	for (size_t i = 0; i < OWNER_STRIPES; i++)
+		pthread_mutex_init(&svc->owner_lock[i], NULL);
 	pthread_mutex_init(&svc->seed_lock, NULL);
 	seed(svc); /* a server down now: the handler seeds before its first command */
 	return svc;
@@ -112,6 +129,8 @@ void scheduler_fini(void *state)
 	scheduler_svc_t *svc = state;
 	fleet_destroy(svc->fleet);
 	pthread_mutex_destroy(&svc->seed_lock);
+	for (size_t i = 0; i < OWNER_STRIPES; i++)
+		pthread_mutex_destroy(&svc->owner_lock[i]);
 	pl_free(svc);
 }
 
@@ -135,19 +154,25 @@ static json_t *geo(fleet_point_t p)
 	return json_pack("{s:f, s:f, s:f}", "latitude", p.lat, "longitude", p.lon, "altitude", 0.0);
 }
 
-/* Answers an AssignDrone the fleet can never fly (area.h) with a permanent DroneUnavailable
- * carrying the reason, before anything is claimed: the saga fails with it. */
-static pl_stage_outcome_t refuse(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, pl_area_fault_t fault,
-                                 const char *why, const char *cmd_id, const char *delivery_id,
-                                 json_int_t attempt)
+/* The refusal metric's label of an area fault. */
+static const char *area_fault_label(pl_area_fault_t fault)
 {
 	static const char *const faults[] = {"", "pickup_outside", "dropoff_outside",
 	                                     "route_too_long"};
-	const char *l[] = {faults[fault]};
+	return faults[fault];
+}
+
+/* Answers an AssignDrone the fleet can never fly (area.h), or one over its owner's in-flight
+ * limit (quota.h), with a permanent DroneUnavailable carrying the reason, before anything is
+ * claimed: the saga fails with it. why must be valid UTF-8 (outside text through pl_text_clean). */
+static pl_stage_outcome_t refuse(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, const char *fault,
+                                 const char *why, const char *cmd_id, const char *delivery_id,
+                                 json_int_t attempt)
+{
+	const char *l[] = {fault};
 	pl_metric_inc(pl_metric_get(svc->m_refused, l));
 	pl_log(PL_LOG_WARN, "assignment_refused",
-	       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id), PL_LS("fault", faults[fault])),
-	       "%s", why);
+	       PL_LOG_FIELDS(PL_LS("delivery_id", delivery_id), PL_LS("fault", fault)), "%s", why);
 	char id[37];
 	reply_id(cmd_id, "DroneUnavailable", id);
 	json_t *reply =
@@ -158,6 +183,27 @@ static pl_stage_outcome_t refuse(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, pl_a
 	    pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, "DroneUnavailable", reply, id);
 	json_decref(reply);
 	return pe == PL_OK ? PL_STAGE_OK : PL_STAGE_RETRY;
+}
+
+/* The owner's in-flight limit for a delivery about to be assigned: *refused (with the reason in
+ * why) when the owner already has svc->owner_max deliveries holding drones and this delivery is
+ * not one of them, nor decided before (a repeated AssignDrone gets what it has: fleet.h I4).
+ * The count comes first, one command; only an owner at the limit costs the second look. */
+static pl_err_t owner_over_limit(scheduler_svc_t *svc, const char *owner_id,
+                                 const char *delivery_id, char *why, size_t why_size, bool *refused)
+{
+	size_t n = 0;
+	bool started = false;
+	*refused = false;
+	pl_err_t e = fleet_owner_in_flight(svc->fleet, owner_id, &n);
+	if (e != PL_OK || !quota_exceeded(svc->owner_max, n))
+		return e;
+	e = fleet_delivery_started(svc->fleet, delivery_id, &started);
+	if (e == PL_OK && !started) {
+		*refused = true;
+		quota_reason(why, why_size, owner_id, n, svc->owner_max);
+	}
+	return e;
 }
 
 static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, const json_t *ev,
@@ -173,13 +219,32 @@ static pl_stage_outcome_t on_assign(pl_stage_ctx_t *ctx, scheduler_svc_t *svc, c
 	pl_area_fault_t fault = pl_area_check(&svc->area, pickup.lat, pickup.lon, dropoff.lat,
 	                                      dropoff.lon, why, sizeof(why));
 	if (fault != PL_AREA_OK)
-		return refuse(ctx, svc, fault, why, cmd_id, delivery_id, attempt);
+		return refuse(ctx, svc, area_fault_label(fault), why, cmd_id, delivery_id, attempt);
 	/* the drone's way to the pickup must fit what the route leaves of the range */
 	double reach_m = svc->area.range_m - fleet_route_m(pickup, pickup, dropoff);
+	const char *owner_id = json_string_value(json_object_get(ev, "ownerId"));
+	pthread_mutex_t *lock = NULL;
+	if (svc->owner_max > 0 && owner_id) {
+		lock = &svc->owner_lock[pl_hash_str64(owner_id) % OWNER_STRIPES];
+		pthread_mutex_lock(lock);
+		bool refused = false;
+		pl_err_t qe =
+		    owner_over_limit(svc, owner_id, delivery_id, why, sizeof(why), &refused);
+		if (qe == PL_ERR_TRANSIENT || refused) {
+			pthread_mutex_unlock(lock);
+			if (refused)
+				return refuse(ctx, svc, "owner_quota", why, cmd_id, delivery_id,
+				              attempt);
+			pl_stage_set_reason(ctx, qe, "fleet store: %s", fleet_errmsg());
+			return PL_STAGE_RETRY;
+		}
+		/* PL_ERR_INVALID (bad ids): fleet_assign_within below refuses them as before */
+	}
 	fleet_assignment_t a;
-	pl_err_t e = fleet_assign_within(svc->fleet, delivery_id,
-	                                 json_string_value(json_object_get(ev, "ownerId")), pickup,
-	                                 dropoff, reach_m, pl_now_ms(), &a);
+	pl_err_t e = fleet_assign_within(svc->fleet, delivery_id, owner_id, pickup, dropoff,
+	                                 reach_m, pl_now_ms(), &a);
+	if (lock)
+		pthread_mutex_unlock(lock);
 	if (e == PL_ERR_TRANSIENT) {
 		pl_stage_set_reason(ctx, e, "fleet store: %s", fleet_errmsg());
 		return PL_STAGE_RETRY;

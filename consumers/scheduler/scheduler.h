@@ -2,7 +2,8 @@
  * (dronedelivery.drone.commands) applied to the fleet (fleet.h), answered on
  * dronedelivery.drone.events with DroneAssigned / DroneUnavailable / DroneReleased (an
  * AssignDrone outside the service area or over the drone range, area.h, gets a permanent
- * DroneUnavailable with the reason and claims nothing);
+ * DroneUnavailable with the reason and claims nothing, and so does one whose owner already has
+ * DP_OWNER_MAX_IN_FLIGHT deliveries holding drones, quota.h, unless the delivery has its drone);
  * GET /api/dronedeliveries/{deliveryId} and /api/dronedeliveries/utilization.
  * Ownership: the service state owns the fleet. Thread rules: handler on the stage thread,
  * routes on HTTP threads; the fleet is thread-safe. */

@@ -522,7 +522,8 @@ static saga_outcome_t on_drone_unavailable(apply_t *a, saga_status_t s)
 		return ignore(a, "stale: answer to attempt %lld, attempt %lld is out",
 		              (long long)attempt, (long long)current);
 	if (json_is_true(json_object_get(a->in, "permanent"))) {
-		/* the scheduler will never fly it (service area, drone range): no retry */
+		/* the scheduler will not fly it (service area, drone range, the owner's
+		 * in-flight limit): no retry */
 		const char *why = jstr(a->in, "reason");
 		char reason[400];
 		snprintf(reason, sizeof(reason), "drone assignment refused: %s",

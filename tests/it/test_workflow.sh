@@ -18,6 +18,8 @@
 # Sizes: WF_IT_BULK_N (200), WF_IT_CRASH_N (400). The scheduler lists every available drone per
 # assignment (fleet.c list_available), so a run costs O(N x fleet): 1000 took ~130 s on 2 cores,
 # 2000 does not fit the ~5 min budget.
+# bulk, ferret and crash post every delivery for one owner: their schedulers run without the
+# per-owner limit (DP_OWNER_MAX_IN_FLIGHT=0; the limit itself is tests/it/test_quota.sh).
 set -uo pipefail
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/workflow.sh"
@@ -172,7 +174,7 @@ phase_done fleet5
 svc_stop "$workflow_pid"
 start_workflow wf-workflow-2 "${wf_long[@]}"
 stop_stores
-start_stores bulk $((bulk_n + 10))
+start_stores bulk $((bulk_n + 10)) DP_OWNER_MAX_IN_FLIGHT=0
 since=$(now_ms)
 t=$SECONDS
 post_many bulk "$bulk_n" "$wf_tmp/bulk.ids" || bad "bulk: $bulk_n POSTs -> 202"
@@ -258,7 +260,7 @@ phase_done bulk
 # --- ferret: the MongoDB-API server stopped for 10 s mid-run ---
 if [ -n "${DP_TEST_STACK_DIR:-}" ]; then
 	stop_stores
-	start_stores ferret 170
+	start_stores ferret 170 DP_OWNER_MAX_IN_FLIGHT=0
 	dlq_keys "$wf_tmp/dlqF0.keys"
 	since=$(now_ms)
 	# 150 deliveries posted over ~15 s; FerretDB stops once 20 are Scheduled, for 10 s
@@ -302,7 +304,7 @@ phase_done ferret
 
 # --- crash: kill -9 of the workflow during a run ---
 stop_stores
-start_stores crash $((crash_n + 30))
+start_stores crash $((crash_n + 30)) DP_OWNER_MAX_IN_FLIGHT=0
 dlq_keys "$wf_tmp/dlq2.keys"
 since=$(now_ms)
 t=$SECONDS
