@@ -20,7 +20,7 @@ flags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 targets=(
 	"validate|-Iproducers/ingress|producers/ingress/validate.c pipeline/area.c pipeline/cfg.c pipeline/geo.c pipeline/timefmt.c pipeline/mem.c pipeline/err.c pipeline/text.c|-ljansson -lm"
 	"http|-Ipipeline|pipeline/http_route.c pipeline/jsonw.c pipeline/text.c pipeline/mem.c|-ljansson -lm"
-	"auth||pipeline/auth.c pipeline/auth_jwt.c pipeline/mem.c pipeline/log.c pipeline/cfg.c pipeline/err.c|-ljwt -lgnutls -ljansson -lm -lpthread"
+	"auth||pipeline/auth.c pipeline/auth_jwt.c pipeline/mem.c pipeline/log.c pipeline/text.c pipeline/cfg.c pipeline/err.c|-ljwt -lgnutls -ljansson -lm -lpthread"
 	"avro|-Ibuild/gen -Itests|pipeline/avro.c pipeline/avro_view.c pipeline/avro_walk.c pipeline/avro_canon.c pipeline/jsonw.c pipeline/text.c pipeline/mem.c build/gen/schemas.c tests/oracle/avro_oracle.c|-lavro -ljansson -lm -lpthread"
 )
 
