@@ -69,11 +69,12 @@ stop_stores() {
 
 # post_many PHASE N OUTFILE [CONCURRENCY [PAUSE_S]] -> POSTs N deliveries (packageId pkg-PHASE-i),
 # appending each deliveryId to OUTFILE as soon as it is accepted (each worker pauses PAUSE_S after
-# a POST); fails when a POST did not get 202
+# a POST); fails when a POST did not get 202. Points are random in the demo city's box unless
+# WF_POINTS="PICKUP;DROPOFF" ("lat,lon;lat,lon") fixes them.
 post_many() {
 	: >"$3"
 	python3 - "$ingress_port" "$1" "$2" "$3" "${4:-6}" "${5:-0}" <<'PY'
-import http.client, json, random, sys, threading, time
+import http.client, json, os, random, sys, threading, time
 port, phase, n, out, conc, pause = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
 outf = open(out, "a")
 ids = [None] * n
@@ -87,8 +88,9 @@ def work():
         with lock:
             i = nxt[0]; nxt[0] += 1
         if i >= n: return
-        body = {"ownerId": "owner-" + phase, "pickupLocation": "%.5f,%.5f" % (47.5 + rnd.random() * 0.25, -122.45 + rnd.random() * 0.25),
-                "dropOffLocation": "%.5f,%.5f" % (47.5 + rnd.random() * 0.25, -122.45 + rnd.random() * 0.25),
+        fixed = os.environ.get("WF_POINTS", "").split(";")
+        body = {"ownerId": "owner-" + phase, "pickupLocation": fixed[0] if len(fixed) == 2 else "%.5f,%.5f" % (47.5 + rnd.random() * 0.25, -122.45 + rnd.random() * 0.25),
+                "dropOffLocation": fixed[1] if len(fixed) == 2 else "%.5f,%.5f" % (47.5 + rnd.random() * 0.25, -122.45 + rnd.random() * 0.25),
                 "pickupTime": 1795770000000 + i * 60000, "deadline": "in an hour", "confirmationRequired": "None",
                 "packageInfo": {"packageId": "pkg-%s-%d" % (phase, i), "size": "Small", "weight": 1.5, "tag": phase}}
         for attempt in range(5):
