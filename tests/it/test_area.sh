@@ -22,7 +22,7 @@ start_ingress
 start_workflow wf-area-workflow DP_WORKFLOW_ASSIGN_TIMEOUT_S=240 DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS=200 \
 	DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS=1000
 # whatever earlier tests left on the topics is worked off first, on a fleet of its own
-start_stores area-warmup 20
+start_stores area-warmup 500 # enough drones that leftovers of earlier suites need no retries
 wait_until 120 quiet $workflow_port $package_port $scheduler_port || bad "warm-up: pipeline at rest"
 stop_stores
 start_stores area 3 DP_DRONE_RANGE_M=30000

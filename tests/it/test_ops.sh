@@ -197,6 +197,9 @@ check "a third run redrives nothing" [ "$(json_get "$(cat "$out")" 'd["redriven"
 # their own, and the redrive selects them by it)
 C=dronedelivery.drone.events
 cmk=ops-fault-$$-$(date +%s%N)
+# the group of this filter first walks past the letters already there (none is selected)
+"$D" dlq redrive --topic "$C.dlq" --filter-error "$cmk" >/dev/null 2>&1
+check "a redrive whose filter selects nothing exits 0" [ $? = 0 ]
 "$F" dead "$C.dlq" "$C" 100 ck "schema: bad $cmk" schema
 "$D" dlq redrive --topic "$C.dlq" --filter-error "$cmk" --batch 20 --fault-exit-after-ack 2 >/dev/null 2>&1
 check "fault injection: redrive exits after 2 acknowledged batches, before the commit" [ $? = 9 ]
