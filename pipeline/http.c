@@ -15,8 +15,9 @@
  * the heartbeat thread sweeps the list about once a second and shuts down the socket of one past
  * it (MHD then closes it as a connection the client dropped). The clock starts at the accept,
  * restarts when a request completes (the idle time of a kept-alive connection) and again at the
- * next request line; a stream's connection is exempt once its headers are queued. A body announced larger than max_body is answered 413 before it is read (MHD then
- * closes the connection); a body without a length that grows past it closes the connection.
+ * next request line; a stream's connection is exempt once its headers are queued. A body announced
+ * larger than max_body is answered 413 before it is read (MHD then closes the connection); a body
+ * without a length that grows past it closes the connection.
  *
  * Streams live in http_stream.c (structs shared through http_int.h). */
 #include <arpa/inet.h>
@@ -358,7 +359,6 @@ static bool dispatch_lookup(pl_http_req_t *req)
 	return false;
 }
 
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -423,8 +423,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	pthread_mutex_unlock(&req->lock);
 	if (st == REQ_NEW && !req->resp_type) {
 		if (req->route->body == PL_HTTP_BODY_JSON && req->body_len > 0 &&
-		           !json_content_type(MHD_lookup_connection_value(
-		               conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		    !json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                                   MHD_HTTP_HEADER_CONTENT_TYPE))) {
 			pl_http_problem(req, 415, "Content-Type must be application/json", NULL);
 		} else {
 			req->route->handler(req, req->route->arg);
@@ -512,7 +512,8 @@ void pl_http__deadline_sweep(pl_http_server_t *s)
 	pthread_mutex_lock(&s->conns_lock);
 	for (pl_http_conn_t *hc = s->conns; hc; hc = hc->next) {
 		int64_t since = atomic_load(&hc->since_ms);
-		if (since >= PL_HTTP_NO_DEADLINE || now - since < (int64_t)s->opts.request_timeout_ms)
+		if (since >= PL_HTTP_NO_DEADLINE ||
+		    now - since < (int64_t)s->opts.request_timeout_ms)
 			continue;
 		/* MHD sees the connection end as if the client had dropped it. A suspended
 		 * connection notices when it is resumed (its answer then fails to send). */
@@ -684,8 +685,8 @@ pl_http_server_t *pl_http_server_start(const pl_http_opts_t *opts, const pl_http
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
 	    on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->opts.max_conn_per_ip,
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-	    MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2],
+	    MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(errstr, errstr_size, "cannot listen on %s:%u%s",
 		         opts->addr ? opts->addr : "127.0.0.1", opts->port,

@@ -28,7 +28,7 @@ enum req_state { REQ_NEW, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_ANSWERED };
 typedef struct pl_http_conn {
 	int fd;
 	atomic_int_least64_t since_ms; /* CLOCK_MONOTONIC start of the running deadline */
-	bool reused;                   /* a request completed on it: the next one restarts the clock */
+	bool reused; /* a request completed on it: the next one restarts the clock */
 	struct pl_http_conn *prev, *next;
 } pl_http_conn_t;
 
@@ -92,7 +92,7 @@ struct pl_http_server {
 	/* connections, for the request deadline (swept by the heartbeat thread) */
 	pthread_mutex_t conns_lock;
 	pl_http_conn_t *conns;
-	int64_t last_sweep_ms;       /* heartbeat thread only */
+	int64_t last_sweep_ms;                  /* heartbeat thread only */
 	atomic_int_least64_t last_limit_log_ms; /* rate of the "connection limit" log line */
 	bool quiesced;
 	/* streams: list, count, heartbeat thread */

@@ -111,8 +111,8 @@ size_t pl_http_problem_text(char **out, unsigned status, const char *detail,
 	PUT_LIT(&w, ",\"errors\":");
 	/* errors_json is the caller's array text: written only when it is one (else []) */
 	json_t *errors = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
-	char *etext = json_is_array(errors) ? pl_json_text(errors, PL_JSONW_INSERTION_ORDER, NULL)
-	                                    : NULL;
+	char *etext =
+	    json_is_array(errors) ? pl_json_text(errors, PL_JSONW_INSERTION_ORDER, NULL) : NULL;
 	json_decref(errors);
 	if (etext)
 		pl_jsonw_raw(&w, etext, strlen(etext));
@@ -135,7 +135,8 @@ unsigned pl_http_miss_text(const char *method, const char *path, const char *all
 	pl_text_clean(p, sizeof(p), path, strlen(path));
 	unsigned status = allow && allow[0] ? 405 : 404;
 	if (status == 405)
-		snprintf(detail, sizeof(detail), "%s is not allowed on %s; allowed: %s", m, p, allow);
+		snprintf(detail, sizeof(detail), "%s is not allowed on %s; allowed: %s", m, p,
+		         allow);
 	else
 		snprintf(detail, sizeof(detail), "no route for %s", p);
 	*len = pl_http_problem_text(out, status, detail, NULL);

@@ -49,7 +49,8 @@ void pl_httpq_json(pl_http_req_t *req, unsigned status, json_t *doc)
 	char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 	json_decref(doc);
 	if (!text) {
-		pl_log(PL_LOG_ERROR, "answer_not_built", PL_LOG_FIELDS(PL_LS("path", pl_http_path(req))),
+		pl_log(PL_LOG_ERROR, "answer_not_built",
+		       PL_LOG_FIELDS(PL_LS("path", pl_http_path(req))),
 		       "the JSON answer could not be built");
 		pl_http_problem(req, 500, "the answer could not be built", NULL);
 		return;

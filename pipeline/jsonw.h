@@ -10,8 +10,8 @@
  * double, so 47.5624 stays "47.5624" where json_dumps writes "47.562399999999997". Like
  * json_dumps, a real always shows a '.' or an exponent ("2.0", "1e20"), strings are escaped
  * the same way (", \ and control characters; other UTF-8 as is; a byte that is not UTF-8, which
- * a jansson string never holds but a builder's text may, is written as \ufffd), and keys are ordered by
- * their bytes, shorter first on a tie.
+ * a jansson string never holds but a builder's text may, is written as \ufffd), and keys are
+ * ordered by their bytes, shorter first on a tie.
  *
  * The builder (pl_jsonw_t) writes the same text piece by piece, for a caller that has no
  * jansson value to write (e.g. a record read straight from Avro bytes).

@@ -68,7 +68,8 @@ mongoc_client_pool_t *pl_mongo_pool_new(const char *uri_text, const char *db_nam
 	int connect_ms = connect_timeout_ms > 0 ? connect_timeout_ms : 2000;
 	uri_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, connect_ms);
 	uri_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, connect_ms);
-	uri_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, socket_timeout_ms > 0 ? socket_timeout_ms : 10000);
+	uri_default(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+	            socket_timeout_ms > 0 ? socket_timeout_ms : 10000);
 	if (!mongoc_uri_get_appname(uri))
 		mongoc_uri_set_appname(uri, appname);
 	mongoc_client_pool_t *pool = mongoc_client_pool_new(uri);

@@ -13,9 +13,9 @@
 /* A pool for uri_text. Unless the URI sets them: serverSelectionTimeoutMS and connectTimeoutMS
  * = connect_timeout_ms (2000 when 0), socketTimeoutMS = socket_timeout_ms (10000 when 0): a
  * down server fails a call in about connect_timeout_ms, one that stops answering in about
- * socket_timeout_ms; and appname. db_name is checked too (non-empty, <= 63 bytes, none of / \ . space " $).
- * On success *uri_out (caller destroys after the pool) and the pool are returned; on failure
- * NULL with the reason in errstr. */
+ * socket_timeout_ms; and appname. db_name is checked too (non-empty, <= 63 bytes, none of / \ .
+ * space " $). On success *uri_out (caller destroys after the pool) and the pool are returned; on
+ * failure NULL with the reason in errstr. */
 mongoc_client_pool_t *pl_mongo_pool_new(const char *uri_text, const char *db_name,
                                         const char *appname, int socket_timeout_ms,
                                         int connect_timeout_ms, mongoc_uri_t **uri_out,

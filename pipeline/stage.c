@@ -55,11 +55,11 @@ typedef struct part {
 	bool assigned;
 	bool paused;
 	int64_t resume_at_ms;
-	int attempt;          /* consecutive retries of retry_offset */
-	int64_t retry_offset; /* offset being retried, -1 none */
-	bool seek_pending;    /* the seek back to retry_offset failed: redo it before resuming */
-	int64_t last_ts_ms;   /* timestamp of the last record handled */
-	int64_t next_offset;  /* offset after the last record polled, -1 unknown */
+	int attempt;             /* consecutive retries of retry_offset */
+	int64_t retry_offset;    /* offset being retried, -1 none */
+	bool seek_pending;       /* the seek back to retry_offset failed: redo it before resuming */
+	int64_t last_ts_ms;      /* timestamp of the last record handled */
+	int64_t next_offset;     /* offset after the last record polled, -1 unknown */
 	int64_t retry_since_ms;  /* when retry_offset was first retried */
 	char retry_reason[256];  /* why retry_offset is retried (for /readyz) */
 	int64_t dlq_fail_offset; /* record whose dead letter was refused, -1 none ... */
@@ -696,8 +696,9 @@ static pl_err_t dead_letter(pl_stage_t *s, entry_t *e, const pl_record_t *r, pl_
 		room -= key_len;
 		if (value_len > room)
 			value_len = room;
-		snprintf(cut, sizeof(cut), "value %zu of %zu bytes, key %zu of %zu, headers 0 of %zu",
-		         value_len, r->value_len, key_len, r->key_len, nkept);
+		snprintf(cut, sizeof(cut),
+		         "value %zu of %zu bytes, key %zu of %zu, headers 0 of %zu", value_len,
+		         r->value_len, key_len, r->key_len, nkept);
 		h[n++] = (pl_header_t){"dp_truncated", cut, strlen(cut)};
 		pl_log(PL_LOG_WARN, "dead_letter_truncated",
 		       PL_LOG_FIELDS(PL_LS("topic", r->topic), PL_LI("partition", r->partition),
@@ -850,9 +851,9 @@ static pl_stage_outcome_t settle_outcome(pl_stage_ctx_t *ctx, pl_stage_outcome_t
 	if (out != PL_STAGE_RETRY || ctx->err == PL_OK || pl_err_retryable(ctx->err))
 		return out;
 	pl_log(PL_LOG_WARN, "retry_refused",
-	       PL_LOG_FIELDS(PL_LS("topic", ctx->record->topic),
-	                     PL_LI("partition", ctx->record->partition),
-	                     PL_LI("offset", ctx->record->offset), PL_LS("err", pl_err_str(ctx->err))),
+	       PL_LOG_FIELDS(
+	           PL_LS("topic", ctx->record->topic), PL_LI("partition", ctx->record->partition),
+	           PL_LI("offset", ctx->record->offset), PL_LS("err", pl_err_str(ctx->err))),
 	       "not retried (the same record would fail again), dead-lettered: %s", ctx->reason);
 	return PL_STAGE_DEAD;
 }
@@ -891,8 +892,9 @@ static void finish(pl_stage_t *s, entry_t *e, prepared_t *p, pl_stage_outcome_t 
 			atomic_store(&e->refused, (int)de);
 			out = PL_STAGE_RETRY;
 			char why[sizeof(ctx->reason) + 512];
-			int n = snprintf(why, sizeof(why), "its dead letter to %s.dlq was refused (%s): %s",
-			                 r->topic, pl_err_str(de), ctx->reason);
+			int n = snprintf(why, sizeof(why),
+			                 "its dead letter to %s.dlq was refused (%s): %s", r->topic,
+			                 pl_err_str(de), ctx->reason);
 			size_t len = n < 0 ? 0 : (size_t)n;
 			if (len >= sizeof(ctx->reason))
 				len = sizeof(ctx->reason) - 1;
@@ -1128,8 +1130,9 @@ static void update_health(pl_stage_t *s)
 			continue;
 		oldest = p->retry_since_ms;
 		bool dlq = p->dlq_fail_offset == p->retry_offset;
-		snprintf(text, sizeof(text), "%s[%d] held at offset %lld for %llds (%d tries): %s%s",
-		         p->topic, p->partition, (long long)p->retry_offset,
+		snprintf(text, sizeof(text),
+		         "%s[%d] held at offset %lld for %llds (%d tries): %s%s", p->topic,
+		         p->partition, (long long)p->retry_offset,
 		         (long long)((now - p->retry_since_ms) / 1000), p->attempt + 1,
 		         dlq ? "dead letter refused; " : "", p->retry_reason);
 	}

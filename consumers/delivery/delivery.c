@@ -70,7 +70,8 @@ void *delivery_init(const pl_service_env_t *env, char *errstr, size_t errstr_siz
 	                                 PL_METRIC_COUNTER, "kind,outcome", NULL, 0);
 	d->m_store_failures = pl_metrics_family(
 	    pl_metrics_default(), "dronepipe_delivery_store_failures_total",
-	    "store calls that failed for now and are retried with backoff, by reason (oom: Redis is "
+	    "store calls that failed for now and are retried with backoff, by reason (oom: Redis "
+	    "is "
 	    "out of memory and refuses writes; unavailable: unreachable, timed out or busy)",
 	    PL_METRIC_COUNTER, "reason", NULL, 0);
 	if (store_subscribe(store, live_changed, d, errstr, errstr_size) != PL_OK) {
@@ -249,9 +250,9 @@ static bool prepare_telemetry(const dlv_t *d, pl_stage_ctx_t *ctx, const pl_avro
 	                   .event_id = str_field(v, x[TM_EVENT_ID]),
 	                   .phase = str_field(v, x[TM_PHASE]),
 	                   .drone_id = str_field(v, x[TM_DRONE_ID])};
-	const char *missing = !op->delivery_id                            ? "deliveryId"
-	                      : !int_field(v, x[TM_SEQ], &op->seq)        ? "seq"
-	                      : !int_field(v, x[TM_TIME], &op->time)      ? "time"
+	const char *missing = !op->delivery_id                                  ? "deliveryId"
+	                      : !int_field(v, x[TM_SEQ], &op->seq)              ? "seq"
+	                      : !int_field(v, x[TM_TIME], &op->time)            ? "time"
 	                      : !real_field(v, x[TM_LATITUDE], &op->latitude)   ? "latitude"
 	                      : !real_field(v, x[TM_LONGITUDE], &op->longitude) ? "longitude"
 	                                                                        : NULL;
@@ -266,10 +267,12 @@ static bool prepare_telemetry(const dlv_t *d, pl_stage_ctx_t *ctx, const pl_avro
 	char reason[256] = "", when[32];
 	if (op->seq < 0 || op->seq > d->seq_max)
 		snprintf(reason, sizeof(reason),
-		         "telemetry seq %" PRId64 " is %s (DP_TELEMETRY_SEQ_MAX %" PRId64 ")", op->seq,
-		         op->seq < 0 ? "negative" : "beyond any plausible flight", d->seq_max);
+		         "telemetry seq %" PRId64 " is %s (DP_TELEMETRY_SEQ_MAX %" PRId64 ")",
+		         op->seq, op->seq < 0 ? "negative" : "beyond any plausible flight",
+		         d->seq_max);
 	else if (pl_time_format(op->time, when) != PL_OK)
-		snprintf(reason, sizeof(reason), "telemetry time %" PRId64 " is not a date", op->time);
+		snprintf(reason, sizeof(reason), "telemetry time %" PRId64 " is not a date",
+		         op->time);
 	else if (op->time > pl_now_ms() + TM_AHEAD_MAX_MS)
 		snprintf(reason, sizeof(reason),
 		         "telemetry time %s is more than 24 h ahead of this service's clock", when);

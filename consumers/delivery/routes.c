@@ -272,7 +272,7 @@ static void on_summary(pl_http_req_t *req, void *arg)
  * style, no frame may embed it (clickjacking), no MIME sniffing, no referrer (its URL holds the
  * deliveryId). */
 #define TRACK_CSP                                                                                  \
-	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src "   \
+	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src "    \
 	"data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 static void track_respond(pl_http_req_t *req, const char *type, const char *body)

@@ -86,8 +86,8 @@ typedef struct store_op {
 	const char *stage, *owner_id;
 	int64_t version, requested_at; /* requestedAt: ms since the epoch (summary month) */
 	/* both: time (ms since the epoch) of the event, for its expiry */
-	const char *event_json;        /* the event as JSON text (the full snapshot) */
-	const char *entry_json;        /* its history entry (status_history_entry) */
+	const char *event_json; /* the event as JSON text (the full snapshot) */
+	const char *entry_json; /* its history entry (status_history_entry) */
 	int64_t time;
 	/* telemetry */
 	int64_t seq;
@@ -96,7 +96,7 @@ typedef struct store_op {
 	/* out */
 	pl_err_t err; /* PL_OK: the record ran, applied says whether it was newer */
 	bool applied;
-	bool expired; /* not applied: its time is retention or more in the past */
+	bool expired;     /* not applied: its time is retention or more in the past */
 	char errstr[256]; /* why, when err != PL_OK */
 } store_op_t;
 

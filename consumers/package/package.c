@@ -44,12 +44,10 @@ typedef struct package_svc {
 void *package_init(const pl_service_env_t *env, char *errstr, size_t errstr_size,
                    bool *config_error)
 {
-	package_store_t *store =
-	    package_store_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
-	                      pl_cfg_str(env->cfg, "DP_PACKAGE_DB"),
-	                      (int)pl_cfg_int(env->cfg, "DP_MONGO_TIMEOUT_MS"),
-	                      (int)pl_cfg_int(env->cfg, "DP_MONGO_CONNECT_TIMEOUT_MS"), errstr,
-	                      errstr_size);
+	package_store_t *store = package_store_new(
+	    pl_cfg_str(env->cfg, "DP_MONGO_URI"), pl_cfg_str(env->cfg, "DP_PACKAGE_DB"),
+	    (int)pl_cfg_int(env->cfg, "DP_MONGO_TIMEOUT_MS"),
+	    (int)pl_cfg_int(env->cfg, "DP_MONGO_CONNECT_TIMEOUT_MS"), errstr, errstr_size);
 	if (!store) {
 		*config_error = true;
 		return NULL;
@@ -155,9 +153,9 @@ pl_stage_outcome_t package_handle(pl_stage_ctx_t *ctx, const pl_record_t *record
 		/* the command's own packageId (a copy may have been refused for its length) */
 		const char *asked = json_string_value(json_object_get(ev, "packageId"));
 		reply = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "eventId", id, "deliveryId",
-		                  delivery_id, "causationId", cmd_id, "packageId", asked ? asked : "",
-		                  "reason", reason[0] ? reason : pl_err_str(e), "rejectedAt",
-		                  (json_int_t)pkg.created_at_ms);
+		                  delivery_id, "causationId", cmd_id, "packageId",
+		                  asked ? asked : "", "reason", reason[0] ? reason : pl_err_str(e),
+		                  "rejectedAt", (json_int_t)pkg.created_at_ms);
 	}
 	pl_err_t pe = pl_stage_produce_event(ctx, TOPIC_EVENTS, delivery_id, reply_type, reply, id);
 	json_decref(reply);

@@ -75,8 +75,8 @@ static void probe_ping(void *fleet)
 	fleet_ping(fleet); /* notes its outcome */
 }
 
-fleet_t *fleet_new(const char *uri_text, const char *db_name, int timeout_ms, int connect_timeout_ms,
-                   char *errstr, size_t errstr_size)
+fleet_t *fleet_new(const char *uri_text, const char *db_name, int timeout_ms,
+                   int connect_timeout_ms, char *errstr, size_t errstr_size)
 {
 	fleet_t *fleet;
 	mongoc_uri_t *uri = NULL;

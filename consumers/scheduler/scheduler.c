@@ -97,11 +97,10 @@ void *scheduler_init(const pl_service_env_t *env, char *errstr, size_t errstr_si
 		*config_error = true;
 		return NULL;
 	}
-	fleet_t *fleet = fleet_new(pl_cfg_str(env->cfg, "DP_MONGO_URI"),
-	                           pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"),
-	                           (int)pl_cfg_int(env->cfg, "DP_MONGO_TIMEOUT_MS"),
-	                           (int)pl_cfg_int(env->cfg, "DP_MONGO_CONNECT_TIMEOUT_MS"), errstr,
-	                           errstr_size);
+	fleet_t *fleet = fleet_new(
+	    pl_cfg_str(env->cfg, "DP_MONGO_URI"), pl_cfg_str(env->cfg, "DP_SCHEDULER_DB"),
+	    (int)pl_cfg_int(env->cfg, "DP_MONGO_TIMEOUT_MS"),
+	    (int)pl_cfg_int(env->cfg, "DP_MONGO_CONNECT_TIMEOUT_MS"), errstr, errstr_size);
 	if (!fleet) {
 		*config_error = true;
 		return NULL;

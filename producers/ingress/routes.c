@@ -186,10 +186,11 @@ void ingress_answer_pending(ingress_t *ing)
 		if (!p)
 			return;
 		if (!atomic_exchange(&p->answered, true)) {
-			answer_unavailable(ing, p->req, "shutdown",
-			                   "the service is shutting down before Kafka acknowledged "
-			                   "the request; it may or may not be recorded: retry with the "
-			                   "same Idempotency-Key to be safe");
+			answer_unavailable(
+			    ing, p->req, "shutdown",
+			    "the service is shutting down before Kafka acknowledged "
+			    "the request; it may or may not be recorded: retry with the "
+			    "same Idempotency-Key to be safe");
 			atomic_fetch_sub(&ing->inflight, 1);
 		}
 		pending_release(p);
@@ -410,8 +411,9 @@ static void on_create(pl_http_req_t *req, void *arg)
 		pl_http_problem(req, 400,
 		                "the Idempotency-Key header must be 1 to " IDEMPOTENCY_KEY_MAX_TEXT
 		                " bytes of UTF-8 text without control characters",
-		                "[{\"field\":\"Idempotency-Key\",\"reason\":\"must be 1 to "
-		                IDEMPOTENCY_KEY_MAX_TEXT " bytes of UTF-8 text without control "
+		                "[{\"field\":\"Idempotency-Key\",\"reason\":\"must be 1 "
+		                "to " IDEMPOTENCY_KEY_MAX_TEXT
+		                " bytes of UTF-8 text without control "
 		                "characters\"}]");
 		return;
 	}
@@ -587,10 +589,11 @@ bool ingress_init(ingress_t *ing, const pl_cfg_t *cfg, pl_producer_t *producer,
 	ing->ack_timeout_ms = pl_cfg_int(cfg, "DP_INGRESS_ACK_TIMEOUT_MS");
 	int64_t request_timeout = pl_cfg_int(cfg, "DP_HTTP_REQUEST_TIMEOUT_MS");
 	if (ing->ack_timeout_ms >= request_timeout) {
-		snprintf(errstr, errstr_size,
-		         "DP_INGRESS_ACK_TIMEOUT_MS (%lld) must be below DP_HTTP_REQUEST_TIMEOUT_MS "
-		         "(%lld): a request waiting for Kafka would be cut off before its answer",
-		         (long long)ing->ack_timeout_ms, (long long)request_timeout);
+		snprintf(
+		    errstr, errstr_size,
+		    "DP_INGRESS_ACK_TIMEOUT_MS (%lld) must be below DP_HTTP_REQUEST_TIMEOUT_MS "
+		    "(%lld): a request waiting for Kafka would be cut off before its answer",
+		    (long long)ing->ack_timeout_ms, (long long)request_timeout);
 		return false;
 	}
 	pthread_mutex_init(&ing->pending_lock, NULL);

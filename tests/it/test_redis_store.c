@@ -331,7 +331,7 @@ static void test_expiry(dlv_store_t *st)
 	pl_time_format(T0, when);
 	keys_summary("owner-it", atoi(when), atoi(when + 5), ksum, err, sizeof(err));
 	store_op_t ops[3];
-	op_lifecycle(&ops[0], a, 1); /* time T0 + 60 s */
+	op_lifecycle(&ops[0], a, 1);  /* time T0 + 60 s */
 	op_telemetry(&ops[1], a, 30); /* time T0 + 30 s: older, the expiry stays */
 	store_apply(st, ops, 2);
 	long long want = T0 + 60000 + RETENTION_S * 1000;
@@ -431,7 +431,7 @@ static char *config_get(const char *name)
 {
 	redisReply *r = redisCommand(rc, "CONFIG GET %s", name);
 	char *v = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? strdup(r->element[1]->str)
-	                                                                 : NULL;
+	                                                                : NULL;
 	freeReplyObject(r);
 	return v;
 }

@@ -1086,7 +1086,8 @@ static void d_dlq_fn(const rd_kafka_message_t *m, void *arg)
 		c->truncated_ok += ok;
 		if (!ok)
 			printf("  big record's dead letter: %zu bytes, class %s, dp_truncated %s\n",
-			       m->len, cls, header(m, "dp_truncated", cut, sizeof(cut)) ? cut : "-");
+			       m->len, cls,
+			       header(m, "dp_truncated", cut, sizeof(cut)) ? cut : "-");
 		return;
 	}
 	bool want_schema = strncmp(r->key, "unbuildable-", 12) == 0;
@@ -1151,9 +1152,9 @@ static bool scenario_d(void)
 			    pl_avro_schema_get(registry, "DeliveryCancelRequested");
 			char event_id[32], err[256];
 			snprintf(event_id, sizeof(event_id), "ev-%d", i);
-			json_t *ev = json_pack("{s:s, s:s, s:I}", "eventId", event_id, "deliveryId",
-			                       recs[i].key, "requestedAt",
-			                       (json_int_t)1700000000000 + i);
+			json_t *ev =
+			    json_pack("{s:s, s:s, s:I}", "eventId", event_id, "deliveryId",
+			              recs[i].key, "requestedAt", (json_int_t)1700000000000 + i);
 			pl_free(recs[i].value);
 			pl_avro_encode(schema, ev, &recs[i].value, &recs[i].len, err, sizeof(err));
 			json_decref(ev);
@@ -1192,8 +1193,9 @@ static bool scenario_d(void)
 		seen = d_ready_state(ready_path, &ready, reason, sizeof(reason), &dlq_failures) &&
 		       !ready && strstr(reason, "dead letter refused") && dlq_failures >= 1;
 	}
-	CHECK(seen, "with no %s: want /readyz not ready naming a refused dead letter and the "
-	            "failures counted; got ready=%d reason=%s failures=%g",
+	CHECK(seen,
+	      "with no %s: want /readyz not ready naming a refused dead letter and the "
+	      "failures counted; got ready=%d reason=%s failures=%g",
 	      dlq, ready, reason, dlq_failures);
 	printf("  readyz while %s is missing: %s", dlq, reason);
 	/* phase 2: the .dlq topic appears; every record passes */

@@ -660,7 +660,8 @@ static void test_server_down(void)
 	fleet_assignment_t a;
 	fleet_point_t pt = {47.6, -122.3};
 	double total, t;
-	package_store_t *store = package_store_new(DOWN_URI, "packages", 0, 0, errstr, sizeof errstr);
+	package_store_t *store =
+	    package_store_new(DOWN_URI, "packages", 0, 0, errstr, sizeof errstr);
 	fleet_t *fleet = fleet_new(DOWN_URI, "dronescheduler", 0, 0, errstr, sizeof errstr);
 	CHECK(store && fleet, "new on a closed port: %s", errstr);
 	if (!store || !fleet)

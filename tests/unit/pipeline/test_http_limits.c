@@ -141,8 +141,8 @@ static fixture_t start(unsigned conn_per_ip, unsigned streams_per_ip, unsigned t
 	                    .max_streams_per_ip = streams_per_ip,
 	                    .request_timeout_ms = timeout_ms};
 	char err[256];
-	f.server = pl_http_server_start(&o, routes, sizeof(routes) / sizeof(routes[0]), err,
-	                                sizeof(err));
+	f.server =
+	    pl_http_server_start(&o, routes, sizeof(routes) / sizeof(routes[0]), err, sizeof(err));
 	assert_non_null(f.server);
 	f.port = pl_http_port(f.server);
 	return f;
@@ -198,7 +198,8 @@ static void slow_sender_cut_at_deadline(void **state)
 	fixture_t f = start(0, 0, 400);
 	int fd = dial(f.port, "127.0.0.1");
 	int64_t t0 = mono_ms();
-	const char *req = "GET /ok HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	const char *req =
+	    "GET /ok HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 	bool closed = false;
 	for (size_t i = 0; req[i] && !closed && mono_ms() - t0 < 5000; i++) {
 		char one[2] = {req[i], 0};

@@ -59,8 +59,8 @@ static void detail_any_bytes(void **state)
 {
 	(void)state;
 	char detail[PL_HTTP_DETAIL_MAX * 3];
-	const char *parts[] = {"\xF0\x9F\x9A\x81", "\xFF", "\xC3", "\r\n", "\x00", "\xED\xA0\x80",
-	                       "a"};
+	const char *parts[] = {"\xF0\x9F\x9A\x81", "\xFF", "\xC3", "\r\n", "\x00",
+	                       "\xED\xA0\x80",     "a"};
 	srand(4242);
 	for (int round = 0; round < 3000; round++) {
 		size_t n = 0, want = (size_t)rand() % (sizeof(detail) - 8);

@@ -328,7 +328,6 @@ static void test_integer_text(void **state)
 	}
 }
 
-
 /* The builder is given any bytes (a record's or a request's text): what is not UTF-8 is written
  * as \ufffd, so the text is always JSON, and valid UTF-8 is kept as is. */
 static void test_builder_string_any_bytes(void **state)

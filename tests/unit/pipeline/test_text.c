@@ -31,16 +31,33 @@ static void utf8_classes(void **state)
 {
 	(void)state;
 	/* well-formed: 1..4 bytes, the edges of each range */
-	const char *good[] = {"a", "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF",
-	                      "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF"};
+	const char *good[] = {"a",
+	                      "\xC2\x80",
+	                      "\xDF\xBF",
+	                      "\xE0\xA0\x80",
+	                      "\xED\x9F\xBF",
+	                      "\xEF\xBF\xBF",
+	                      "\xF0\x90\x80\x80",
+	                      "\xF4\x8F\xBF\xBF"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
 		assert_true(pl_text_utf8_valid(good[i], strlen(good[i])));
 	/* ill-formed: lone continuation, overlong 2/3/4-byte, surrogate, above U+10FFFF,
 	 * bytes that never occur, truncated sequences */
-	const char *bad[] = {"\x80",         "\xBF",         "\xC0\x80",     "\xC1\xBF",
-	                     "\xE0\x9F\xBF", "\xF0\x8F\xBF\xBF", "\xED\xA0\x80", "\xED\xBF\xBF",
-	                     "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xFE", "\xFF",
-	                     "\xC3",         "\xE2\x82",     "\xF0\x9F\x9A"};
+	const char *bad[] = {"\x80",
+	                     "\xBF",
+	                     "\xC0\x80",
+	                     "\xC1\xBF",
+	                     "\xE0\x9F\xBF",
+	                     "\xF0\x8F\xBF\xBF",
+	                     "\xED\xA0\x80",
+	                     "\xED\xBF\xBF",
+	                     "\xF4\x90\x80\x80",
+	                     "\xF5\x80\x80\x80",
+	                     "\xFE",
+	                     "\xFF",
+	                     "\xC3",
+	                     "\xE2\x82",
+	                     "\xF0\x9F\x9A"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		assert_false(pl_text_utf8_valid(bad[i], strlen(bad[i])));
 		char out[64];
@@ -120,7 +137,8 @@ static void clean_random_bytes(void **state)
 		unsigned char src[96];
 		size_t len = (size_t)rand() % sizeof(src);
 		for (size_t i = 0; i < len; i++)
-			src[i] = (unsigned char)(rand() % 4 == 0 ? 0x80 + rand() % 0x80 : rand() % 256);
+			src[i] =
+			    (unsigned char)(rand() % 4 == 0 ? 0x80 + rand() % 0x80 : rand() % 256);
 		size_t size = 1 + (size_t)rand() % 200;
 		char *out = pl_malloc(size);
 		size_t n = pl_text_clean(out, size, (const char *)src, len);
