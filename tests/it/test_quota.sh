@@ -18,14 +18,7 @@ trap stop_children EXIT
 run_id=$(date +%s)
 db=wfsch_quota_$run_id
 start_ingress
-# whatever earlier tests left on the topics is worked off first, on a fleet of its own, by a
-# workflow that gives up on an assignment after 8 s (as test_workflow's warm-up does)
-start_workflow wf-quota-warmup-workflow DP_WORKFLOW_ASSIGN_TIMEOUT_S=8 DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS=200 \
-	DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS=1000
-start_stores quota-warmup 500
-wait_until 240 quiet $workflow_port $package_port $scheduler_port || bad "warm-up: pipeline at rest"
-stop_stores
-svc_stop "$workflow_pid"
+warm_up quota
 start_workflow wf-quota-workflow DP_WORKFLOW_ASSIGN_TIMEOUT_S=240 DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS=200 \
 	DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS=1000
 start_stores quota 10 DP_OWNER_MAX_IN_FLIGHT=3

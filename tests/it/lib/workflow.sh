@@ -47,6 +47,17 @@ start_workflow() {
 		DP_RETRY_BACKOFF_MAX_MS=2000 DP_STATS_INTERVAL_MS=1000 "$@"
 	wait_until 60 ready $workflow_port || bad "workflow ready ($log)"
 }
+# warm_up NAME -> whatever earlier suites left on the topics is worked off, on a fleet of its own
+# (500 drones) by a workflow that gives up an assignment after 8 s; then that workflow and those
+# stores are stopped, and the suite starts its own
+warm_up() {
+	start_workflow "wf-$1-warmup-workflow" DP_WORKFLOW_ASSIGN_TIMEOUT_S=8 \
+		DP_WORKFLOW_ASSIGN_BACKOFF_MIN_MS=200 DP_WORKFLOW_ASSIGN_BACKOFF_MAX_MS=1000
+	start_stores "$1-warmup" 500
+	wait_until 240 quiet $workflow_port $package_port $scheduler_port || bad "warm-up: pipeline at rest"
+	stop_stores
+	svc_stop "$workflow_pid"
+}
 # start_stores PHASE FLEET [ENV...] -> package and scheduler (with ENV) on databases of their own
 # for the phase
 start_stores() {
